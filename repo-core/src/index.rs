@@ -1,0 +1,379 @@
+//! The index: which pack holds each blob.
+//!
+//! On storage, `index/<id>` files are sealed objects of kind `I` whose payload is
+//! `supersedes count (u32) || ids (32 each) || pack count (u32) || per pack: pack id (32) ||
+//! record list` (see [`crate::pack::encode_records`]). Index files are immutable; maintenance
+//! replaces them by writing a new file that lists the old ones in `supersedes`.
+//!
+//! In memory, [`Index`] keeps one 44-byte [`Entry`] per blob in a sorted vector (plus the
+//! pack table, 32 bytes per pack), so a repository of a million 1 MiB blobs (1 TiB) costs
+//! about 46 MB of RAM. Blob lengths after decompression are not kept: the trees that
+//! reference data record them.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::blob::BlobKind;
+use crate::format::{self, Kind};
+use crate::pack::{decode_records, encode_records, BlobRecord};
+use crate::{BlobId, Error, MasterKey, ObjectId, Result};
+
+/// One index file's content.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexFile {
+    /// Index files this one replaces (written by maintenance).
+    pub supersedes: Vec<ObjectId>,
+    /// Packs and the blobs in each.
+    pub packs: Vec<(ObjectId, Vec<BlobRecord>)>,
+}
+
+/// Storage key of an index file.
+pub fn index_key(id: &ObjectId) -> String {
+    format!("index/{id}")
+}
+
+impl IndexFile {
+    /// The unsealed payload.
+    pub fn encode_payload(&self) -> Vec<u8> {
+        let n: usize = self.packs.iter().map(|(_, r)| 36 + r.len() * 48).sum();
+        let mut out = Vec::with_capacity(8 + self.supersedes.len() * 32 + n);
+        out.extend_from_slice(&(self.supersedes.len() as u32).to_le_bytes());
+        for s in &self.supersedes {
+            out.extend_from_slice(&s.0);
+        }
+        out.extend_from_slice(&(self.packs.len() as u32).to_le_bytes());
+        for (pack, records) in &self.packs {
+            out.extend_from_slice(&pack.0);
+            encode_records(records, &mut out);
+        }
+        out
+    }
+
+    /// Decodes a payload; every count is checked against the bytes left before allocating.
+    pub fn decode_payload(b: &[u8], object: &str) -> Result<Self> {
+        let bad = |e: String| Error::corrupt(object, e);
+        let read_u32 = |b: &[u8]| -> Result<u32> {
+            b.get(..4)
+                .map(|x| u32::from_le_bytes(x.try_into().expect("4 bytes")))
+                .ok_or_else(|| Error::corrupt(object, "index file truncated"))
+        };
+        let n_sup = read_u32(b)? as usize;
+        let mut rest = &b[4..];
+        if n_sup.saturating_mul(32) > rest.len() {
+            return Err(bad(format!("{n_sup} superseded ids do not fit")));
+        }
+        let supersedes = rest[..n_sup * 32]
+            .chunks_exact(32)
+            .map(|c| ObjectId::from_slice(c).expect("32 bytes"))
+            .collect();
+        rest = &rest[n_sup * 32..];
+        let n_packs = read_u32(rest)? as usize;
+        rest = &rest[4..];
+        if n_packs.saturating_mul(36) > rest.len() {
+            return Err(bad(format!("{n_packs} packs do not fit")));
+        }
+        let mut packs = Vec::with_capacity(n_packs);
+        for _ in 0..n_packs {
+            let pack = ObjectId::from_slice(
+                rest.get(..32)
+                    .ok_or_else(|| bad("truncated pack id".into()))?,
+            )
+            .expect("32 bytes");
+            let (records, r) = decode_records(&rest[32..]).map_err(bad)?;
+            packs.push((pack, records));
+            rest = r;
+        }
+        if !rest.is_empty() {
+            return Err(bad("trailing bytes after the last pack".into()));
+        }
+        Ok(IndexFile { supersedes, packs })
+    }
+
+    /// The sealed object and its id.
+    pub fn seal(&self, key: &MasterKey) -> (ObjectId, Vec<u8>) {
+        let bytes = format::seal_object(key, Kind::Index, &self.encode_payload());
+        (ObjectId::of(&bytes), bytes)
+    }
+
+    /// Opens a sealed index file.
+    pub fn open(key: &MasterKey, bytes: &[u8], object: &str) -> Result<Self> {
+        let payload = format::open_object(key, Kind::Index, bytes, object)?;
+        Self::decode_payload(&payload, object)
+    }
+}
+
+/// Where a blob is, as the in-memory index keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub pack: ObjectId,
+    pub kind: BlobKind,
+    pub offset: u32,
+    pub stored_len: u32,
+}
+
+/// One in-memory entry: 44 bytes.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+struct Entry {
+    id: [u8; 32],
+    pack: u32,
+    offset: u32,
+    /// Stored length in the low 31 bits, blob kind in the top bit.
+    len_kind: u32,
+}
+
+const KIND_BIT: u32 = 1 << 31;
+
+impl Entry {
+    fn new(r: &BlobRecord, pack: u32) -> Self {
+        let kind_bit = if r.kind == BlobKind::Tree {
+            KIND_BIT
+        } else {
+            0
+        };
+        Entry {
+            id: r.id.0,
+            pack,
+            offset: r.offset,
+            len_kind: (r.stored_len & !KIND_BIT) | kind_bit,
+        }
+    }
+}
+
+/// Above this many unsorted additions the index merges them into the sorted table, so the
+/// hash map of recent additions never dominates memory.
+const MERGE_MIN: usize = 64 * 1024;
+
+/// The in-memory index.
+#[derive(Default)]
+pub struct Index {
+    packs: Vec<ObjectId>,
+    pack_numbers: HashMap<ObjectId, u32>,
+    /// Sorted by id, no duplicates.
+    sorted: Vec<Entry>,
+    /// Added since the last merge.
+    recent: HashMap<[u8; 32], Entry>,
+    /// Blobs condemned by a published GC plan: readable, but never deduplicated against.
+    condemned: HashSet<BlobId>,
+}
+
+impl Index {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn pack_number(&mut self, pack: ObjectId) -> u32 {
+        if let Some(&n) = self.pack_numbers.get(&pack) {
+            return n;
+        }
+        let n = self.packs.len() as u32;
+        self.packs.push(pack);
+        self.pack_numbers.insert(pack, n);
+        n
+    }
+
+    /// Adds every blob of an index file (or a pack). A blob already indexed keeps its
+    /// first location.
+    pub fn add_pack(&mut self, pack: ObjectId, records: &[BlobRecord]) {
+        let n = self.pack_number(pack);
+        for r in records {
+            if self.find(&r.id).is_none() {
+                self.recent.insert(r.id.0, Entry::new(r, n));
+            }
+        }
+        if self.recent.len() >= MERGE_MIN.max(self.sorted.len() / 8) {
+            self.merge();
+        }
+    }
+
+    /// Moves recent additions into the sorted table.
+    pub fn merge(&mut self) {
+        if self.recent.is_empty() {
+            return;
+        }
+        let mut add: Vec<Entry> = self.recent.drain().map(|(_, e)| e).collect();
+        add.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let old = std::mem::take(&mut self.sorted);
+        let mut merged = Vec::with_capacity(old.len() + add.len());
+        let (mut i, mut j) = (0, 0);
+        while i < old.len() && j < add.len() {
+            match old[i].id.cmp(&add[j].id) {
+                std::cmp::Ordering::Less => {
+                    merged.push(old[i]);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    merged.push(add[j]);
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    merged.push(old[i]);
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        merged.extend_from_slice(&old[i..]);
+        merged.extend_from_slice(&add[j..]);
+        self.sorted = merged;
+    }
+
+    fn find(&self, id: &BlobId) -> Option<&Entry> {
+        if let Some(e) = self.recent.get(&id.0) {
+            return Some(e);
+        }
+        self.sorted
+            .binary_search_by(|e| e.id.cmp(&id.0))
+            .ok()
+            .map(|i| &self.sorted[i])
+    }
+
+    /// Where a blob is stored, condemned or not (readers may still read condemned blobs
+    /// until maintenance sweeps them).
+    pub fn lookup(&self, id: &BlobId) -> Option<Location> {
+        self.find(id).map(|e| Location {
+            pack: self.packs[e.pack as usize],
+            kind: if e.len_kind & KIND_BIT != 0 {
+                BlobKind::Tree
+            } else {
+                BlobKind::Data
+            },
+            offset: e.offset,
+            stored_len: e.len_kind & !KIND_BIT,
+        })
+    }
+
+    /// Whether a writer may deduplicate against this blob: indexed and not condemned.
+    pub fn has_for_dedup(&self, id: &BlobId) -> bool {
+        self.find(id).is_some() && !self.condemned.contains(id)
+    }
+
+    /// Replaces the set of condemned blobs.
+    pub fn set_condemned(&mut self, condemned: HashSet<BlobId>) {
+        self.condemned = condemned;
+    }
+
+    /// Number of distinct blobs.
+    pub fn len(&self) -> usize {
+        self.sorted.len() + self.recent.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// All indexed packs.
+    pub fn packs(&self) -> &[ObjectId] {
+        &self.packs
+    }
+
+    /// Every blob with its location, in id order of the sorted part then the rest.
+    pub fn iter(&self) -> impl Iterator<Item = (BlobId, Location)> + '_ {
+        self.sorted
+            .iter()
+            .chain(self.recent.values())
+            .map(move |e| {
+                let id = BlobId(e.id);
+                (id, self.lookup(&id).expect("entry is indexed"))
+            })
+    }
+
+    /// Bytes of heap this index holds per blob (entries plus pack table), for the
+    /// memory figures in the README.
+    pub fn heap_bytes(&self) -> usize {
+        self.sorted.capacity() * std::mem::size_of::<Entry>()
+            + self.recent.capacity() * (std::mem::size_of::<Entry>() + 32 + 8)
+            + self.packs.capacity() * 32
+            + self.pack_numbers.capacity() * (32 + 4 + 8)
+    }
+
+    /// Size of one entry (44 bytes).
+    pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
+
+    /// Frees spare capacity after loading.
+    pub fn shrink(&mut self) {
+        self.merge();
+        self.sorted.shrink_to_fit();
+        self.recent.shrink_to_fit();
+        self.packs.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(i: u32, kind: BlobKind) -> BlobRecord {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        id[31] = 0xaa;
+        BlobRecord {
+            id: BlobId(id),
+            kind,
+            offset: i * 10,
+            stored_len: 10 + i,
+            raw_len: 5,
+        }
+    }
+
+    #[test]
+    fn entry_is_44_bytes() {
+        assert_eq!(Index::ENTRY_BYTES, 44);
+    }
+
+    #[test]
+    fn lookup_across_merges() {
+        let mut idx = Index::new();
+        let pack_a = ObjectId([1; 32]);
+        let pack_b = ObjectId([2; 32]);
+        let a: Vec<_> = (0..100_000).map(|i| rec(i, BlobKind::Data)).collect();
+        idx.add_pack(pack_a, &a);
+        let b: Vec<_> = (50_000..150_000).map(|i| rec(i, BlobKind::Tree)).collect();
+        idx.add_pack(pack_b, &b);
+        idx.shrink();
+        assert_eq!(idx.len(), 150_000);
+        let l = idx.lookup(&rec(60_000, BlobKind::Data).id).unwrap();
+        assert_eq!(l.pack, pack_a, "first location wins");
+        assert_eq!(l.kind, BlobKind::Data);
+        let l = idx.lookup(&rec(149_999, BlobKind::Tree).id).unwrap();
+        assert_eq!(
+            (l.pack, l.kind, l.offset, l.stored_len),
+            (pack_b, BlobKind::Tree, 1_499_990, 150_009)
+        );
+        assert!(idx.lookup(&BlobId([9; 32])).is_none());
+        let per_blob = idx.heap_bytes() as f64 / idx.len() as f64;
+        assert!(per_blob <= 48.0, "{per_blob} bytes per blob");
+    }
+
+    #[test]
+    fn condemned_blobs_are_not_deduplicated() {
+        let mut idx = Index::new();
+        let r = rec(1, BlobKind::Data);
+        idx.add_pack(ObjectId([1; 32]), &[r]);
+        assert!(idx.has_for_dedup(&r.id));
+        idx.set_condemned([r.id].into_iter().collect());
+        assert!(!idx.has_for_dedup(&r.id));
+        assert!(idx.lookup(&r.id).is_some());
+    }
+
+    #[test]
+    fn index_file_roundtrip_and_truncation() {
+        let key = MasterKey::from_secret([4; 32]);
+        let f = IndexFile {
+            supersedes: vec![ObjectId([7; 32])],
+            packs: vec![(
+                ObjectId([1; 32]),
+                vec![rec(1, BlobKind::Data), rec(2, BlobKind::Tree)],
+            )],
+        };
+        let (id, bytes) = f.seal(&key);
+        assert_eq!(id, ObjectId::of(&bytes));
+        assert_eq!(IndexFile::open(&key, &bytes, "i").unwrap(), f);
+        let p = f.encode_payload();
+        for n in 0..p.len() {
+            assert!(
+                IndexFile::decode_payload(&p[..n], "i").is_err(),
+                "truncated at {n}"
+            );
+        }
+    }
+}

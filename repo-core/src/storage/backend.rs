@@ -1,0 +1,417 @@
+//! The `object_store` backend: one implementation for local, S3, GCS, Azure and memory.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use super::{ObjectInfo, RetryPolicy, Storage, WriteMode};
+use crate::{Error, Result};
+
+/// Options for opening a storage; the CLI fills them from flags and the environment.
+#[derive(Clone, Debug)]
+pub struct StorageOptions {
+    /// Most requests in flight at once.
+    pub max_concurrency: usize,
+    /// S3 endpoint (else `AWS_ENDPOINT_URL`/`AWS_ENDPOINT`).
+    pub s3_endpoint: Option<String>,
+    /// S3 region (else `AWS_REGION`/`AWS_DEFAULT_REGION`).
+    pub s3_region: Option<String>,
+    /// Allow plain HTTP to the endpoint (else `AWS_ALLOW_HTTP`).
+    pub s3_allow_http: Option<bool>,
+    /// Use virtual-hosted-style requests instead of path style (else
+    /// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`; path style by default, which S3-compatibles want).
+    pub s3_virtual_hosted: Option<bool>,
+    /// Retries of transient errors.
+    pub retry: RetryPolicy,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            max_concurrency: 16,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_allow_http: None,
+            s3_virtual_hosted: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A [`Storage`] over any `object_store` implementation, under a key prefix.
+pub struct ObjectStoreBackend {
+    store: Arc<dyn ObjectStore>,
+    prefix: Option<Path>,
+    location: String,
+    slots: Slots,
+}
+
+/// Counting semaphore bounding requests in flight.
+struct Slots {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Slots {
+    fn acquire(&self) -> SlotGuard<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.cv.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        SlotGuard(self)
+    }
+}
+
+struct SlotGuard<'a>(&'a Slots);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.cv.notify_one();
+    }
+}
+
+/// The runtime that drives object_store's async I/O for all backends in this process.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cairn-io")
+            .enable_all()
+            .build()
+            .expect("cannot start the I/O runtime")
+    })
+}
+
+/// `memory://name` stores live for the whole process, so reopening sees the same objects.
+fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
+    let mut stores = STORES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    stores
+        .entry(name.to_string())
+        .or_insert_with(|| Arc::new(object_store::memory::InMemory::new()))
+        .clone()
+}
+
+fn no_retry() -> object_store::RetryConfig {
+    // Retries happen in our `Retrying` layer, the same for every backend.
+    object_store::RetryConfig {
+        max_retries: 0,
+        ..Default::default()
+    }
+}
+
+fn split_bucket(url: &url::Url, scheme: &str) -> Result<(String, Option<Path>)> {
+    let bucket = url.host_str().unwrap_or("").to_string();
+    if bucket.is_empty() {
+        return Err(Error::invalid(
+            "repository URL",
+            format!("{url} has no bucket; write {scheme}://BUCKET/PREFIX"),
+        ));
+    }
+    let prefix = url.path().trim_matches('/');
+    let prefix = (!prefix.is_empty()).then(|| Path::from(prefix));
+    Ok((bucket, prefix))
+}
+
+fn build_error(url: &str, e: object_store::Error) -> Error {
+    Error::invalid("repository URL", format!("{url}: {e}"))
+}
+
+impl ObjectStoreBackend {
+    /// Wraps an existing object store (used by tests and embedders).
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: Option<Path>,
+        location: String,
+        max_concurrency: usize,
+    ) -> Self {
+        ObjectStoreBackend {
+            store,
+            prefix,
+            location,
+            slots: Slots {
+                free: Mutex::new(max_concurrency.max(1)),
+                cv: Condvar::new(),
+            },
+        }
+    }
+
+    /// Opens the backend a repository URL names (see [`super::open_url`]).
+    pub fn open(url_str: &str, opts: &StorageOptions) -> Result<Self> {
+        let n = opts.max_concurrency;
+        if let Some(name) = url_str.strip_prefix("memory://") {
+            return Ok(Self::new(memory_store(name), None, url_str.into(), n));
+        }
+        let looks_like_url = url_str.contains("://");
+        if !looks_like_url || url_str.starts_with("file://") {
+            let path = if looks_like_url {
+                url::Url::parse(url_str)
+                    .ok()
+                    .and_then(|u| u.to_file_path().ok())
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "repository URL",
+                            format!("{url_str} is not a file:// URL with an absolute path"),
+                        )
+                    })?
+            } else {
+                std::path::PathBuf::from(url_str)
+            };
+            std::fs::create_dir_all(&path).map_err(|e| {
+                Error::io(
+                    format!("creating repository directory {}", path.display()),
+                    e,
+                )
+            })?;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(&path)
+                .map_err(|e| build_error(url_str, e))?
+                .with_automatic_cleanup(false)
+                .with_fsync(true);
+            return Ok(Self::new(
+                Arc::new(store),
+                None,
+                path.display().to_string(),
+                n,
+            ));
+        }
+        let url = url::Url::parse(url_str)
+            .map_err(|e| Error::invalid("repository URL", format!("{url_str}: {e}")))?;
+        match url.scheme() {
+            "s3" => {
+                let (bucket, prefix) = split_bucket(&url, "s3")?;
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(&bucket)
+                    .with_retry(no_retry())
+                    .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
+                if let Ok(ep) = std::env::var("AWS_ENDPOINT_URL") {
+                    b = b.with_endpoint(ep);
+                }
+                if let Some(ep) = &opts.s3_endpoint {
+                    b = b.with_endpoint(ep);
+                }
+                if let Some(r) = &opts.s3_region {
+                    b = b.with_region(r);
+                }
+                if let Some(h) = opts.s3_allow_http {
+                    b = b.with_allow_http(h);
+                }
+                if let Some(v) = opts.s3_virtual_hosted {
+                    b = b.with_virtual_hosted_style_request(v);
+                }
+                let s = b.build().map_err(|e| build_error(url_str, e))?;
+                return Ok(Self::new(Arc::new(s), prefix, url_str.into(), n));
+            }
+            "gs" => {
+                let (bucket, prefix) = split_bucket(&url, "gs")?;
+                let s = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(no_retry())
+                    .build()
+                    .map_err(|e| build_error(url_str, e))?;
+                return Ok(Self::new(Arc::new(s), prefix, url_str.into(), n));
+            }
+            "az" | "azure" => {
+                let (container, prefix) = split_bucket(&url, "az")?;
+                let s = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_container_name(container)
+                    .with_retry(no_retry())
+                    .build()
+                    .map_err(|e| build_error(url_str, e))?;
+                Ok(Self::new(Arc::new(s), prefix, url_str.into(), n))
+            }
+            other => Err(Error::invalid(
+                    "repository URL",
+                    format!("{url_str}: unknown scheme {other:?}; use a path, file://, s3://, gs://, az:// or memory://"),
+            )),
+        }
+    }
+
+    fn path(&self, key: &str) -> Path {
+        match &self.prefix {
+            Some(p) => Path::from(format!("{p}/{key}")),
+            None => Path::from(key),
+        }
+    }
+
+    fn key_of(&self, path: &Path) -> String {
+        let s = path.as_ref();
+        match &self.prefix {
+            Some(p) => s
+                .strip_prefix(p.as_ref())
+                .map(|r| r.trim_start_matches('/'))
+                .unwrap_or(s)
+                .to_string(),
+            None => s.to_string(),
+        }
+    }
+
+    fn run<T>(
+        &self,
+        key: &str,
+        fut: impl std::future::Future<Output = object_store::Result<T>>,
+    ) -> Result<T> {
+        let _slot = self.slots.acquire();
+        runtime()
+            .block_on(fut)
+            .map_err(|e| map_error(&self.location, key, e))
+    }
+}
+
+/// Classifies an object_store error: what is missing, what exists, and what a retry may fix.
+fn map_error(location: &str, key: &str, e: object_store::Error) -> Error {
+    use object_store::Error as E;
+    match e {
+        E::NotFound { .. } => Error::NotFound {
+            what: "object",
+            object: key.to_string(),
+        },
+        E::AlreadyExists { .. } | E::Precondition { .. } => Error::AlreadyExists {
+            object: key.to_string(),
+        },
+        E::PermissionDenied { .. }
+        | E::Unauthenticated { .. }
+        | E::NotImplemented { .. }
+        | E::NotSupported { .. }
+        | E::InvalidPath { .. } => Error::Storage {
+            repo: location.into(),
+            object: key.into(),
+            message: e.to_string(),
+            transient: false,
+        },
+        other => {
+            let transient = !is_permanent_io(&other);
+            Error::Storage {
+                repo: location.into(),
+                object: key.into(),
+                message: error_chain(&other),
+                transient,
+            }
+        }
+    }
+}
+
+/// Local I/O errors that no retry fixes: a full disk, a read-only or refused file system.
+fn is_permanent_io(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            return matches!(
+                io.kind(),
+                K::StorageFull
+                    | K::PermissionDenied
+                    | K::ReadOnlyFilesystem
+                    | K::QuotaExceeded
+                    | K::InvalidInput
+                    | K::NotADirectory
+                    | K::IsADirectory
+                    | K::FileTooLarge
+            );
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let m = err.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = err.source();
+    }
+    s
+}
+
+impl Storage for ObjectStoreBackend {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn put(&self, key: &str, data: Bytes, mode: WriteMode) -> Result<()> {
+        let opts = PutOptions {
+            mode: match mode {
+                WriteMode::Create => PutMode::Create,
+                WriteMode::Overwrite => PutMode::Overwrite,
+            },
+            ..Default::default()
+        };
+        let path = self.path(key);
+        self.run(
+            key,
+            self.store
+                .put_opts(&path, PutPayload::from_bytes(data), opts),
+        )
+        .map(|_| ())
+    }
+
+    fn get(&self, key: &str) -> Result<Bytes> {
+        let path = self.path(key);
+        self.run(key, async { self.store.get(&path).await?.bytes().await })
+    }
+
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        let path = self.path(key);
+        let want = range.end.saturating_sub(range.start);
+        let got = self.run(key, self.store.get_range(&path, range.clone()))?;
+        if got.len() as u64 != want {
+            return Err(Error::corrupt(
+                key,
+                format!(
+                    "asked for bytes {}..{}, storage returned {} bytes (object truncated?)",
+                    range.start,
+                    range.end,
+                    got.len()
+                ),
+            ));
+        }
+        Ok(got)
+    }
+
+    fn head(&self, key: &str) -> Result<ObjectInfo> {
+        let path = self.path(key);
+        let meta = self.run(key, self.store.head(&path))?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size: meta.size,
+            last_modified: meta.last_modified.into(),
+        })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let path = self.path(prefix.trim_end_matches('/'));
+        let metas: Vec<object_store::ObjectMeta> =
+            self.run(prefix, self.store.list(Some(&path)).try_collect())?;
+        Ok(metas
+            .into_iter()
+            .map(|m| ObjectInfo {
+                key: self.key_of(&m.location),
+                size: m.size,
+                last_modified: m.last_modified.into(),
+            })
+            .collect())
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key);
+        match self.run(key, self.store.delete(&path)) {
+            Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

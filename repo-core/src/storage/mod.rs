@@ -1,0 +1,79 @@
+//! Storage: where repository objects live.
+//!
+//! [`Storage`] is the one small trait every backend implements; it knows keys and bytes,
+//! nothing about encryption or formats. Backends: [`ObjectStoreBackend`] (local directory,
+//! S3 and compatibles, GCS, Azure, in-memory, all through `object_store`), wrapped by
+//! [`Retrying`] for transient errors; [`FaultyStorage`] injects failures for tests.
+//!
+//! Calls block the calling thread. Do not call them from inside an async runtime's worker
+//! thread (use `spawn_blocking`).
+
+mod backend;
+mod faults;
+mod retry;
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+pub use backend::{ObjectStoreBackend, StorageOptions};
+pub use faults::{FaultPlan, FaultyStorage};
+pub use retry::{RetryPolicy, Retrying};
+
+use crate::Result;
+
+/// How a put treats an existing object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Fail with [`crate::Error::AlreadyExists`] if the key exists. Atomic: at most one
+    /// concurrent creator succeeds, and nobody ever sees a partial object.
+    Create,
+    /// Replace whatever is there, atomically.
+    Overwrite,
+}
+
+/// What a listing or `head` returns about an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key relative to the repository root, e.g. `snapshots/ab12…`.
+    pub key: String,
+    pub size: u64,
+    /// Modification time as the storage reports it (the storage's clock, not ours).
+    pub last_modified: SystemTime,
+}
+
+/// A flat key-value store of immutable-ish objects.
+///
+/// Contract for every implementation:
+/// - `put` returns only once the object is durable (fsynced on the local backend, acknowledged
+///   by the service on clouds) and is atomic: readers see the old state or the whole new object.
+/// - `get`/`get_range` return [`crate::Error::NotFound`] for a missing key; a range past the
+///   end is an error, never silently short.
+/// - `delete` of a missing key succeeds (deletes are idempotent).
+/// - `list` returns every object whose key starts with `prefix`, in no particular order.
+/// - Errors are [`crate::Error::Storage`] with `transient` set when a retry may succeed
+///   (timeouts, resets, 5xx); [`Retrying`] retries those, the backends themselves do not.
+pub trait Storage: Send + Sync + 'static {
+    /// Where this storage is, for messages (`/srv/repo`, `s3://bucket/prefix`).
+    fn location(&self) -> &str;
+    fn put(&self, key: &str, data: Bytes, mode: WriteMode) -> Result<()>;
+    fn get(&self, key: &str) -> Result<Bytes>;
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes>;
+    fn head(&self, key: &str) -> Result<ObjectInfo>;
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// Shared handle to a storage.
+pub type DynStorage = Arc<dyn Storage>;
+
+/// Opens the storage a repository URL names, with retries.
+///
+/// Accepted: a path or `file:///path` (local directory, the default), `s3://bucket/prefix`,
+/// `gs://bucket/prefix`, `az://container/prefix`, `memory://name` (process-wide, for tests).
+pub fn open_url(url: &str, options: &StorageOptions) -> Result<DynStorage> {
+    let backend = ObjectStoreBackend::open(url, options)?;
+    Ok(Arc::new(Retrying::new(backend, options.retry.clone())))
+}

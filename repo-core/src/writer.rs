@@ -1,0 +1,602 @@
+//! Writing: streams become chunks, chunks become sealed blobs in packs, packs are uploaded,
+//! index files make them findable, and a snapshot commits the result.
+//!
+//! Pipeline: the calling thread reads and chunks (chunking one stream is serial); worker
+//! threads hash each chunk, skip it if already stored, and compress and seal it; packs are
+//! uploaded by their own threads. Memory is bounded by the channel sizes: a few read buffers,
+//! one pack being filled and `upload_concurrency + 1` packs in flight.
+//!
+//! Commit semantics: [`Writer::flush`] returns once every blob written so far is in a durable
+//! pack *and* a durable index file. [`Writer::commit`] flushes, checks the session has not
+//! lapsed (re-verifying every referenced blob if it has), and only then writes the snapshot.
+//! A crash before the snapshot leaves packs and index files the next backup deduplicates
+//! against, and no snapshot that references missing data.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::blob::{seal_blob, BlobKind};
+use crate::chunker::Chunker;
+use crate::index::{index_key, Index, IndexFile};
+use crate::pack::{BlobRecord, FinishedPack, PackWriter};
+use crate::session::Session;
+use crate::snapshot::{snapshot_key, Snapshot};
+use crate::storage::{DynStorage, WriteMode};
+use crate::tree::{ChunkRef, NodeKind, Tree};
+use crate::{BlobId, Error, IndexedRepository, MasterKey, ObjectId, Progress, Result};
+
+/// Tuning for a writer.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Threads hashing, compressing and sealing (default: the repository's `threads`).
+    pub threads: Option<usize>,
+    /// Packs uploading at once.
+    pub upload_concurrency: usize,
+    /// Write an index file after this many packs, so an interrupted backup's uploads are
+    /// reused by the next one.
+    pub index_every_packs: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            threads: None,
+            upload_concurrency: 3,
+            index_every_packs: 8,
+        }
+    }
+}
+
+/// Counts of what a writer added.
+#[derive(Clone, Debug, Default)]
+pub struct WriteStats {
+    pub new_blobs: u64,
+    pub new_bytes: u64,
+    pub stored_bytes: u64,
+    pub deduplicated_bytes: u64,
+}
+
+/// The content of one written stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamContent {
+    pub chunks: Vec<ChunkRef>,
+    pub size: u64,
+}
+
+/// State shared with upload threads.
+struct Shared {
+    storage: DynStorage,
+    key: MasterKey,
+    index: Arc<RwLock<Index>>,
+    /// Blobs added by this writer that are not yet in `index`.
+    pending: Mutex<HashSet<BlobId>>,
+    packer: Mutex<PackWriter>,
+    pack_target: usize,
+    /// Uploaded packs not yet listed in an index file.
+    uploaded: Mutex<Vec<(ObjectId, Vec<BlobRecord>)>>,
+    /// Packs handed to uploaders and not finished.
+    outstanding: Mutex<usize>,
+    idle: Condvar,
+    failure: Mutex<Option<Error>>,
+    index_every_packs: usize,
+    new_blobs: AtomicU64,
+    new_bytes: AtomicU64,
+    stored_bytes: AtomicU64,
+    dedup_bytes: AtomicU64,
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_none() {
+            *f = Some(e);
+        }
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        match self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn known(&self, id: &BlobId) -> bool {
+        self.index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .has_for_dedup(id)
+            || self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(id)
+    }
+
+    /// Stores a blob unless it is already stored. Returns whether it was new.
+    fn store(
+        &self,
+        id: BlobId,
+        kind: BlobKind,
+        plaintext: &[u8],
+        level: i32,
+        tx: &SyncSender<FinishedPack>,
+    ) -> Result<bool> {
+        if self.known(&id) {
+            self.dedup_bytes
+                .fetch_add(plaintext.len() as u64, Ordering::Relaxed);
+            return Ok(false);
+        }
+        let sealed = seal_blob(&self.key, kind, &id, plaintext, level);
+        let full = {
+            let mut packer = self.packer.lock().unwrap_or_else(|e| e.into_inner());
+            // Another worker may have stored the same blob meanwhile.
+            if !self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id)
+            {
+                return Ok(false);
+            }
+            packer.add(id, kind, &sealed, plaintext.len() as u32);
+            if packer.len() >= self.pack_target {
+                Some(std::mem::replace(
+                    &mut *packer,
+                    PackWriter::with_capacity(self.pack_target + self.pack_target / 8),
+                ))
+            } else {
+                None
+            }
+        };
+        self.new_blobs.fetch_add(1, Ordering::Relaxed);
+        self.new_bytes
+            .fetch_add(plaintext.len() as u64, Ordering::Relaxed);
+        if let Some(pack) = full {
+            self.send_pack(pack, tx)?;
+        }
+        Ok(true)
+    }
+
+    fn send_pack(&self, pack: PackWriter, tx: &SyncSender<FinishedPack>) -> Result<()> {
+        let finished = pack.finish(&self.key);
+        *self.outstanding.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        tx.send(finished).map_err(|_| Error::Cancelled)?;
+        Ok(())
+    }
+
+    fn upload(&self, pack: FinishedPack) -> Result<()> {
+        let len = pack.bytes.len() as u64;
+        match self
+            .storage
+            .put(&pack.key(), pack.bytes.clone(), WriteMode::Create)
+        {
+            // Same name means same bytes: a retried upload that had succeeded.
+            Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.stored_bytes.fetch_add(len, Ordering::Relaxed);
+        let ready = {
+            let mut up = self.uploaded.lock().unwrap_or_else(|e| e.into_inner());
+            up.push((pack.id, pack.records));
+            up.len() >= self.index_every_packs
+        };
+        if ready {
+            self.write_index()?;
+        }
+        Ok(())
+    }
+
+    /// Writes an index file for every uploaded pack not yet indexed, then makes those blobs
+    /// visible in the in-memory index.
+    fn write_index(&self) -> Result<()> {
+        let packs = std::mem::take(&mut *self.uploaded.lock().unwrap_or_else(|e| e.into_inner()));
+        if packs.is_empty() {
+            return Ok(());
+        }
+        let file = IndexFile {
+            supersedes: Vec::new(),
+            packs,
+        };
+        let (id, bytes) = file.seal(&self.key);
+        let len = bytes.len() as u64;
+        match self
+            .storage
+            .put(&index_key(&id), Bytes::from(bytes), WriteMode::Create)
+        {
+            Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+            Err(e) => {
+                // Keep them for the next attempt.
+                self.uploaded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(file.packs);
+                return Err(e);
+            }
+        }
+        self.stored_bytes.fetch_add(len, Ordering::Relaxed);
+        {
+            let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+            for (pack, records) in &file.packs {
+                index.add_pack(*pack, records);
+            }
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, records) in &file.packs {
+            for r in records {
+                pending.remove(&r.id);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn uploader(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<FinishedPack>>>) {
+    loop {
+        let pack = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        if let Err(e) = shared.upload(pack) {
+            shared.fail(e);
+        }
+        *shared.outstanding.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        shared.idle.notify_all();
+    }
+}
+
+/// Writes blobs, trees and snapshots to an [`IndexedRepository`] within one session.
+pub struct Writer<'r> {
+    repo: &'r IndexedRepository,
+    shared: Arc<Shared>,
+    tx: Option<SyncSender<FinishedPack>>,
+    uploaders: Vec<std::thread::JoinHandle<()>>,
+    session: Option<Session>,
+    threads: usize,
+    level: i32,
+}
+
+/// Size of each read from the input: several average chunks, so workers stay busy.
+const READ_BUFFER: usize = 8 * 1024 * 1024;
+
+impl<'r> Writer<'r> {
+    /// Registers a session, reloads the index and GC plans (so nothing condemned before the
+    /// session existed is deduplicated against), and starts the upload threads.
+    pub fn new(repo: &'r IndexedRepository, opts: WriterOptions) -> Result<Self> {
+        let session = Session::start(
+            repo.storage().clone(),
+            repo.key().clone(),
+            repo.options().session_ttl,
+        )?;
+        repo.refresh(&crate::NoProgress)?;
+        let pack_target = repo.config().pack_target_size as usize;
+        let shared = Arc::new(Shared {
+            storage: repo.storage().clone(),
+            key: repo.key().clone(),
+            index: repo.index.clone(),
+            pending: Mutex::new(HashSet::new()),
+            packer: Mutex::new(PackWriter::with_capacity(pack_target + pack_target / 8)),
+            pack_target,
+            uploaded: Mutex::new(Vec::new()),
+            outstanding: Mutex::new(0),
+            idle: Condvar::new(),
+            failure: Mutex::new(None),
+            index_every_packs: opts.index_every_packs.max(1),
+            new_blobs: AtomicU64::new(0),
+            new_bytes: AtomicU64::new(0),
+            stored_bytes: AtomicU64::new(0),
+            dedup_bytes: AtomicU64::new(0),
+        });
+        // One queued pack besides those uploading keeps memory bounded.
+        let (tx, rx) = sync_channel::<FinishedPack>(1);
+        let rx = Arc::new(Mutex::new(rx));
+        let uploaders = (0..opts.upload_concurrency.max(1))
+            .map(|i| {
+                let (s, r) = (shared.clone(), rx.clone());
+                std::thread::Builder::new()
+                    .name(format!("cairn-upload-{i}"))
+                    .spawn(move || uploader(s, r))
+                    .map_err(|e| Error::io("starting upload threads", e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Writer {
+            repo,
+            shared,
+            tx: Some(tx),
+            uploaders,
+            session: Some(session),
+            threads: opts.threads.unwrap_or(repo.options().threads).max(1),
+            level: repo.config().compression_level,
+        })
+    }
+
+    /// This writer's session id.
+    pub fn session_id(&self) -> String {
+        self.session.as_ref().map(|s| s.id()).unwrap_or_default()
+    }
+
+    /// The session (tests simulate suspension through it).
+    #[doc(hidden)]
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// What this writer added so far.
+    pub fn stats(&self) -> WriteStats {
+        let s = &self.shared;
+        WriteStats {
+            new_blobs: s.new_blobs.load(Ordering::Relaxed),
+            new_bytes: s.new_bytes.load(Ordering::Relaxed),
+            stored_bytes: s.stored_bytes.load(Ordering::Relaxed),
+            deduplicated_bytes: s.dedup_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    fn tx(&self) -> Result<&SyncSender<FinishedPack>> {
+        self.tx.as_ref().ok_or(Error::Cancelled)
+    }
+
+    /// Stores one blob (deduplicated) and returns its id.
+    pub fn write_blob(&self, kind: BlobKind, plaintext: &[u8]) -> Result<BlobId> {
+        self.shared.check_failed()?;
+        let id = self.repo.key().blob_id(plaintext);
+        self.shared
+            .store(id, kind, plaintext, self.level, self.tx()?)?;
+        Ok(id)
+    }
+
+    /// Stores a tree and returns its id.
+    pub fn write_tree(&self, tree: &Tree) -> Result<BlobId> {
+        self.write_blob(BlobKind::Tree, &tree.encode())
+    }
+
+    /// Chunks, deduplicates and stores a whole stream. `progress` gets bytes read.
+    pub fn write_stream(
+        &self,
+        mut reader: impl Read,
+        progress: &dyn Progress,
+    ) -> Result<StreamContent> {
+        let chunker = Chunker::new(self.repo.config().chunker, self.repo.key().chunker_seed());
+        let tx = self.tx()?.clone();
+        let (work_tx, work_rx) = sync_channel::<(usize, Bytes)>(self.threads * 2);
+        let work_rx = Mutex::new(work_rx);
+        let results: Mutex<Vec<Option<ChunkRef>>> = Mutex::new(Vec::new());
+        let shared = &self.shared;
+        let level = self.level;
+        let key = self.repo.key();
+        let mut size = 0u64;
+        let read_result: Result<()> = std::thread::scope(|s| {
+            for _ in 0..self.threads {
+                s.spawn(|| loop {
+                    let item = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((seq, data)) = item else { return };
+                    let id = key.blob_id(&data);
+                    if let Err(e) = shared.store(id, BlobKind::Data, &data, level, &tx) {
+                        shared.fail(e);
+                        continue;
+                    }
+                    let mut r = results.lock().unwrap_or_else(|e| e.into_inner());
+                    if r.len() <= seq {
+                        r.resize(seq + 1, None);
+                    }
+                    r[seq] = Some(ChunkRef(id, data.len() as u32));
+                });
+            }
+            let mut seq = 0usize;
+            let mut carry: Vec<u8> = Vec::new();
+            let result = (|| loop {
+                let mut buf = Vec::with_capacity(READ_BUFFER + carry.len());
+                buf.extend_from_slice(&carry);
+                let mut eof = false;
+                while buf.len() < READ_BUFFER + carry.len() {
+                    let at = buf.len();
+                    buf.resize(READ_BUFFER + carry.len(), 0);
+                    match reader.read(&mut buf[at..]) {
+                        Ok(0) => {
+                            buf.truncate(at);
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => {
+                            buf.truncate(at + n);
+                            progress.advance(n as u64);
+                            size += n as u64;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(at),
+                        Err(e) => return Err(Error::io("reading the input stream", e)),
+                    }
+                }
+                let data = Bytes::from(buf);
+                let mut pos = 0;
+                while let Some(n) = chunker.next_cut(&data[pos..], eof) {
+                    work_tx
+                        .send((seq, data.slice(pos..pos + n)))
+                        .map_err(|_| Error::Cancelled)?;
+                    seq += 1;
+                    pos += n;
+                }
+                carry = data[pos..].to_vec();
+                shared.check_failed_peek()?;
+                if eof {
+                    return Ok(());
+                }
+            })();
+            drop(work_tx);
+            result
+        });
+        read_result?;
+        self.shared.check_failed()?;
+        let chunks = results
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::invalid("stream", "a chunk was lost in the pipeline"))?;
+        Ok(StreamContent { chunks, size })
+    }
+
+    /// Returns once everything written so far is in durable packs listed by durable index
+    /// files.
+    pub fn flush(&self) -> Result<()> {
+        let pack = {
+            let mut packer = self.shared.packer.lock().unwrap_or_else(|e| e.into_inner());
+            (!packer.is_empty())
+                .then(|| std::mem::replace(&mut *packer, PackWriter::with_capacity(0)))
+        };
+        if let Some(p) = pack {
+            self.shared.send_pack(p, self.tx()?)?;
+        }
+        let mut n = self
+            .shared
+            .outstanding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = self.shared.idle.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(n);
+        self.shared.check_failed()?;
+        self.shared.write_index()
+    }
+
+    /// Flushes, verifies the session, and writes `snapshot`. Returns the snapshot id.
+    pub fn commit(mut self, mut snapshot: Snapshot) -> Result<ObjectId> {
+        self.flush()?;
+        let session = self.session.take().ok_or(Error::Cancelled)?;
+        snapshot.session = session.id();
+        if session.lapsed()? {
+            // Maintenance may have run while we were away: re-read the index and GC plans
+            // and make sure everything the snapshot references is still there.
+            self.repo.refresh(&crate::NoProgress)?;
+            self.verify_reachable(&snapshot.root, &session.id())?;
+        }
+        let (id, bytes) = snapshot.seal(self.repo.key());
+        match self
+            .repo
+            .storage()
+            .put(&snapshot_key(&id), Bytes::from(bytes), WriteMode::Create)
+        {
+            Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        session.end()?;
+        Ok(id)
+    }
+
+    /// Checks every blob under `root` is indexed and not condemned.
+    fn verify_reachable(&self, root: &BlobId, session: &str) -> Result<()> {
+        let index = self.repo.index();
+        let mut missing = Vec::new();
+        let mut stack = vec![*root];
+        let mut trees = Vec::new();
+        while let Some(t) = stack.pop() {
+            if !index.has_for_dedup(&t) {
+                missing.push(t);
+                continue;
+            }
+            trees.push(t);
+        }
+        drop(index);
+        let mut i = 0;
+        while i < trees.len() {
+            let tree = self.repo.read_tree(&trees[i])?;
+            let index = self.repo.index();
+            for node in &tree.nodes {
+                for c in &node.content {
+                    if !index.has_for_dedup(&c.0) {
+                        missing.push(c.0);
+                    }
+                }
+                if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+                    if index.has_for_dedup(&sub) {
+                        trees.push(sub);
+                    } else {
+                        missing.push(sub);
+                    }
+                }
+            }
+            i += 1;
+        }
+        match missing.first() {
+            None => Ok(()),
+            Some(first) => Err(Error::SessionExpired {
+                session: session.into(),
+                missing: missing.len(),
+                first: *first,
+            }),
+        }
+    }
+
+    /// Convenience: writes one stream as the only file of a snapshot and commits it.
+    pub fn backup_stream(
+        self,
+        reader: impl Read,
+        name: &str,
+        mut snapshot: Snapshot,
+        progress: &dyn Progress,
+    ) -> Result<(ObjectId, Snapshot)> {
+        let started = Instant::now();
+        progress.start("backup", None);
+        let content = self.write_stream(reader, progress)?;
+        let node = crate::tree::Node {
+            name: crate::tree::Name(name.as_bytes().to_vec()),
+            kind: NodeKind::File,
+            size: content.size,
+            mode: 0o644,
+            mtime: snapshot.time.clone(),
+            content: content.chunks,
+            subtree: None,
+            link_target: None,
+        };
+        node.name
+            .validate()
+            .map_err(|e| Error::invalid("stream name", e))?;
+        let root = self.write_tree(&Tree { nodes: vec![node] })?;
+        self.flush()?;
+        let stats = self.stats();
+        snapshot.root = root;
+        snapshot.summary.files = 1;
+        snapshot.summary.bytes = content.size;
+        snapshot.summary.new_blobs = stats.new_blobs;
+        snapshot.summary.new_bytes = stats.new_bytes;
+        snapshot.summary.stored_bytes = stats.stored_bytes;
+        snapshot.summary.duration_secs = started.elapsed().as_secs_f64();
+        let id = self.commit(snapshot.clone())?;
+        progress.finish();
+        Ok((id, snapshot))
+    }
+}
+
+impl Shared {
+    /// Like `check_failed` but leaves the error for the final check.
+    fn check_failed_peek(&self) -> Result<()> {
+        if self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            return self.check_failed();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        self.tx.take();
+        for h in self.uploaders.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
