@@ -1,1 +1,500 @@
-fn main() {}
+//! `node-agent`: cairn's data mover and command-line interface.
+//!
+//! Parses arguments, calls repo-core, prints. Exit codes: 0 success, 1 failure, 2 usage,
+//! 3 wrong password, 4 `check` found problems, 5 no repository at the location,
+//! 6 corrupt data, 7 repository written by a newer cairn.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use repo_core::storage::{self, StorageOptions};
+use repo_core::{
+    CheckOptions, ChunkerParams, Error, IndexedRepository, InitOptions, KdfParams, NoProgress,
+    ObjectId, OpenOptions, Repository, Snapshot, SnapshotFilter, WriterOptions,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "node-agent",
+    version,
+    about = "cairn: encrypted, deduplicated backups"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// Repository: a path, file://, s3://bucket/prefix, gs://, az:// or memory://.
+    #[arg(long, env = "CAIRN_REPO", global = true)]
+    repo: Option<String>,
+    /// File holding the password (else CAIRN_PASSWORD).
+    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true)]
+    password_file: Option<PathBuf>,
+    /// Local cache directory (default: CAIRN_CACHE_DIR or the user cache directory).
+    #[arg(long, global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Do not use the local cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    /// S3 endpoint URL (else AWS_ENDPOINT_URL / AWS_ENDPOINT).
+    #[arg(long, global = true)]
+    s3_endpoint: Option<String>,
+    /// S3 region (else AWS_REGION).
+    #[arg(long, global = true)]
+    s3_region: Option<String>,
+    /// Allow plain HTTP to the S3 endpoint (else AWS_ALLOW_HTTP).
+    #[arg(long, global = true)]
+    s3_allow_http: bool,
+    /// Virtual-hosted-style S3 requests (default: path style).
+    #[arg(long, global = true)]
+    s3_virtual_hosted: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a repository.
+    Init(InitArgs),
+    /// Manage passwords.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Back up standard input as a named stream.
+    Backup(BackupArgs),
+    /// List snapshots.
+    Snapshots(FilterArgs),
+    /// Write a file of a snapshot to standard output.
+    Dump {
+        /// Snapshot id, unique id prefix, or `latest`.
+        snapshot: String,
+        /// Name of the file (the stream name for `backup --stdin`).
+        name: String,
+    },
+    /// Verify the repository.
+    Check {
+        /// Also download and verify every pack.
+        #[arg(long)]
+        read_data: bool,
+    },
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Average chunk size in KiB (min = avg/4, max = avg*4).
+    #[arg(long, default_value_t = 1024)]
+    chunk_avg_kib: u32,
+    /// zstd level for data (0 = store raw).
+    #[arg(long, default_value_t = repo_core::config::DEFAULT_COMPRESSION_LEVEL)]
+    compression_level: i32,
+    /// Target pack size in MiB.
+    #[arg(long, default_value_t = 16)]
+    pack_size_mib: u32,
+    #[command(flatten)]
+    kdf: KdfArgs,
+}
+
+#[derive(Args, Clone)]
+struct KdfArgs {
+    /// argon2id memory in KiB for the new password.
+    #[arg(long, default_value_t = KdfParams::default().memory_kib)]
+    argon2_memory_kib: u32,
+    /// argon2id iterations for the new password.
+    #[arg(long, default_value_t = KdfParams::default().iterations)]
+    argon2_iterations: u32,
+    /// argon2id lanes for the new password.
+    #[arg(long, default_value_t = KdfParams::default().parallelism)]
+    argon2_parallelism: u32,
+}
+
+impl KdfArgs {
+    fn params(&self) -> KdfParams {
+        KdfParams {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Add a password (from CAIRN_NEW_PASSWORD or --new-password-file).
+    Add(NewPasswordArgs),
+    /// List key files.
+    List,
+    /// Remove a key file by id (or unique prefix).
+    Remove { id: String },
+    /// Change the password used to open the repository.
+    Passwd(NewPasswordArgs),
+}
+
+#[derive(Args)]
+struct NewPasswordArgs {
+    /// File holding the new password (else CAIRN_NEW_PASSWORD).
+    #[arg(long, env = "CAIRN_NEW_PASSWORD_FILE")]
+    new_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    kdf: KdfArgs,
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// Read the data from standard input.
+    #[arg(long, required = true)]
+    stdin: bool,
+    /// Name of the stream in the snapshot.
+    #[arg(long, required = true)]
+    stdin_name: String,
+    /// Tag `key=value` (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Source recorded in the snapshot (default: the stream name).
+    #[arg(long)]
+    source: Option<String>,
+    /// Host recorded in the snapshot (default: this host).
+    #[arg(long)]
+    host: Option<String>,
+}
+
+#[derive(Args)]
+struct FilterArgs {
+    /// Only snapshots with this tag (repeatable; all must match).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    #[arg(long)]
+    source: Option<String>,
+    #[arg(long)]
+    host: Option<String>,
+}
+
+impl FilterArgs {
+    fn filter(&self) -> SnapshotFilter {
+        SnapshotFilter {
+            source: self.source.clone(),
+            host: self.host.clone(),
+            tags: self.tags.clone(),
+        }
+    }
+}
+
+/// A failure with its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match &e {
+            Error::WrongPassword { .. } => 3,
+            Error::NoRepository { .. } => 5,
+            Error::Corrupt { .. } => 6,
+            Error::NewerFormat { .. } => 7,
+            _ => 1,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn fail(code: u8, message: impl Into<String>) -> Failure {
+    Failure {
+        code,
+        message: message.into(),
+    }
+}
+
+type CliResult<T = ()> = Result<T, Failure>;
+
+fn read_secret(env: &str, file: Option<&PathBuf>, what: &str) -> CliResult<Vec<u8>> {
+    if let Some(f) = file {
+        let mut s = std::fs::read(f)
+            .map_err(|e| fail(1, format!("cannot read {what} file {}: {e}", f.display())))?;
+        while s.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+            s.pop();
+        }
+        return Ok(s);
+    }
+    match std::env::var_os(env) {
+        Some(p) if !p.is_empty() => Ok(p.into_encoded_bytes()),
+        _ => Err(fail(
+            1,
+            format!("no {what}: set {env} or pass the matching --…-password-file option"),
+        )),
+    }
+}
+
+impl Global {
+    fn storage(&self) -> CliResult<storage::DynStorage> {
+        let url = self
+            .repo
+            .as_deref()
+            .ok_or_else(|| fail(1, "no repository: pass --repo or set CAIRN_REPO"))?;
+        let opts = StorageOptions {
+            s3_endpoint: self.s3_endpoint.clone(),
+            s3_region: self.s3_region.clone(),
+            s3_allow_http: self.s3_allow_http.then_some(true),
+            s3_virtual_hosted: self.s3_virtual_hosted.then_some(true),
+            ..Default::default()
+        };
+        Ok(storage::open_url(url, &opts)?)
+    }
+
+    fn password(&self) -> CliResult<Vec<u8>> {
+        if self.password_file.is_none() && std::env::var_os("CAIRN_PASSWORD").is_none() {
+            return Err(fail(
+                1,
+                "no password: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or --password-file",
+            ));
+        }
+        read_secret("CAIRN_PASSWORD", self.password_file.as_ref(), "password")
+    }
+
+    fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            cache_dir: self.cache_dir.clone(),
+            no_cache: self.no_cache,
+            ..Default::default()
+        }
+    }
+
+    fn open(&self) -> CliResult<Repository> {
+        Ok(Repository::open(
+            self.storage()?,
+            &self.password()?,
+            self.open_options(),
+        )?)
+    }
+
+    fn open_indexed(&self) -> CliResult<IndexedRepository> {
+        Ok(self.open()?.load_index(&NoProgress)?)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("node-agent: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string(v).expect("JSON serializes"));
+}
+
+fn run(cli: Cli) -> CliResult {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Init(a) => {
+            let avg = a.chunk_avg_kib.saturating_mul(1024);
+            let init = InitOptions {
+                chunker: ChunkerParams {
+                    min_size: avg / 4,
+                    avg_size: avg,
+                    max_size: avg.saturating_mul(4),
+                },
+                compression_level: a.compression_level,
+                pack_size: a.pack_size_mib.saturating_mul(1024 * 1024),
+                kdf: a.kdf.params(),
+            };
+            let repo = Repository::init(g.storage()?, &g.password()?, init, g.open_options())?;
+            if g.json {
+                print_json(
+                    &serde_json::json!({"repository": repo.location(), "id": repo.config().id}),
+                );
+            } else {
+                println!(
+                    "created repository {} at {}",
+                    repo.config().id,
+                    repo.location()
+                );
+            }
+        }
+        Command::Key(k) => key_command(g, k)?,
+        Command::Backup(a) => {
+            let repo = g.open_indexed()?;
+            let host = a.host.clone().unwrap_or_else(repo_core::time::hostname);
+            let source = a.source.clone().unwrap_or_else(|| a.stdin_name.clone());
+            let snapshot = Snapshot::new(&source, &host, a.tags.clone(), Default::default())?;
+            let writer = repo.writer(WriterOptions::default())?;
+            let stdin = std::io::stdin().lock();
+            let (id, snap) = writer.backup_stream(stdin, &a.stdin_name, snapshot, &NoProgress)?;
+            if g.json {
+                print_json(
+                    &serde_json::json!({"snapshot_id": id.to_string(), "summary": snap.summary}),
+                );
+            } else {
+                println!("{id}");
+            }
+        }
+        Command::Snapshots(f) => {
+            let repo = g.open()?;
+            let list = repo.list_snapshots(&f.filter())?;
+            if g.json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|(id, s)| {
+                        let mut o = serde_json::to_value(s).expect("serializes");
+                        o["id"] = serde_json::Value::String(id.to_string());
+                        o
+                    })
+                    .collect();
+                print_json(&serde_json::Value::Array(v));
+            } else {
+                println!(
+                    "{:<10} {:<30} {:<16} {:<24} {:>14}  tags",
+                    "id", "time", "host", "source", "bytes"
+                );
+                for (id, s) in &list {
+                    println!(
+                        "{:<10} {:<30} {:<16} {:<24} {:>14}  {}",
+                        id.short(),
+                        s.time,
+                        s.host,
+                        s.source,
+                        s.summary.bytes,
+                        s.tags.join(",")
+                    );
+                }
+                println!("{} snapshot(s)", list.len());
+            }
+        }
+        Command::Dump { snapshot, name } => {
+            let repo = g.open_indexed()?;
+            let (id, _) = repo.find_snapshot(snapshot, &SnapshotFilter::default())?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            repo.dump_file(&id, name, &mut out)?;
+            out.flush()
+                .map_err(|e| fail(1, format!("writing to stdout: {e}")))?;
+        }
+        Command::Check { read_data } => {
+            let repo = g.open_indexed()?;
+            let report = repo.check(
+                &CheckOptions {
+                    read_data: *read_data,
+                },
+                &NoProgress,
+            )?;
+            if g.json {
+                print_json(&serde_json::to_value(&report).expect("serializes"));
+            } else {
+                for p in &report.problems {
+                    println!("problem: {p}");
+                }
+                for n in &report.notes {
+                    println!("note: {n}");
+                }
+                println!(
+                    "checked {} snapshot(s), {} index file(s), {} pack(s), {} blob(s){}: {}",
+                    report.snapshots,
+                    report.index_files,
+                    report.packs,
+                    report.blobs,
+                    if *read_data {
+                        format!(", read {} pack(s)", report.packs_read)
+                    } else {
+                        String::new()
+                    },
+                    if report.is_clean() {
+                        "no problems".to_string()
+                    } else {
+                        format!("{} problem(s)", report.problems.len())
+                    }
+                );
+            }
+            if !report.is_clean() {
+                return Err(fail(4, ""));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn key_command(g: &Global, k: &KeyCommand) -> CliResult {
+    let new_password = |a: &NewPasswordArgs| {
+        read_secret(
+            "CAIRN_NEW_PASSWORD",
+            a.new_password_file.as_ref(),
+            "new password",
+        )
+    };
+    match k {
+        KeyCommand::Add(a) => {
+            let repo = g.open()?;
+            let id = repo.add_key(&new_password(a)?, a.kdf.params())?;
+            println!("added key {id}");
+        }
+        KeyCommand::List => {
+            let repo = g.open()?;
+            let keys = repo.list_keys()?;
+            if g.json {
+                let v: Vec<_> = keys
+                    .iter()
+                    .map(|(id, k)| serde_json::json!({"id": id.to_string(), "created": k.created, "host": k.host, "username": k.username, "current": *id == repo.current_key()}))
+                    .collect();
+                print_json(&serde_json::Value::Array(v));
+            } else {
+                for (id, k) in &keys {
+                    let cur = if *id == repo.current_key() { "*" } else { " " };
+                    println!(
+                        "{cur} {:<10} {:<30} {}@{}",
+                        id.short(),
+                        k.created,
+                        k.username,
+                        k.host
+                    );
+                }
+            }
+        }
+        KeyCommand::Remove { id } => {
+            let repo = g.open()?;
+            let keys = repo.list_keys()?;
+            let matching: Vec<ObjectId> = keys
+                .iter()
+                .map(|(k, _)| *k)
+                .filter(|k| k.to_hex().starts_with(&id.to_ascii_lowercase()))
+                .collect();
+            let target = match matching.as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err(fail(
+                        1,
+                        format!("no key matches {id:?}; see `node-agent key list`"),
+                    ))
+                }
+                _ => {
+                    return Err(fail(
+                        1,
+                        format!(
+                            "{id:?} matches {} keys; give more characters",
+                            matching.len()
+                        ),
+                    ))
+                }
+            };
+            repo.remove_key(&target)?;
+            println!("removed key {target}");
+        }
+        KeyCommand::Passwd(a) => {
+            let mut repo = g.open()?;
+            let id = repo.change_password(&new_password(a)?, a.kdf.params())?;
+            println!("password changed; new key {id}");
+        }
+    }
+    Ok(())
+}
