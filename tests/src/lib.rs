@@ -1,1 +1,171 @@
+//! Helpers shared by the integration tests: repositories with fast KDF settings, test data,
+//! the `node-agent` binary, and the S3 test server's address.
 
+use std::path::PathBuf;
+use std::process::Command;
+
+use rand::{Rng, SeedableRng};
+use repo_core::storage::DynStorage;
+use repo_core::{IndexedRepository, InitOptions, KdfParams, NoProgress, OpenOptions, Repository};
+
+pub const PASSWORD: &[u8] = b"correct horse battery staple";
+
+/// KDF parameters that make tests fast (the defaults cost ~0.25 s per open).
+pub fn fast_kdf() -> KdfParams {
+    KdfParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    }
+}
+
+/// Init options with fast KDF and small chunks and packs, so small inputs make many blobs.
+pub fn small_init() -> InitOptions {
+    InitOptions {
+        chunker: repo_core::ChunkerParams {
+            min_size: 16 * 1024,
+            avg_size: 64 * 1024,
+            max_size: 256 * 1024,
+        },
+        pack_size: 1024 * 1024,
+        kdf: fast_kdf(),
+        ..Default::default()
+    }
+}
+
+pub fn open_opts() -> OpenOptions {
+    OpenOptions {
+        no_cache: true,
+        ..Default::default()
+    }
+}
+
+/// Creates a repository and returns it indexed.
+pub fn init(storage: DynStorage) -> IndexedRepository {
+    Repository::init(storage.clone(), PASSWORD, small_init(), open_opts()).expect("init");
+    open(storage)
+}
+
+pub fn open(storage: DynStorage) -> IndexedRepository {
+    Repository::open(storage, PASSWORD, open_opts())
+        .expect("open")
+        .load_index(&NoProgress)
+        .expect("index")
+}
+
+/// Random bytes from a seed.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill(&mut v[..]);
+    v
+}
+
+/// Text-like bytes: words from a small vocabulary, compressible like source code.
+pub fn text_bytes(len: usize, seed: u64) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "fn",
+        "let",
+        "mut",
+        "self",
+        "impl",
+        "repository",
+        "pack",
+        "blob",
+        "index",
+        "return",
+        "Ok(())",
+        "match",
+        "{",
+        "}",
+        "=>",
+        "snapshot",
+        "\n",
+        "    ",
+        "//",
+        "error",
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        out.extend_from_slice(WORDS[rng.gen_range(0..WORDS.len())].as_bytes());
+        out.push(b' ');
+        if rng.gen_ratio(1, 50) {
+            out.extend_from_slice(format!("{}", rng.gen::<u32>()).as_bytes());
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// Path of the `node-agent` binary built next to the test binary.
+pub fn node_agent() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("node-agent");
+    assert!(
+        bin.exists(),
+        "{} missing: build it first with `cargo build -p node-agent` (tests/run.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `node-agent` command for `repo` with the test password and fast KDF.
+pub fn agent(repo: &str, cache: &std::path::Path) -> Command {
+    let mut c = Command::new(node_agent());
+    c.env("CAIRN_REPO", repo)
+        .env(
+            "CAIRN_PASSWORD",
+            std::str::from_utf8(PASSWORD).expect("utf8"),
+        )
+        .env("CAIRN_CACHE_DIR", cache)
+        .env_remove("CAIRN_PASSWORD_FILE");
+    c
+}
+
+/// Arguments that make `init` fast.
+pub const FAST_INIT: &[&str] = &[
+    "init",
+    "--argon2-memory-kib",
+    "256",
+    "--argon2-iterations",
+    "1",
+    "--argon2-parallelism",
+    "1",
+    "--chunk-avg-kib",
+    "64",
+    "--pack-size-mib",
+    "1",
+];
+
+/// The S3 test server endpoint, if one is running (tests/run.sh starts moto_server and sets
+/// `CAIRN_TEST_S3_ENDPOINT`). When `CAIRN_REQUIRE_S3=1`, a missing server fails the test
+/// instead of skipping it, so CI cannot silently skip the S3 tests.
+pub fn s3_endpoint() -> Option<String> {
+    match std::env::var("CAIRN_TEST_S3_ENDPOINT") {
+        Ok(e) if !e.is_empty() => Some(e),
+        _ => {
+            assert!(
+                std::env::var("CAIRN_REQUIRE_S3").as_deref() != Ok("1"),
+                "CAIRN_REQUIRE_S3=1 but CAIRN_TEST_S3_ENDPOINT is not set"
+            );
+            eprintln!("skipping: no S3 test server (run tests/run.sh)");
+            None
+        }
+    }
+}
+
+/// Sets the AWS variables for the moto server and creates `bucket` there.
+pub fn s3_bucket(endpoint: &str, bucket: &str) -> String {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    std::env::set_var("AWS_REGION", "us-east-1");
+    std::env::set_var("AWS_ENDPOINT_URL", endpoint);
+    std::env::set_var("AWS_ALLOW_HTTP", "true");
+    let status = Command::new("python3")
+        .args(["-c", &format!("import urllib.request; urllib.request.urlopen(urllib.request.Request('{endpoint}/{bucket}', method='PUT'))")])
+        .status()
+        .expect("python3");
+    assert!(status.success(), "creating bucket {bucket}");
+    format!("s3://{bucket}/repo")
+}
