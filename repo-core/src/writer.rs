@@ -489,7 +489,9 @@ impl<'r> Writer<'r> {
             Ok(()) | Err(Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }
-        session.end()?;
+        // The snapshot is durable: failing to delete the session object now must not turn a
+        // committed backup into a reported failure. An undeleted session simply expires.
+        let _ = session.end();
         Ok(id)
     }
 
