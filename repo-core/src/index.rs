@@ -191,7 +191,7 @@ impl Index {
             return;
         }
         let mut add: Vec<Entry> = self.recent.drain().map(|(_, e)| e).collect();
-        add.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        add.sort_unstable_by_key(|e| e.id);
         let old = std::mem::take(&mut self.sorted);
         let mut merged = Vec::with_capacity(old.len() + add.len());
         let (mut i, mut j) = (0, 0);

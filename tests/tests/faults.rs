@@ -145,7 +145,7 @@ fn crash_mid_backup_then_next_backup_reuses_uploads() {
             try_backup(crashing, &data).is_err(),
             "crash point {crash_after} not reached"
         );
-        assert_consistent(&clean, &[], &[data.clone()], crash_after);
+        assert_consistent(&clean, &[], std::slice::from_ref(&data), crash_after);
         let uploaded_before = clean.list("index/").unwrap().len();
         let repo = open(clean.clone());
         let snap = Snapshot::new("faulty", "h", vec![], Default::default()).unwrap();

@@ -210,7 +210,7 @@ impl ObjectStoreBackend {
                     b = b.with_virtual_hosted_style_request(v);
                 }
                 let s = b.build().map_err(|e| build_error(url_str, e))?;
-                return Ok(Self::new(Arc::new(s), prefix, url_str.into(), n));
+                Ok(Self::new(Arc::new(s), prefix, url_str.into(), n))
             }
             "gs" => {
                 let (bucket, prefix) = split_bucket(&url, "gs")?;
@@ -219,7 +219,7 @@ impl ObjectStoreBackend {
                     .with_retry(no_retry())
                     .build()
                     .map_err(|e| build_error(url_str, e))?;
-                return Ok(Self::new(Arc::new(s), prefix, url_str.into(), n));
+                Ok(Self::new(Arc::new(s), prefix, url_str.into(), n))
             }
             "az" | "azure" => {
                 let (container, prefix) = split_bucket(&url, "az")?;
