@@ -119,7 +119,8 @@ pub fn encode_payload(level: i32, data: &[u8]) -> Vec<u8> {
         let bound = zstd::zstd_safe::compress_bound(data.len());
         let mut out = vec![0u8; 1 + bound];
         out[0] = CODEC_ZSTD;
-        if let Ok(n) = zstd::bulk::compress_to_buffer(data, &mut out[1..], level) {
+        if let Some(n) = with_compressor(level, |c| c.compress_to_buffer(data, &mut out[1..]).ok())
+        {
             if n < data.len() {
                 out.truncate(1 + n);
                 return out;
@@ -154,6 +155,40 @@ fn looks_compressible(data: &[u8]) -> bool {
     entropy < ENTROPY_LIMIT.min(n.log2() * 0.95)
 }
 
+thread_local! {
+    /// One zstd compression context per thread, reused across blobs (a context costs
+    /// allocations of several hundred KiB to create).
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn with_compressor<T>(
+    level: i32,
+    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> Option<T>,
+) -> Option<T> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        f(&mut slot.as_mut()?.1)
+    })
+}
+
+fn with_decompressor<T>(
+    f: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        f(slot.as_mut().expect("set above"))
+    })
+}
+
 /// Inverse of [`encode_payload`]; refuses to produce more than `limit` bytes.
 pub fn decode_payload(body: &[u8], limit: usize) -> std::result::Result<Vec<u8>, String> {
     let (&codec, payload) = body.split_first().ok_or("empty payload")?;
@@ -168,6 +203,20 @@ pub fn decode_payload(body: &[u8], limit: usize) -> std::result::Result<Vec<u8>,
             Ok(payload.to_vec())
         }
         CODEC_ZSTD => {
+            // Frames we write state their size: decompress straight into a buffer of exactly
+            // that size (bounded by `limit`). Anything else takes the bounded streaming path.
+            if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(payload) {
+                if size > limit as u64 {
+                    return Err(format!("decompresses to {size} bytes, more than {limit}"));
+                }
+                let mut out = Vec::with_capacity(size as usize);
+                let n = with_decompressor(|d| d.decompress_to_buffer(payload, &mut out))
+                    .map_err(|e| format!("zstd: {e}"))?;
+                if n as u64 != size {
+                    return Err(format!("zstd frame says {size} bytes but holds {n}"));
+                }
+                return Ok(out);
+            }
             use std::io::Read;
             let dec = zstd::stream::read::Decoder::new(payload).map_err(|e| e.to_string())?;
             let mut out = Vec::new();

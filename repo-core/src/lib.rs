@@ -114,6 +114,12 @@ impl IndexedRepository {
         Err(Error::invalid("path", "empty path"))
     }
 
+    /// Opens an object written by [`Writer::write_object`] as a seekable reader.
+    pub fn open_object(&self, id: &BlobId) -> Result<reader::StreamReader<'_>> {
+        let list = tree::ContentList::decode(&self.read_blob(id)?, *id)?;
+        Ok(reader::StreamReader::new(self, list.chunks))
+    }
+
     /// Runs [`check::check`].
     pub fn check(&self, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
         check::check(self, opts, progress)

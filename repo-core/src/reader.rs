@@ -107,8 +107,10 @@ struct Run {
     blobs: Vec<(BlobId, BlobKind, u64, u64, u32)>,
 }
 
-/// Largest range read when coalescing.
-const MAX_RUN: u64 = 32 * 1024 * 1024;
+/// Largest range read when coalescing: big enough that a sequential dump makes few requests,
+/// small enough that `window × MAX_RUN` (plus the decoded copies) stays far below the memory
+/// budget of a node agent.
+const MAX_RUN: u64 = 8 * 1024 * 1024;
 
 fn plan_runs(repo: &IndexedRepository, chunks: &[ChunkRef]) -> Result<Vec<Run>> {
     let index = repo.index();
@@ -173,7 +175,7 @@ pub fn dump(
     crate::parallel::ordered_map(
         runs.len(),
         threads,
-        threads * 2,
+        threads + 2,
         |i| read_run(repo, &runs[i]),
         |_, r| {
             for blob in r? {

@@ -44,8 +44,13 @@ impl SessionRecord {
 
     pub fn open(key: &MasterKey, bytes: &[u8], object: &str) -> Result<Self> {
         let json = format::open_object(key, Kind::Session, bytes, object)?;
+        Self::from_json(&json, object)
+    }
+
+    /// Parses a session payload.
+    pub fn from_json(json: &[u8], object: &str) -> Result<Self> {
         let r: SessionRecord =
-            serde_json::from_slice(&json).map_err(|e| Error::corrupt(object, e))?;
+            serde_json::from_slice(json).map_err(|e| Error::corrupt(object, e))?;
         if r.version > FORMAT_VERSION {
             return Err(Error::NewerFormat {
                 object: object.into(),

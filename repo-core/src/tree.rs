@@ -73,6 +73,35 @@ impl<'de> Deserialize<'de> for Name {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRef(pub BlobId, pub u32);
 
+/// The chunk list of a stream stored as an object: a tree-kind blob whose id is the object's
+/// id. JSON `{"size": N, "chunks": [[id, len], …]}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentList {
+    pub size: u64,
+    pub chunks: Vec<ChunkRef>,
+}
+
+impl ContentList {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("content list serializes")
+    }
+
+    /// Decodes a content list and checks the lengths add up to `size`.
+    pub fn decode(bytes: &[u8], blob: BlobId) -> Result<Self> {
+        let c: ContentList =
+            serde_json::from_slice(bytes).map_err(|e| Error::corrupt_blob("object", blob, e))?;
+        let sum: u64 = c.chunks.iter().map(|c| c.1 as u64).sum();
+        if sum != c.size {
+            return Err(Error::corrupt_blob(
+                "object",
+                blob,
+                format!("chunks hold {sum} bytes but the object says {}", c.size),
+            ));
+        }
+        Ok(c)
+    }
+}
+
 /// What kind of entry a node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

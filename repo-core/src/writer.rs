@@ -445,6 +445,19 @@ impl<'r> Writer<'r> {
         Ok(StreamContent { chunks, size })
     }
 
+    /// Writes a stream as an object: its chunks, then its chunk list as a blob whose id is
+    /// the object's id (read it back with [`IndexedRepository::open_object`]). Equal streams
+    /// give equal ids. Like every write, it is durable only after [`Writer::flush`] or
+    /// [`Writer::commit`].
+    pub fn write_object(&self, reader: impl Read, progress: &dyn Progress) -> Result<BlobId> {
+        let content = self.write_stream(reader, progress)?;
+        let list = crate::tree::ContentList {
+            size: content.size,
+            chunks: content.chunks,
+        };
+        self.write_blob(BlobKind::Tree, &list.encode())
+    }
+
     /// Returns once everything written so far is in durable packs listed by durable index
     /// files.
     pub fn flush(&self) -> Result<()> {

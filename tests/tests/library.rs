@@ -388,3 +388,24 @@ impl storage::Storage for Counting {
         self.inner.delete(k)
     }
 }
+
+#[test]
+fn objects_have_ids_and_seekable_readers() {
+    let repo = init(storage::open_url("memory://objects", &Default::default()).unwrap());
+    let data = text_bytes(1_500_000, 21);
+    let w = repo.writer(WriterOptions::default()).unwrap();
+    let id = w.write_object(&data[..], &NoProgress).unwrap();
+    assert_eq!(
+        w.write_object(&data[..], &NoProgress).unwrap(),
+        id,
+        "equal streams, equal ids"
+    );
+    w.flush().unwrap();
+    drop(w);
+    let mut r = repo.open_object(&id).unwrap();
+    assert_eq!(r.len(), data.len() as u64);
+    r.seek(SeekFrom::Start(1_000_000)).unwrap();
+    let mut tail = Vec::new();
+    r.read_to_end(&mut tail).unwrap();
+    assert_eq!(tail, &data[1_000_000..]);
+}
