@@ -83,6 +83,18 @@ pub fn check_header<'a>(kind: Kind, bytes: &'a [u8], object: &str) -> Result<&'a
     Ok(&bytes[HEADER_LEN..])
 }
 
+/// Refuses a JSON object whose own `version` field is newer than this cairn.
+pub fn check_version(version: u16, object: &str, what: &str) -> Result<()> {
+    if version > FORMAT_VERSION {
+        return Err(Error::NewerFormat {
+            object: object.into(),
+            what: format!("{what} version {version}"),
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(())
+}
+
 /// Seals a payload as an object of `kind`, compressing it with zstd when that helps.
 pub fn seal_object(key: &MasterKey, kind: Kind, payload: &[u8]) -> Vec<u8> {
     let h = header(kind);

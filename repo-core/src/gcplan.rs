@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::format::{self, Kind, FORMAT_VERSION};
+use crate::format::{self, Kind};
 use crate::{BlobId, Error, MasterKey, ObjectId, Result};
 
 /// Prefix under which plans are published.
@@ -43,13 +43,7 @@ impl GcPlan {
 
     pub fn from_json(json: &[u8], object: &str) -> Result<Self> {
         let p: GcPlan = serde_json::from_slice(json).map_err(|e| Error::corrupt(object, e))?;
-        if p.version > FORMAT_VERSION {
-            return Err(Error::NewerFormat {
-                object: object.into(),
-                what: format!("GC plan version {}", p.version),
-                supported: FORMAT_VERSION,
-            });
-        }
+        format::check_version(p.version, object, "GC plan")?;
         Ok(p)
     }
 }

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{self, KdfParams};
-use crate::format::FORMAT_VERSION;
+use crate::format::{self, FORMAT_VERSION};
 use crate::{Error, MasterKey, Result};
 
 /// Associated data of the sealed master secret.
@@ -70,13 +70,7 @@ impl KeyFile {
     /// Parses a key file; `object` names it in errors.
     pub fn decode(bytes: &[u8], object: &str) -> Result<Self> {
         let kf: KeyFile = serde_json::from_slice(bytes).map_err(|e| Error::corrupt(object, e))?;
-        if kf.version > FORMAT_VERSION {
-            return Err(Error::NewerFormat {
-                object: object.into(),
-                what: format!("key file version {}", kf.version),
-                supported: FORMAT_VERSION,
-            });
-        }
+        format::check_version(kf.version, object, "key file")?;
         if kf.kdf.algorithm != "argon2id" {
             return Err(Error::corrupt(
                 object,

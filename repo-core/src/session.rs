@@ -51,13 +51,7 @@ impl SessionRecord {
     pub fn from_json(json: &[u8], object: &str) -> Result<Self> {
         let r: SessionRecord =
             serde_json::from_slice(json).map_err(|e| Error::corrupt(object, e))?;
-        if r.version > FORMAT_VERSION {
-            return Err(Error::NewerFormat {
-                object: object.into(),
-                what: format!("session version {}", r.version),
-                supported: FORMAT_VERSION,
-            });
-        }
+        format::check_version(r.version, object, "session")?;
         Ok(r)
     }
 }

@@ -109,13 +109,7 @@ impl Snapshot {
 
     pub fn from_json(json: &[u8], object: &str) -> Result<Self> {
         let s: Snapshot = serde_json::from_slice(json).map_err(|e| Error::corrupt(object, e))?;
-        if s.version > FORMAT_VERSION {
-            return Err(Error::NewerFormat {
-                object: object.into(),
-                what: format!("snapshot version {}", s.version),
-                supported: FORMAT_VERSION,
-            });
-        }
+        format::check_version(s.version, object, "snapshot")?;
         Ok(s)
     }
 

@@ -53,6 +53,26 @@ pub fn open(storage: DynStorage) -> IndexedRepository {
         .expect("index")
 }
 
+/// Backs up `data` as stream `name` in a new snapshot of source `name`.
+pub fn backup(
+    repo: &IndexedRepository,
+    data: &[u8],
+    name: &str,
+    tags: &[&str],
+) -> (repo_core::ObjectId, repo_core::Snapshot) {
+    let snap = repo_core::Snapshot::new(
+        name,
+        "test-host",
+        tags.iter().map(|s| s.to_string()).collect(),
+        Default::default(),
+    )
+    .expect("snapshot");
+    repo.writer(repo_core::WriterOptions::default())
+        .expect("writer")
+        .backup_stream(data, name, snap, &NoProgress)
+        .expect("backup")
+}
+
 /// Random bytes from a seed.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut v = vec![0u8; len];

@@ -6,26 +6,7 @@ use std::io::{Read, Seek, SeekFrom};
 use bytes::Bytes;
 use cairn_tests::*;
 use repo_core::storage::{self, WriteMode};
-use repo_core::{Error, NoProgress, Repository, Snapshot, SnapshotFilter, WriterOptions};
-
-fn backup(
-    repo: &repo_core::IndexedRepository,
-    data: &[u8],
-    name: &str,
-    tags: &[&str],
-) -> (repo_core::ObjectId, Snapshot) {
-    let snap = Snapshot::new(
-        name,
-        "test-host",
-        tags.iter().map(|s| s.to_string()).collect(),
-        Default::default(),
-    )
-    .unwrap();
-    repo.writer(WriterOptions::default())
-        .unwrap()
-        .backup_stream(data, name, snap, &NoProgress)
-        .unwrap()
-}
+use repo_core::{Error, NoProgress, Repository, SnapshotFilter, WriterOptions};
 
 fn dump(repo: &repo_core::IndexedRepository, id: &repo_core::ObjectId, name: &str) -> Vec<u8> {
     let mut out = Vec::new();

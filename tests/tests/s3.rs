@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cairn_tests::*;
 use repo_core::storage::{self, WriteMode};
-use repo_core::{Error, NoProgress, Snapshot, WriterOptions};
+use repo_core::{Error, NoProgress};
 
 #[test]
 fn s3_roundtrip_and_check() {
@@ -17,12 +17,7 @@ fn s3_roundtrip_and_check() {
     let s = storage::open_url(&url, &Default::default()).unwrap();
     let repo = init(s.clone());
     let data = text_bytes(4_000_000, 3);
-    let snap = Snapshot::new("s3", "h", vec![], Default::default()).unwrap();
-    let (id, _) = repo
-        .writer(WriterOptions::default())
-        .unwrap()
-        .backup_stream(&data[..], "f", snap, &NoProgress)
-        .unwrap();
+    let (id, _) = backup(&repo, &data, "f", &[]);
     let repo = open(s.clone());
     let mut out = Vec::new();
     repo.dump_file(&id, "f", &mut out).unwrap();

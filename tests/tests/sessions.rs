@@ -20,12 +20,7 @@ fn setup(
     let s = storage::open_url(&format!("memory://{name}"), &Default::default()).unwrap();
     let repo = init(s.clone());
     let data = random_bytes(3_000_000, 42);
-    let snap = Snapshot::new("v", "h", vec![], Default::default()).unwrap();
-    let (id, _) = repo
-        .writer(WriterOptions::default())
-        .unwrap()
-        .backup_stream(&data[..], "f", snap, &NoProgress)
-        .unwrap();
+    let (id, _) = backup(&repo, &data, "f", &[]);
     (s, repo, data, id)
 }
 
