@@ -146,10 +146,13 @@ const MERGE_MIN: usize = 64 * 1024;
 /// The in-memory index.
 #[derive(Default)]
 pub struct Index {
+    /// Pack table. A pack listed twice (by two index files) gets two numbers; that costs 32
+    /// bytes and saves a pack-to-number map that would cost more than the table.
     packs: Vec<ObjectId>,
-    pack_numbers: HashMap<ObjectId, u32>,
     /// Sorted by id, no duplicates.
     sorted: Vec<Entry>,
+    /// Bulk-loaded entries not yet sorted in (see [`Index::stage`]).
+    staged: Vec<Entry>,
     /// Added since the last merge.
     recent: HashMap<[u8; 32], Entry>,
     /// Blobs condemned by a published GC plan: readable, but never deduplicated against.
@@ -162,17 +165,34 @@ impl Index {
     }
 
     fn pack_number(&mut self, pack: ObjectId) -> u32 {
-        if let Some(&n) = self.pack_numbers.get(&pack) {
-            return n;
-        }
-        let n = self.packs.len() as u32;
         self.packs.push(pack);
-        self.pack_numbers.insert(pack, n);
-        n
+        (self.packs.len() - 1) as u32
     }
 
-    /// Adds every blob of an index file (or a pack). A blob already indexed keeps its
-    /// first location.
+    /// Stages a pack's entries for [`Index::commit_staged`] (bulk loading of index files):
+    /// entries go straight into one vector that is sorted once, so loading needs no hash map
+    /// and little memory beyond the 44-byte entries. Staged entries are not visible to
+    /// lookups until committed.
+    pub fn stage(&mut self, pack: ObjectId, records: &[BlobRecord]) {
+        let n = self.pack_number(pack);
+        self.staged.extend(records.iter().map(|r| Entry::new(r, n)));
+    }
+
+    /// Makes staged entries visible. A blob already indexed keeps its location.
+    pub fn commit_staged(&mut self) {
+        let mut add = std::mem::take(&mut self.staged);
+        // In place: no scratch buffer. Which location of a duplicated blob survives does not
+        // matter (any copy is valid), but one already in the table wins in the merge.
+        add.sort_unstable_by_key(|e| e.id);
+        add.dedup_by_key(|e| e.id);
+        if !self.recent.is_empty() {
+            add.retain(|e| !self.recent.contains_key(&e.id));
+        }
+        self.merge_sorted(add);
+    }
+
+    /// Adds the blobs of one pack a writer just indexed; they are visible at once. A blob
+    /// already indexed keeps its first location.
     pub fn add_pack(&mut self, pack: ObjectId, records: &[BlobRecord]) {
         let n = self.pack_number(pack);
         for r in records {
@@ -192,6 +212,15 @@ impl Index {
         }
         let mut add: Vec<Entry> = self.recent.drain().map(|(_, e)| e).collect();
         add.sort_unstable_by_key(|e| e.id);
+        self.merge_sorted(add);
+    }
+
+    /// Merges a sorted, duplicate-free vector into the sorted table; existing entries win.
+    fn merge_sorted(&mut self, add: Vec<Entry>) {
+        if self.sorted.is_empty() {
+            self.sorted = add;
+            return;
+        }
         let old = std::mem::take(&mut self.sorted);
         let mut merged = Vec::with_capacity(old.len() + add.len());
         let (mut i, mut j) = (0, 0);
@@ -283,7 +312,6 @@ impl Index {
         self.sorted.capacity() * std::mem::size_of::<Entry>()
             + self.recent.capacity() * (std::mem::size_of::<Entry>() + 32 + 8)
             + self.packs.capacity() * 32
-            + self.pack_numbers.capacity() * (32 + 4 + 8)
     }
 
     /// Size of one entry (44 bytes).
@@ -291,6 +319,7 @@ impl Index {
 
     /// Frees spare capacity after loading.
     pub fn shrink(&mut self) {
+        self.commit_staged();
         self.merge();
         self.sorted.shrink_to_fit();
         self.recent.shrink_to_fit();

@@ -33,6 +33,7 @@
 //!
 //! Calls block; from async code, call them inside `spawn_blocking`.
 
+pub mod allocator;
 pub mod blob;
 pub mod cache;
 pub mod check;

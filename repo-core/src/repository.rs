@@ -443,15 +443,12 @@ impl IndexedRepository {
                 Ok((file, bytes, from_storage)) => {
                     let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
                     for (pack, records) in &file.packs {
-                        index.add_pack(*pack, records);
+                        index.stage(*pack, records);
                     }
+                    drop(index);
                     if from_storage {
                         fetched.push((new[i], bytes));
                     }
-                    self.loaded
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(new[i]);
                     progress.advance(1);
                     Ok(())
                 }
@@ -465,6 +462,14 @@ impl IndexedRepository {
         if let Some(e) = failure {
             return Err(e);
         }
+        self.index
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .commit_staged();
+        self.loaded
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(new.iter().copied());
         if let Some(cache) = &self.cache {
             cache.put_many(&fetched);
             if !new.is_empty() {

@@ -19,6 +19,8 @@ fn rss_bytes() -> u64 {
 }
 
 fn main() {
+    // Measure as node-agent runs (see repo_core::allocator).
+    repo_core::allocator::return_large_frees_to_os();
     let n: u32 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())

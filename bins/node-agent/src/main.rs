@@ -281,6 +281,7 @@ impl Global {
 }
 
 fn main() -> ExitCode {
+    repo_core::allocator::return_large_frees_to_os();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
