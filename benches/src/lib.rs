@@ -3,7 +3,8 @@
 use rand::{Rng, SeedableRng};
 
 /// Source-code-like text: the Rust sources found under `$CARGO_HOME/registry/src`, repeated
-/// to `len` bytes; falls back to generated words when none are found.
+/// to `len` bytes, with a pass-numbered comment line after every 64 lines from the second pass
+/// on, so repeats do not deduplicate; falls back to generated words when none are found.
 pub fn text(len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
     let home = std::env::var("CARGO_HOME")
@@ -12,8 +13,9 @@ pub fn text(len: usize) -> Vec<u8> {
             std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
         });
     let mut files = Vec::new();
-    collect_rs(&home.join("registry").join("src"), &mut files, 4000);
+    collect_rs(&home.join("registry").join("src"), &mut files, 20_000);
     files.sort();
+    let mut pass = 0u64;
     'outer: while out.len() < len {
         if files.is_empty() {
             let mut rng = rand::rngs::StdRng::seed_from_u64(out.len() as u64);
@@ -31,12 +33,22 @@ pub fn text(len: usize) -> Vec<u8> {
         }
         for f in &files {
             if let Ok(b) = std::fs::read(f) {
-                out.extend_from_slice(&b);
+                if pass == 0 {
+                    out.extend_from_slice(&b);
+                } else {
+                    for (i, line) in b.split_inclusive(|&c| c == b'\n').enumerate() {
+                        out.extend_from_slice(line);
+                        if i % 64 == 63 {
+                            out.extend_from_slice(format!("// pass {pass}\n").as_bytes());
+                        }
+                    }
+                }
                 if out.len() >= len {
                     break 'outer;
                 }
             }
         }
+        pass += 1;
     }
     out.truncate(len);
     out

@@ -44,8 +44,12 @@ pub fn seal_blob(
     plaintext: &[u8],
     level: i32,
 ) -> Vec<u8> {
-    let body = format::encode_payload(level, plaintext);
-    key.seal(&aad(kind, id), &body)
+    // One buffer: room for the salt, the payload, sealed in place, then the tag. It is sized
+    // after compression, so a pack's blobs hold no unused capacity.
+    let mut buf = vec![0u8; crate::crypto::SALT_LEN];
+    format::encode_payload_into(level, plaintext, crate::crypto::TAG_LEN, &mut buf);
+    key.seal_in_place(&aad(kind, id), &mut buf);
+    buf
 }
 
 /// Opens, decompresses and verifies a stored blob. `object` is the pack it came from.

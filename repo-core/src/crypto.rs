@@ -81,6 +81,11 @@ impl MasterKey {
         seal(&self.data_key, aad, plaintext)
     }
 
+    /// Seals in place under the data key (see [`seal_in_place`]).
+    pub fn seal_in_place(&self, aad: &[u8], buf: &mut Vec<u8>) {
+        seal_in_place(&self.data_key, aad, buf)
+    }
+
     /// Opens a sealed unit made by [`MasterKey::seal`]. `object` names it in errors.
     pub fn open(&self, aad: &[u8], sealed: &[u8], object: &str) -> Result<Vec<u8>> {
         open(&self.data_key, aad, sealed).ok_or_else(|| {
@@ -105,22 +110,32 @@ fn aead(key: &[u8; 32], salt: &[u8]) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &unit).expect("AES-256 key is 32 bytes"))
 }
 
-/// Seals `plaintext`: `salt || AES-256-GCM(unit_key(key, salt), nonce 0, aad, plaintext)`.
+/// Seals `plaintext`: `salt || AES-256-GCM(unit_key(key, salt), nonce 0, aad, plaintext) || tag`.
 pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
     out.resize(SALT_LEN, 0);
-    rand::thread_rng().fill_bytes(&mut out[..SALT_LEN]);
     out.extend_from_slice(plaintext);
-    let key = aead(key, &out[..SALT_LEN]);
-    let tag = key
+    seal_in_place(key, aad, &mut out);
+    out
+}
+
+/// Seals in place: `buf` holds [`SALT_LEN`] bytes of room for the salt followed by the
+/// plaintext; on return it holds the sealed unit. Saves a copy on the write path.
+pub fn seal_in_place(key: &[u8; 32], aad: &[u8], buf: &mut Vec<u8>) {
+    assert!(
+        buf.len() >= SALT_LEN,
+        "seal_in_place needs room for the salt"
+    );
+    rand::thread_rng().fill_bytes(&mut buf[..SALT_LEN]);
+    let unit = aead(key, &buf[..SALT_LEN]);
+    let tag = unit
         .seal_in_place_separate_tag(
             Nonce::assume_unique_for_key([0u8; 12]),
             Aad::from(aad),
-            &mut out[SALT_LEN..],
+            &mut buf[SALT_LEN..],
         )
         .expect("AES-GCM sealing of an in-memory buffer cannot fail");
-    out.extend_from_slice(tag.as_ref());
-    out
+    buf.extend_from_slice(tag.as_ref());
 }
 
 /// Opens a sealed unit; `None` when it is too short or fails authentication.

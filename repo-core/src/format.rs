@@ -127,22 +127,38 @@ const ENTROPY_LIMIT: f64 = 7.9;
 /// `codec byte || payload`: zstd at `level` when the data looks compressible and the frame
 /// is smaller, raw otherwise. Level 0 disables compression.
 pub fn encode_payload(level: i32, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_payload_into(level, data, 0, &mut out);
+    out
+}
+
+/// Appends `codec byte || payload` to `out` (see [`encode_payload`]), reserving exactly that
+/// plus `room` bytes (for a tag to follow). Compression goes through a per-thread scratch
+/// buffer, so no large buffer is allocated per blob.
+pub fn encode_payload_into(level: i32, data: &[u8], room: usize, out: &mut Vec<u8>) {
     if level != 0 && looks_compressible(data) {
-        let bound = zstd::zstd_safe::compress_bound(data.len());
-        let mut out = vec![0u8; 1 + bound];
-        out[0] = CODEC_ZSTD;
-        if let Some(n) = with_compressor(level, |c| c.compress_to_buffer(data, &mut out[1..]).ok())
-        {
-            if n < data.len() {
-                out.truncate(1 + n);
-                return out;
+        let done = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let bound = zstd::zstd_safe::compress_bound(data.len());
+            if scratch.len() < bound {
+                scratch.resize(bound, 0);
             }
+            let n = with_compressor(level, |c| {
+                c.compress_to_buffer(data, &mut scratch[..bound]).ok()
+            })?;
+            (n < data.len()).then(|| {
+                out.reserve_exact(1 + n + room);
+                out.push(CODEC_ZSTD);
+                out.extend_from_slice(&scratch[..n]);
+            })
+        });
+        if done.is_some() {
+            return;
         }
     }
-    let mut out = Vec::with_capacity(1 + data.len());
+    out.reserve_exact(1 + data.len() + room);
     out.push(CODEC_RAW);
     out.extend_from_slice(data);
-    out
 }
 
 fn looks_compressible(data: &[u8]) -> bool {
@@ -174,6 +190,8 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { std::cell::RefCell::new(None) };
+    /// Output buffer for compression, reused across blobs.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn with_compressor<T>(

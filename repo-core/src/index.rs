@@ -178,6 +178,12 @@ impl Index {
         self.staged.extend(records.iter().map(|r| Entry::new(r, n)));
     }
 
+    /// Reserves room for `n` more staged entries, so bulk loading allocates once instead of
+    /// growing by doubling (which leaves freed buffers behind in the allocator).
+    pub fn reserve_staged(&mut self, n: usize) {
+        self.staged.reserve_exact(n);
+    }
+
     /// Makes staged entries visible. A blob already indexed keeps its location.
     pub fn commit_staged(&mut self) {
         let mut add = std::mem::take(&mut self.staged);

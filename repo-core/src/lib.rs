@@ -33,7 +33,6 @@
 //!
 //! Calls block; from async code, call them inside `spawn_blocking`.
 
-pub mod allocator;
 pub mod blob;
 pub mod cache;
 pub mod check;

@@ -98,16 +98,19 @@ pub fn decode_records(b: &[u8]) -> std::result::Result<(Vec<BlobRecord>, &[u8]),
     Ok((records, &rest[need..]))
 }
 
-/// Builds one pack in memory.
+/// Builds one pack in memory, as the list of its sealed blobs (no concatenation: storage
+/// writes the segments in order).
 pub struct PackWriter {
-    buf: Vec<u8>,
+    segments: Vec<Bytes>,
+    len: usize,
     records: Vec<BlobRecord>,
 }
 
 /// A finished pack ready to upload.
 pub struct FinishedPack {
     pub id: ObjectId,
-    pub bytes: Bytes,
+    /// The pack's bytes, in segments.
+    pub payload: crate::storage::Payload,
     pub records: Vec<BlobRecord>,
 }
 
@@ -125,16 +128,17 @@ pub fn pack_key(id: &ObjectId) -> String {
 }
 
 impl PackWriter {
-    pub fn with_capacity(cap: usize) -> Self {
+    pub fn new() -> Self {
         PackWriter {
-            buf: Vec::with_capacity(cap),
+            segments: Vec::new(),
+            len: 0,
             records: Vec::new(),
         }
     }
 
     /// Bytes of blobs so far.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
@@ -142,32 +146,42 @@ impl PackWriter {
     }
 
     /// Appends a sealed blob.
-    pub fn add(&mut self, id: BlobId, kind: BlobKind, sealed: &[u8], raw_len: u32) {
+    pub fn add(&mut self, id: BlobId, kind: BlobKind, sealed: Bytes, raw_len: u32) {
         self.records.push(BlobRecord {
             id,
             kind,
-            offset: self.buf.len() as u32,
+            offset: self.len as u32,
             stored_len: sealed.len() as u32,
             raw_len,
         });
-        self.buf.extend_from_slice(sealed);
+        self.len += sealed.len();
+        self.segments.push(sealed);
     }
 
     /// Appends the header and trailer and names the pack.
     pub fn finish(mut self, key: &MasterKey) -> FinishedPack {
         let mut payload = Vec::with_capacity(4 + self.records.len() * RECORD_LEN);
         encode_records(&self.records, &mut payload);
-        let header = format::seal_object(key, Kind::PackHeader, &payload);
-        self.buf.extend_from_slice(&header);
-        self.buf
-            .extend_from_slice(&(header.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(PACK_MAGIC);
-        let id = ObjectId::of(&self.buf);
+        let mut tail = format::seal_object(key, Kind::PackHeader, &payload);
+        let header_len = tail.len() as u32;
+        tail.extend_from_slice(&header_len.to_le_bytes());
+        tail.extend_from_slice(PACK_MAGIC);
+        self.segments.push(Bytes::from(tail));
+        let mut hasher = blake3::Hasher::new();
+        for s in &self.segments {
+            hasher.update(s);
+        }
         FinishedPack {
-            id,
-            bytes: Bytes::from(self.buf),
+            id: ObjectId(*hasher.finalize().as_bytes()),
+            payload: self.segments.into(),
             records: self.records,
         }
+    }
+}
+
+impl Default for PackWriter {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -239,27 +253,28 @@ mod tests {
     #[test]
     fn pack_roundtrip() {
         let key = MasterKey::from_secret([5; 32]);
-        let mut w = PackWriter::with_capacity(1024);
+        let mut w = PackWriter::new();
         let mut ids = Vec::new();
         for i in 0..10u8 {
             let plain = vec![i; 1000 + i as usize];
             let id = key.blob_id(&plain);
             let sealed = crate::blob::seal_blob(&key, BlobKind::Data, &id, &plain, 1);
-            w.add(id, BlobKind::Data, &sealed, plain.len() as u32);
+            w.add(id, BlobKind::Data, Bytes::from(sealed), plain.len() as u32);
             ids.push((id, plain));
         }
         let p = w.finish(&key);
-        assert_eq!(ObjectId::of(&p.bytes), p.id);
-        let records = decode_pack(&key, &p.bytes, "pack").unwrap();
+        let bytes = p.payload.to_bytes();
+        assert_eq!(ObjectId::of(&bytes), p.id);
+        let records = decode_pack(&key, &bytes, "pack").unwrap();
         assert_eq!(records, p.records);
         for (r, (id, plain)) in records.iter().zip(&ids) {
-            let stored = &p.bytes[r.offset as usize..r.end() as usize];
+            let stored = &bytes[r.offset as usize..r.end() as usize];
             let got = crate::blob::open_blob(&key, r.kind, id, stored, "pack").unwrap();
             assert_eq!(&got, plain);
         }
         // Truncation anywhere is detected.
-        for cut in [1, 5, 12, 100, p.bytes.len() - 1] {
-            assert!(decode_pack(&key, &p.bytes[..p.bytes.len() - cut], "pack").is_err());
+        for cut in [1, 5, 12, 100, bytes.len() - 1] {
+            assert!(decode_pack(&key, &bytes[..bytes.len() - cut], "pack").is_err());
         }
     }
 }

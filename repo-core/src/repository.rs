@@ -111,10 +111,14 @@ impl Repository {
         let kf = KeyFile::wrap(&key, password, init.kdf)?;
         let kf_bytes = kf.encode();
         let key_id = ObjectId::of(&kf_bytes);
-        storage.put(&key_key(&key_id), Bytes::from(kf_bytes), WriteMode::Create)?;
+        storage.put(
+            &key_key(&key_id),
+            Bytes::from(kf_bytes).into(),
+            WriteMode::Create,
+        )?;
         match storage.put(
             CONFIG_KEY,
-            Bytes::from(config.encode(&key)),
+            Bytes::from(config.encode(&key)).into(),
             WriteMode::Create,
         ) {
             Ok(()) => {}
@@ -220,7 +224,7 @@ impl Repository {
         let bytes = KeyFile::wrap(&self.key, password, kdf)?.encode();
         let id = ObjectId::of(&bytes);
         self.storage
-            .put(&key_key(&id), Bytes::from(bytes), WriteMode::Create)?;
+            .put(&key_key(&id), Bytes::from(bytes).into(), WriteMode::Create)?;
         Ok(id)
     }
 
@@ -417,20 +421,29 @@ impl std::ops::Deref for IndexedRepository {
 impl IndexedRepository {
     /// Reads index files not loaded yet and the current GC plans.
     pub fn refresh(&self, progress: &dyn Progress) -> Result<()> {
-        let listed: Vec<ObjectId> = self
-            .storage
-            .list("index/")?
+        let listing = self.storage.list("index/")?;
+        let listed: Vec<ObjectId> = listing
             .iter()
             .filter_map(|i| id_from_key(&i.key, "index/"))
             .collect();
-        let new: Vec<ObjectId> = {
+        let (new, new_bytes): (Vec<ObjectId>, u64) = {
             let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
-            listed
+            let fresh: Vec<_> = listing
                 .iter()
-                .filter(|id| !loaded.contains(id))
-                .copied()
-                .collect()
+                .filter_map(|i| id_from_key(&i.key, "index/").map(|id| (id, i.size)))
+                .filter(|(id, _)| !loaded.contains(id))
+                .collect();
+            (
+                fresh.iter().map(|(id, _)| *id).collect(),
+                fresh.iter().map(|(_, s)| s).sum(),
+            )
         };
+        // Every blob costs at least one 48-byte record in an index file: an upper bound that
+        // lets the index allocate its staging table once.
+        self.index
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .reserve_staged((new_bytes / crate::pack::RECORD_LEN as u64) as usize);
         progress.start("index", Some(new.len() as u64));
         let mut fetched = Vec::new();
         let mut failure = None;

@@ -94,7 +94,7 @@ impl Shared {
             r.seal(&self.key)
         };
         self.storage
-            .put(&key, Bytes::from(bytes), WriteMode::Overwrite)?;
+            .put(&key, Bytes::from(bytes).into(), WriteMode::Overwrite)?;
         Ok(self.storage.head(&key)?.last_modified)
     }
 

@@ -149,12 +149,9 @@ impl Shared {
             {
                 return Ok(false);
             }
-            packer.add(id, kind, &sealed, plaintext.len() as u32);
+            packer.add(id, kind, Bytes::from(sealed), plaintext.len() as u32);
             if packer.len() >= self.pack_target {
-                Some(std::mem::replace(
-                    &mut *packer,
-                    PackWriter::with_capacity(self.pack_target + self.pack_target / 8),
-                ))
+                Some(std::mem::take(&mut *packer))
             } else {
                 None
             }
@@ -176,10 +173,10 @@ impl Shared {
     }
 
     fn upload(&self, pack: FinishedPack) -> Result<()> {
-        let len = pack.bytes.len() as u64;
+        let len = pack.payload.len() as u64;
         match self
             .storage
-            .put(&pack.key(), pack.bytes.clone(), WriteMode::Create)
+            .put(&pack.key(), pack.payload.clone(), WriteMode::Create)
         {
             // Same name means same bytes: a retried upload that had succeeded.
             Ok(()) | Err(Error::AlreadyExists { .. }) => {}
@@ -210,10 +207,11 @@ impl Shared {
         };
         let (id, bytes) = file.seal(&self.key);
         let len = bytes.len() as u64;
-        match self
-            .storage
-            .put(&index_key(&id), Bytes::from(bytes), WriteMode::Create)
-        {
+        match self.storage.put(
+            &index_key(&id),
+            Bytes::from(bytes).into(),
+            WriteMode::Create,
+        ) {
             Ok(()) | Err(Error::AlreadyExists { .. }) => {}
             Err(e) => {
                 // Keep them for the next attempt.
@@ -285,7 +283,7 @@ impl<'r> Writer<'r> {
             key: repo.key().clone(),
             index: repo.index.clone(),
             pending: Mutex::new(HashSet::new()),
-            packer: Mutex::new(PackWriter::with_capacity(pack_target + pack_target / 8)),
+            packer: Mutex::new(PackWriter::new()),
             pack_target,
             uploaded: Mutex::new(Vec::new()),
             outstanding: Mutex::new(0),
@@ -463,8 +461,7 @@ impl<'r> Writer<'r> {
     pub fn flush(&self) -> Result<()> {
         let pack = {
             let mut packer = self.shared.packer.lock().unwrap_or_else(|e| e.into_inner());
-            (!packer.is_empty())
-                .then(|| std::mem::replace(&mut *packer, PackWriter::with_capacity(0)))
+            (!packer.is_empty()).then(|| std::mem::take(&mut *packer))
         };
         if let Some(p) = pack {
             self.shared.send_pack(p, self.tx()?)?;
@@ -494,11 +491,11 @@ impl<'r> Writer<'r> {
             self.verify_reachable(&snapshot.root, &session.id())?;
         }
         let (id, bytes) = snapshot.seal(self.repo.key());
-        match self
-            .repo
-            .storage()
-            .put(&snapshot_key(&id), Bytes::from(bytes), WriteMode::Create)
-        {
+        match self.repo.storage().put(
+            &snapshot_key(&id),
+            Bytes::from(bytes).into(),
+            WriteMode::Create,
+        ) {
             Ok(()) | Err(Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }

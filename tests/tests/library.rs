@@ -200,7 +200,7 @@ fn damage_to_every_object_kind_is_detected() {
                 let at = bytes.len() / 2;
                 bytes[at] ^= 0x40;
             }
-            s.put(&victim, Bytes::from(bytes), WriteMode::Overwrite)
+            s.put(&victim, Bytes::from(bytes).into(), WriteMode::Overwrite)
                 .unwrap();
             let what = format!("{victim} truncate={truncate}");
             let opened = Repository::open(s.clone(), PASSWORD, open_opts());
@@ -264,7 +264,8 @@ fn newer_format_objects_are_refused_clearly() {
     let key = format!("snapshots/{id}");
     let mut b = s.get(&key).unwrap().to_vec();
     b[6] = 2; // format version 2
-    s.put(&key, Bytes::from(b), WriteMode::Overwrite).unwrap();
+    s.put(&key, Bytes::from(b).into(), WriteMode::Overwrite)
+        .unwrap();
     let e = repo.get_snapshot(&id).unwrap_err();
     assert!(matches!(
         e,
@@ -346,7 +347,7 @@ impl storage::Storage for Counting {
     fn location(&self) -> &str {
         self.inner.location()
     }
-    fn put(&self, k: &str, d: Bytes, m: WriteMode) -> repo_core::Result<()> {
+    fn put(&self, k: &str, d: storage::Payload, m: WriteMode) -> repo_core::Result<()> {
         self.inner.put(k, d, m)
     }
     fn get(&self, k: &str) -> repo_core::Result<Bytes> {

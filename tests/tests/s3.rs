@@ -57,7 +57,7 @@ fn s3_create_only_race() {
                 let (s, key, barrier) = (s.clone(), key.clone(), barrier.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    s.put(&key, Bytes::from(vec![i; 1000]), WriteMode::Create)
+                    s.put(&key, Bytes::from(vec![i; 1000]).into(), WriteMode::Create)
                 })
             })
             .collect();

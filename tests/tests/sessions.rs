@@ -41,7 +41,7 @@ fn condemn_and_sweep(
     let (pid, bytes) = plan.seal(repo.key());
     s.put(
         &format!("{PLANS_PREFIX}{pid}"),
-        Bytes::from(bytes),
+        Bytes::from(bytes).into(),
         WriteMode::Create,
     )
     .unwrap();

@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use super::{ObjectInfo, RetryPolicy, Storage, WriteMode};
+use super::{ObjectInfo, Payload, RetryPolicy, Storage, WriteMode};
 use crate::{Error, Result};
 
 /// Options for opening a storage; the CLI fills them from flags and the environment.
@@ -343,7 +343,7 @@ impl Storage for ObjectStoreBackend {
         &self.location
     }
 
-    fn put(&self, key: &str, data: Bytes, mode: WriteMode) -> Result<()> {
+    fn put(&self, key: &str, data: Payload, mode: WriteMode) -> Result<()> {
         let opts = PutOptions {
             mode: match mode {
                 WriteMode::Create => PutMode::Create,
@@ -354,8 +354,11 @@ impl Storage for ObjectStoreBackend {
         let path = self.path(key);
         self.run(
             key,
-            self.store
-                .put_opts(&path, PutPayload::from_bytes(data), opts),
+            self.store.put_opts(
+                &path,
+                data.segments().iter().cloned().collect::<PutPayload>(),
+                opts,
+            ),
         )
         .map(|_| ())
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 
-use super::{ObjectInfo, Storage, WriteMode};
+use super::{ObjectInfo, Payload, Storage, WriteMode};
 use crate::{Error, Result};
 
 /// What to break, and how often.
@@ -100,7 +100,7 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.inner.location()
     }
 
-    fn put(&self, key: &str, data: Bytes, mode: WriteMode) -> Result<()> {
+    fn put(&self, key: &str, data: Payload, mode: WriteMode) -> Result<()> {
         self.before(key, 0.0)?;
         if self.roll(key, self.plan.put_error_rate) {
             return Err(self.fault(key, "write failed"));

@@ -34,6 +34,53 @@ pub enum WriteMode {
     Overwrite,
 }
 
+/// The bytes of an object being written, as one or more segments (a pack is written from
+/// its sealed blobs without concatenating them). Cloning is cheap: segments are shared.
+#[derive(Clone, Debug, Default)]
+pub struct Payload(Vec<Bytes>);
+
+impl Payload {
+    /// The segments in order.
+    pub fn segments(&self) -> &[Bytes] {
+        &self.0
+    }
+
+    /// Total length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|b| b.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes as one buffer (copies when there are several segments).
+    pub fn to_bytes(&self) -> Bytes {
+        match self.0.as_slice() {
+            [one] => one.clone(),
+            many => Bytes::from(many.concat()),
+        }
+    }
+}
+
+impl From<Bytes> for Payload {
+    fn from(b: Bytes) -> Self {
+        Payload(vec![b])
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(v: Vec<u8>) -> Self {
+        Payload(vec![Bytes::from(v)])
+    }
+}
+
+impl From<Vec<Bytes>> for Payload {
+    fn from(v: Vec<Bytes>) -> Self {
+        Payload(v)
+    }
+}
+
 /// What a listing or `head` returns about an object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -58,7 +105,7 @@ pub struct ObjectInfo {
 pub trait Storage: Send + Sync + 'static {
     /// Where this storage is, for messages (`/srv/repo`, `s3://bucket/prefix`).
     fn location(&self) -> &str;
-    fn put(&self, key: &str, data: Bytes, mode: WriteMode) -> Result<()>;
+    fn put(&self, key: &str, data: Payload, mode: WriteMode) -> Result<()>;
     fn get(&self, key: &str) -> Result<Bytes>;
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes>;
     fn head(&self, key: &str) -> Result<ObjectInfo>;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::Rng;
 
-use super::{ObjectInfo, Storage, WriteMode};
+use super::{ObjectInfo, Payload, Storage, WriteMode};
 use crate::Result;
 
 /// How often and how patiently to retry.
@@ -83,7 +83,7 @@ impl<S: Storage> Storage for Retrying<S> {
     fn location(&self) -> &str {
         self.inner.location()
     }
-    fn put(&self, key: &str, data: Bytes, mode: WriteMode) -> Result<()> {
+    fn put(&self, key: &str, data: Payload, mode: WriteMode) -> Result<()> {
         self.retry(|| self.inner.put(key, data.clone(), mode))
     }
     fn get(&self, key: &str) -> Result<Bytes> {
@@ -107,7 +107,7 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     fn location(&self) -> &str {
         (**self).location()
     }
-    fn put(&self, key: &str, data: Bytes, mode: WriteMode) -> Result<()> {
+    fn put(&self, key: &str, data: Payload, mode: WriteMode) -> Result<()> {
         (**self).put(key, data, mode)
     }
     fn get(&self, key: &str) -> Result<Bytes> {
