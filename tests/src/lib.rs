@@ -73,6 +73,34 @@ pub fn backup(
         .expect("backup")
 }
 
+/// Asserts `check --read-data` finds nothing wrong, listing the problems if it does.
+pub fn assert_clean(repo: &IndexedRepository) {
+    let report = repo
+        .check(&repo_core::CheckOptions { read_data: true }, &NoProgress)
+        .expect("check");
+    assert!(
+        report.is_clean(),
+        "check found problems: {:?}",
+        report.problems
+    );
+}
+
+/// Asserts stream `name` of snapshot `id` reads back as `data` and the repository checks clean.
+pub fn assert_restores(
+    repo: &IndexedRepository,
+    id: &repo_core::ObjectId,
+    name: &str,
+    data: &[u8],
+) {
+    let mut out = Vec::new();
+    repo.dump_file(id, name, &mut out).expect("dump");
+    assert!(
+        out == data,
+        "stream {name} of snapshot {id} differs from what was backed up"
+    );
+    assert_clean(repo);
+}
+
 /// Random bytes from a seed.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut v = vec![0u8; len];

@@ -64,10 +64,7 @@ fn roundtrip_and_dedup_on_local_and_memory() {
             })
             .unwrap();
         assert_eq!(tagged.len(), 2);
-        assert!(repo
-            .check(&repo_core::CheckOptions { read_data: true }, &NoProgress)
-            .unwrap()
-            .is_clean());
+        assert_clean(&repo);
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cairn_tests::*;
 use repo_core::storage::{self, WriteMode};
-use repo_core::{Error, NoProgress};
+use repo_core::Error;
 
 #[test]
 fn s3_roundtrip_and_check() {
@@ -19,13 +19,7 @@ fn s3_roundtrip_and_check() {
     let data = text_bytes(4_000_000, 3);
     let (id, _) = backup(&repo, &data, "f", &[]);
     let repo = open(s.clone());
-    let mut out = Vec::new();
-    repo.dump_file(&id, "f", &mut out).unwrap();
-    assert_eq!(out, data);
-    assert!(repo
-        .check(&repo_core::CheckOptions { read_data: true }, &NoProgress)
-        .unwrap()
-        .is_clean());
+    assert_restores(&repo, &id, "f", &data);
     // Objects live under the prefix.
     assert!(s
         .list("data/")

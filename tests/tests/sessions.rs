@@ -134,13 +134,7 @@ fn writers_do_not_deduplicate_against_condemned_blobs() {
         s.delete(k).unwrap();
     }
     let repo = open(s.clone());
-    let mut out = Vec::new();
-    repo.dump_file(&id, "f", &mut out).unwrap();
-    assert_eq!(out, data);
-    assert!(repo
-        .check(&repo_core::CheckOptions { read_data: true }, &NoProgress)
-        .unwrap()
-        .is_clean());
+    assert_restores(&repo, &id, "f", &data);
 }
 
 #[test]
