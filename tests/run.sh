@@ -1,31 +1,48 @@
 #!/usr/bin/env bash
 # The test command (README): installs and starts what the tests need, then runs all tests.
 # - moto_server (PyPI `moto[server]`) on a free loopback port, for the S3 tests;
+# - Azurite (npm `azurite`, the Azure Blob emulator) on a free loopback port, and the Azure SDK
+#   (PyPI `azure-storage-blob`, only to create test containers), for the Azure tests;
 # - the node-agent binary, which the process tests spawn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target
 
-if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
-    echo "installing moto[server] (the S3 test server)"
-    python3 -m pip install --quiet 'moto[server]'
+if ! python3 -c 'import moto.server, flask, azure.storage.blob' >/dev/null 2>&1; then
+    echo "installing moto[server] and azure-storage-blob"
+    python3 -m pip install --quiet 'moto[server]' azure-storage-blob
+fi
+azurite=target/azurite/node_modules/.bin/azurite-blob
+if [ ! -x "$azurite" ]; then
+    echo "installing azurite (the Azure Blob emulator)"
+    npm install --silent --no-audit --no-fund --prefix target/azurite azurite@3
 fi
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 -m moto.server -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
-moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-    if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" >/dev/null 2>&1; then
-        break
-    fi
-    sleep 0.2
-done
-python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" >/dev/null \
-    || { echo "moto_server did not start; see target/moto.log"; cat target/moto.log; exit 1; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_http() { # url, log
+    for _ in $(seq 1 150); do
+        if python3 -c "import urllib.request, urllib.error, sys
+try: urllib.request.urlopen('$1')
+except urllib.error.HTTPError: pass" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    echo "server at $1 did not start; log:"; cat "$2"; exit 1
+}
 
-export CAIRN_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+s3_port=$(free_port)
+python3 -m moto.server -H 127.0.0.1 -p "$s3_port" > target/moto.log 2>&1 &
+moto_pid=$!
+az_port=$(free_port)
+"$azurite" --blobHost 127.0.0.1 --blobPort "$az_port" --inMemoryPersistence --skipApiVersionCheck --silent > target/azurite.log 2>&1 &
+azurite_pid=$!
+trap 'kill "$moto_pid" "$azurite_pid" 2>/dev/null || true' EXIT
+wait_http "http://127.0.0.1:$s3_port/" target/moto.log
+wait_http "http://127.0.0.1:$az_port/devstoreaccount1?comp=list" target/azurite.log
+
+export CAIRN_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 export CAIRN_REQUIRE_S3=1
+export CAIRN_TEST_AZURE_ENDPOINT="http://127.0.0.1:$az_port"
+export CAIRN_REQUIRE_AZURE=1
 
 cargo build --workspace --bins
 cargo test --workspace "$@"

@@ -203,6 +203,84 @@ pub fn s3_endpoint() -> Option<String> {
     }
 }
 
+/// The Azurite endpoint, if running (tests/run.sh starts it and sets
+/// `CAIRN_TEST_AZURE_ENDPOINT`); with `CAIRN_REQUIRE_AZURE=1` a missing one fails the test.
+pub fn azure_endpoint() -> Option<String> {
+    match std::env::var("CAIRN_TEST_AZURE_ENDPOINT") {
+        Ok(e) if !e.is_empty() => Some(e),
+        _ => {
+            assert!(
+                std::env::var("CAIRN_REQUIRE_AZURE").as_deref() != Ok("1"),
+                "CAIRN_REQUIRE_AZURE=1 but CAIRN_TEST_AZURE_ENDPOINT is not set"
+            );
+            eprintln!("skipping: no Azure emulator (run tests/run.sh)");
+            None
+        }
+    }
+}
+
+/// Points object_store's emulator mode at Azurite, creates `container` there (with the Azure
+/// SDK from PyPI; cairn itself never creates containers) and returns the repository URL.
+pub fn azure_container(endpoint: &str, container: &str) -> String {
+    std::env::set_var("AZURE_STORAGE_USE_EMULATOR", "true");
+    std::env::set_var("AZURITE_BLOB_STORAGE_URL", endpoint);
+    let script = format!(
+        "from azure.storage.blob import BlobServiceClient\n\
+         cs = 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint={endpoint}/devstoreaccount1;'\n\
+         BlobServiceClient.from_connection_string(cs).create_container('{container}')\n"
+    );
+    let status = Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .expect("python3");
+    assert!(status.success(), "creating container {container}");
+    format!("az://{container}/repo")
+}
+
+/// Eight threads create the same key at once with different bytes: exactly one wins, the
+/// others get `AlreadyExists`, and the stored bytes are the winner's.
+pub fn assert_create_only_race(s: &DynStorage) {
+    use repo_core::storage::WriteMode;
+    for round in 0..5 {
+        let key = format!("race/{round}");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let handles: Vec<_> = (0..8u8)
+            .map(|i| {
+                let (s, key, barrier) = (s.clone(), key.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    s.put(
+                        &key,
+                        bytes::Bytes::from(vec![i; 1000]).into(),
+                        WriteMode::Create,
+                    )
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect();
+        let winners: Vec<usize> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.is_ok() || matches!(r, Err(repo_core::Error::AlreadyExists { .. }))),
+            "{results:?}"
+        );
+        assert_eq!(
+            s.get(&key).expect("get").as_ref(),
+            &vec![winners[0] as u8; 1000][..]
+        );
+    }
+}
+
 /// Sets the AWS variables for the moto server and creates `bucket` there.
 pub fn s3_bucket(endpoint: &str, bucket: &str) -> String {
     std::env::set_var("AWS_ACCESS_KEY_ID", "test");

@@ -1,12 +1,8 @@
 //! Against a real S3 server (moto_server on 127.0.0.1, started by tests/run.sh): round trips,
 //! create-only races, and damage detection.
 
-use std::sync::Arc;
-
-use bytes::Bytes;
 use cairn_tests::*;
-use repo_core::storage::{self, WriteMode};
-use repo_core::Error;
+use repo_core::storage;
 
 #[test]
 fn s3_roundtrip_and_check() {
@@ -28,7 +24,6 @@ fn s3_roundtrip_and_check() {
         .all(|o| o.key.starts_with("data/")));
 }
 
-/// Eight threads create the same key at once with different bytes: exactly one wins.
 #[test]
 fn s3_create_only_race() {
     let Some(endpoint) = s3_endpoint() else {
@@ -43,31 +38,7 @@ fn s3_create_only_race() {
         },
     )
     .unwrap();
-    for round in 0..5 {
-        let key = format!("race/{round}");
-        let barrier = Arc::new(std::sync::Barrier::new(8));
-        let handles: Vec<_> = (0..8u8)
-            .map(|i| {
-                let (s, key, barrier) = (s.clone(), key.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    s.put(&key, Bytes::from(vec![i; 1000]).into(), WriteMode::Create)
-                })
-            })
-            .collect();
-        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        let winners = results.iter().filter(|r| r.is_ok()).count();
-        assert_eq!(winners, 1, "round {round}: {results:?}");
-        assert!(
-            results
-                .iter()
-                .all(|r| r.is_ok() || matches!(r, Err(Error::AlreadyExists { .. }))),
-            "{results:?}"
-        );
-        let stored = s.get(&key).unwrap();
-        let winner = results.iter().position(|r| r.is_ok()).unwrap() as u8;
-        assert_eq!(stored.as_ref(), &vec![winner; 1000][..]);
-    }
+    assert_create_only_race(&s);
 }
 
 #[test]

@@ -352,15 +352,26 @@ impl Storage for ObjectStoreBackend {
             ..Default::default()
         };
         let path = self.path(key);
-        self.run(
+        let result = self.run(
             key,
             self.store.put_opts(
                 &path,
                 data.segments().iter().cloned().collect::<PutPayload>(),
                 opts,
             ),
-        )
-        .map(|_| ())
+        );
+        match result {
+            Ok(_) => Ok(()),
+            // Writing never needs the object to exist: "not found" means the bucket or
+            // container itself is missing.
+            Err(Error::NotFound { .. }) => Err(Error::Storage {
+                repo: self.location.clone(),
+                object: key.to_string(),
+                message: "the bucket or container does not exist; create it first (cairn does not create buckets)".into(),
+                transient: false,
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     fn get(&self, key: &str) -> Result<Bytes> {
