@@ -424,7 +424,7 @@ impl<'r> Writer<'r> {
                     pos += n;
                 }
                 carry = data[pos..].to_vec();
-                shared.check_failed_peek()?;
+                shared.check_failed()?;
                 if eof {
                     return Ok(());
                 }
@@ -583,24 +583,10 @@ impl<'r> Writer<'r> {
         snapshot.summary.new_bytes = stats.new_bytes;
         snapshot.summary.stored_bytes = stats.stored_bytes;
         snapshot.summary.duration_secs = started.elapsed().as_secs_f64();
+        snapshot.session = self.session_id();
         let id = self.commit(snapshot.clone())?;
         progress.finish();
         Ok((id, snapshot))
-    }
-}
-
-impl Shared {
-    /// Like `check_failed` but leaves the error for the final check.
-    fn check_failed_peek(&self) -> Result<()> {
-        if self
-            .failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
-        {
-            return self.check_failed();
-        }
-        Ok(())
     }
 }
 
