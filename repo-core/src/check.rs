@@ -220,7 +220,7 @@ pub fn check(
             };
             for node in &tree.nodes {
                 let child = format!("{}{}", path, node.name.display());
-                for c in &node.content {
+                for c in node.data_chunks() {
                     if !blob_ids.contains(&c.0) {
                         report.problems.push(problem(
                             &skey,
@@ -232,6 +232,9 @@ pub fn check(
                 if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
                     stack.push((sub, format!("{child}/")));
                 }
+            }
+            for part in &tree.parts {
+                stack.push((*part, path.clone()));
             }
         }
         progress.advance(1);

@@ -84,7 +84,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn corrupt(object: impl fmt::Display, reason: impl fmt::Display) -> Self {
+    pub fn corrupt(object: impl fmt::Display, reason: impl fmt::Display) -> Self {
         Error::Corrupt {
             object: object.to_string(),
             blob: None,
@@ -92,7 +92,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn corrupt_blob(
+    pub fn corrupt_blob(
         object: impl fmt::Display,
         blob: crate::BlobId,
         reason: impl fmt::Display,
@@ -104,14 +104,14 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid(field: impl Into<String>, reason: impl fmt::Display) -> Self {
+    pub fn invalid(field: impl Into<String>, reason: impl fmt::Display) -> Self {
         Error::Invalid {
             field: field.into(),
             reason: reason.to_string(),
         }
     }
 
-    pub(crate) fn io(context: impl fmt::Display, source: std::io::Error) -> Self {
+    pub fn io(context: impl fmt::Display, source: std::io::Error) -> Self {
         Error::Io {
             context: context.to_string(),
             source,

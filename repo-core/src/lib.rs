@@ -65,7 +65,7 @@ pub use id::{BlobId, ObjectId};
 pub use progress::{NoProgress, Progress};
 pub use repository::{IndexedRepository, InitOptions, OpenOptions, Repository};
 pub use snapshot::{Snapshot, SnapshotFilter, Summary};
-pub use writer::{StreamContent, WriteStats, Writer, WriterOptions};
+pub use writer::{StreamContent, WriteStats, Writer, WriterOptions, SPLIT_DIR_NODES};
 
 impl IndexedRepository {
     /// Writes file `name` of snapshot `id` to `out` (parallel, range-coalesced reads).
@@ -86,14 +86,41 @@ impl IndexedRepository {
         reader::dump(self, &node.content, out, self.options().threads.max(2) * 2)
     }
 
+    /// The entries of a directory, joining the parts of a split one. Checks the parts hold
+    /// names in order and are not split themselves.
+    pub fn read_dir(&self, id: &BlobId) -> Result<Vec<tree::Node>> {
+        let mut tree = self.read_tree(id)?;
+        if tree.parts.is_empty() {
+            return Ok(tree.nodes);
+        }
+        let mut nodes: Vec<tree::Node> = Vec::new();
+        for part in std::mem::take(&mut tree.parts) {
+            let t = self.read_tree(&part)?;
+            let ordered = match (nodes.last(), t.nodes.first()) {
+                (Some(a), Some(b)) => a.name < b.name,
+                _ => true,
+            };
+            if !t.parts.is_empty() || !ordered || t.nodes.is_empty() {
+                return Err(Error::corrupt_blob(
+                    "tree",
+                    part,
+                    format!("part of directory tree {id} is nested, empty or out of order"),
+                ));
+            }
+            nodes.extend(t.nodes);
+        }
+        Ok(nodes)
+    }
+
     /// Finds the node at a `/`-separated path below a root tree.
     pub fn find_node(&self, root: &BlobId, path: &str) -> Result<tree::Node> {
         let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-        let mut tree = self.read_tree(root)?;
+        let mut dir = self.read_dir(root)?;
         for (i, part) in parts.iter().enumerate() {
-            let node = tree
-                .get(part.as_bytes())
-                .cloned()
+            let node = dir
+                .binary_search_by(|n| n.name.0.as_slice().cmp(part.as_bytes()))
+                .ok()
+                .map(|k| dir[k].clone())
                 .ok_or_else(|| Error::NotFound {
                     what: "path in snapshot",
                     object: path.to_string(),
@@ -102,7 +129,7 @@ impl IndexedRepository {
                 return Ok(node);
             }
             match node.subtree {
-                Some(sub) => tree = self.read_tree(&sub)?,
+                Some(sub) => dir = self.read_dir(&sub)?,
                 None => {
                     return Err(Error::NotFound {
                         what: "path in snapshot",

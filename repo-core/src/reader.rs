@@ -62,6 +62,12 @@ impl Read for StreamReader<'_> {
         let i = self.starts.partition_point(|&s| s <= self.pos) - 1;
         if self.current.as_ref().is_none_or(|(ci, _)| *ci != i) {
             let c = self.chunks[i];
+            if c.is_hole() {
+                self.current = Some((i, vec![0; c.1 as usize]));
+            }
+        }
+        if self.current.as_ref().is_none_or(|(ci, _)| *ci != i) {
+            let c = self.chunks[i];
             let data = self.repo.read_blob(&c.0).map_err(to_io)?;
             if data.len() != c.1 as usize {
                 return Err(to_io(Error::corrupt_blob(
@@ -99,12 +105,33 @@ impl Seek for StreamReader<'_> {
     }
 }
 
-/// Adjacent blobs of one pack, read with one range request.
-struct Run {
-    pack: ObjectId,
+/// One blob of a [`Run`]: where it is in the pack and where its bytes go in the stream.
+#[derive(Clone, Debug)]
+pub struct RunBlob {
+    pub id: BlobId,
+    kind: BlobKind,
     start: u64,
     end: u64,
-    blobs: Vec<(BlobId, BlobKind, u64, u64, u32)>,
+    /// Plaintext length the tree promises.
+    pub len: u32,
+    /// Offset of the blob's first byte in the stream.
+    pub offset: u64,
+}
+
+/// Adjacent blobs of one pack, read with one range request.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub pack: ObjectId,
+    start: u64,
+    end: u64,
+    pub blobs: Vec<RunBlob>,
+}
+
+impl Run {
+    /// Bytes read from storage for this run.
+    pub fn stored_len(&self) -> u64 {
+        self.end - self.start
+    }
 }
 
 /// Largest range read when coalescing: big enough that a sequential dump makes few requests,
@@ -112,49 +139,68 @@ struct Run {
 /// budget of a node agent.
 const MAX_RUN: u64 = 8 * 1024 * 1024;
 
-fn plan_runs(repo: &IndexedRepository, chunks: &[ChunkRef]) -> Result<Vec<Run>> {
+/// Plans the reads of a stream: its stored chunks grouped into range reads of adjacent
+/// blobs, in stream order. Holes need no read and are left out; each blob carries its
+/// stream offset.
+pub fn plan_runs(repo: &IndexedRepository, chunks: &[ChunkRef]) -> Result<Vec<Run>> {
     let index = repo.index();
     let mut runs: Vec<Run> = Vec::new();
+    let mut offset = 0u64;
     for c in chunks {
+        let at = offset;
+        offset += c.1 as u64;
+        if c.is_hole() {
+            continue;
+        }
         let loc = index.lookup(&c.0).ok_or_else(|| Error::NotFound {
             what: "blob (not in the index)",
             object: c.0.to_string(),
         })?;
         let (s, e) = (loc.offset as u64, loc.offset as u64 + loc.stored_len as u64);
+        let blob = RunBlob {
+            id: c.0,
+            kind: loc.kind,
+            start: s,
+            end: e,
+            len: c.1,
+            offset: at,
+        };
         match runs.last_mut() {
             Some(r) if r.pack == loc.pack && r.end == s && e - r.start <= MAX_RUN => {
                 r.end = e;
-                r.blobs.push((c.0, loc.kind, s, e, c.1));
+                r.blobs.push(blob);
             }
             _ => runs.push(Run {
                 pack: loc.pack,
                 start: s,
                 end: e,
-                blobs: vec![(c.0, loc.kind, s, e, c.1)],
+                blobs: vec![blob],
             }),
         }
     }
     Ok(runs)
 }
 
-fn read_run(repo: &IndexedRepository, run: &Run) -> Result<Vec<Vec<u8>>> {
+/// Reads one run with a single range request; returns each blob's plaintext, verified
+/// against its id and length, in order.
+pub fn read_run(repo: &IndexedRepository, run: &Run) -> Result<Vec<Vec<u8>>> {
     let key = pack_key(&run.pack);
     let bytes = repo.storage().get_range(&key, run.start..run.end)?;
     run.blobs
         .iter()
-        .map(|&(id, kind, s, e, raw)| {
+        .map(|b| {
             let plain = open_blob(
                 repo.key(),
-                kind,
-                &id,
-                &bytes[(s - run.start) as usize..(e - run.start) as usize],
+                b.kind,
+                &b.id,
+                &bytes[(b.start - run.start) as usize..(b.end - run.start) as usize],
                 &key,
             )?;
-            if plain.len() != raw as usize {
+            if plain.len() != b.len as usize {
                 return Err(Error::corrupt_blob(
                     &key,
-                    id,
-                    format!("blob has {} bytes, the tree says {raw}", plain.len()),
+                    b.id,
+                    format!("blob has {} bytes, the tree says {}", plain.len(), b.len),
                 ));
             }
             Ok(plain)
@@ -162,8 +208,20 @@ fn read_run(repo: &IndexedRepository, run: &Run) -> Result<Vec<Vec<u8>>> {
         .collect()
 }
 
-/// Writes a stream's content to `out`, reading `threads` ranges at once. Returns bytes
-/// written.
+/// Writes `n` zero bytes (a hole) to a sequential output.
+fn write_zeros(out: &mut dyn Write, mut n: u64) -> Result<()> {
+    const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        out.write_all(&ZEROS[..k])
+            .map_err(|e| Error::io("writing output", e))?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
+/// Writes a stream's content to `out`, reading `threads` ranges at once; holes come out as
+/// zeros. Returns bytes written.
 pub fn dump(
     repo: &IndexedRepository,
     chunks: &[ChunkRef],
@@ -171,21 +229,24 @@ pub fn dump(
     threads: usize,
 ) -> Result<u64> {
     let runs = plan_runs(repo, chunks)?;
+    let total: u64 = chunks.iter().map(|c| c.1 as u64).sum();
     let mut written = 0u64;
     crate::parallel::ordered_map(
         runs.len(),
         threads,
         threads + 2,
         |i| read_run(repo, &runs[i]),
-        |_, r| {
-            for blob in r? {
-                out.write_all(&blob)
+        |i, r| {
+            for (blob, data) in runs[i].blobs.iter().zip(r?) {
+                write_zeros(out, blob.offset - written)?;
+                out.write_all(&data)
                     .map_err(|e| Error::io("writing output", e))?;
-                written += blob.len() as u64;
+                written = blob.offset + data.len() as u64;
             }
             Ok(())
         },
     )?;
+    write_zeros(out, total - written)?;
     out.flush().map_err(|e| Error::io("writing output", e))?;
-    Ok(written)
+    Ok(total)
 }

@@ -22,6 +22,16 @@ pub struct Summary {
     pub new_bytes: u64,
     /// Bytes this backup added to storage (packs and index files).
     pub stored_bytes: u64,
+    /// Directories in the snapshot (file-tree backups).
+    #[serde(default)]
+    pub dirs: u64,
+    /// Files read because they are new, changed, or (unchanged) reused from the parent.
+    #[serde(default)]
+    pub files_new: u64,
+    #[serde(default)]
+    pub files_changed: u64,
+    #[serde(default)]
+    pub files_unchanged: u64,
     /// Wall time of the backup in seconds.
     pub duration_secs: f64,
     /// Warnings recorded while backing up (files that could not be read, …).

@@ -28,7 +28,7 @@ use crate::pack::{BlobRecord, FinishedPack, PackWriter};
 use crate::session::Session;
 use crate::snapshot::{snapshot_key, Snapshot};
 use crate::storage::{DynStorage, WriteMode};
-use crate::tree::{ChunkRef, NodeKind, Tree};
+use crate::tree::{ChunkRef, Name, Node, NodeKind, Tree, MAX_TREE_NODES};
 use crate::{BlobId, Error, IndexedRepository, MasterKey, ObjectId, Progress, Result};
 
 /// Tuning for a writer.
@@ -264,6 +264,20 @@ pub struct Writer<'r> {
     level: i32,
 }
 
+/// Directories with more entries than this are split into parts.
+pub const SPLIT_DIR_NODES: usize = 4096;
+/// Fewest entries in a part (except the last), so parts are never tiny.
+const MIN_DIR_PART: usize = 256;
+/// One name in this many ends a part: about 1,000 entries (~200 KB of JSON) per part.
+const DIR_PART_AVERAGE: u16 = 1024;
+
+/// Whether a directory part ends after this name: decided by the name alone, so the cut
+/// points of a directory do not move when an entry elsewhere is added or removed.
+fn ends_dir_part(name: &Name) -> bool {
+    let h = blake3::hash(&name.0);
+    u16::from_le_bytes([h.as_bytes()[0], h.as_bytes()[1]]) % DIR_PART_AVERAGE == 0
+}
+
 /// Size of each read from the input: several average chunks, so workers stay busy.
 const READ_BUFFER: usize = 8 * 1024 * 1024;
 
@@ -356,6 +370,55 @@ impl<'r> Writer<'r> {
     /// Stores a tree and returns its id.
     pub fn write_tree(&self, tree: &Tree) -> Result<BlobId> {
         self.write_blob(BlobKind::Tree, &tree.encode())
+    }
+
+    /// Stores a directory: one tree blob, or, beyond [`SPLIT_DIR_NODES`] entries, parts cut
+    /// where a name's hash says so (content-defined, so an insertion changes one or two
+    /// parts, not every one after it) and a tree listing them. `nodes` must be sorted.
+    pub fn write_dir(&self, nodes: Vec<Node>) -> Result<BlobId> {
+        if nodes.len() <= SPLIT_DIR_NODES {
+            return self.write_tree(&Tree {
+                nodes,
+                ..Default::default()
+            });
+        }
+        let mut parts = Vec::new();
+        let mut part = Vec::new();
+        for node in nodes {
+            let len = part.len() + 1;
+            let cut = (len >= MIN_DIR_PART && ends_dir_part(&node.name)) || len >= MAX_TREE_NODES;
+            part.push(node);
+            if cut {
+                parts.push(self.write_tree(&Tree {
+                    nodes: std::mem::take(&mut part),
+                    ..Default::default()
+                })?);
+            }
+        }
+        if !part.is_empty() {
+            parts.push(self.write_tree(&Tree {
+                nodes: part,
+                ..Default::default()
+            })?);
+        }
+        self.write_tree(&Tree {
+            nodes: Vec::new(),
+            parts,
+        })
+    }
+
+    /// Chunks and stores an in-memory buffer on the calling thread (small files: many run at
+    /// once, so per-call threads would cost more than they give).
+    pub fn write_bytes(&self, data: &[u8]) -> Result<Vec<ChunkRef>> {
+        let chunker = Chunker::new(self.repo.config().chunker, self.repo.key().chunker_seed());
+        let mut chunks = Vec::new();
+        let mut pos = 0;
+        for cut in chunker.cut_all(data) {
+            let piece = &data[pos..pos + cut];
+            chunks.push(ChunkRef(self.write_blob(BlobKind::Data, piece)?, cut as u32));
+            pos += cut;
+        }
+        Ok(chunks)
     }
 
     /// Chunks, deduplicates and stores a whole stream. `progress` gets bytes read.
@@ -524,17 +587,17 @@ impl<'r> Writer<'r> {
             let tree = self.repo.read_tree(&trees[i])?;
             let index = self.repo.index();
             for node in &tree.nodes {
-                for c in &node.content {
+                for c in node.data_chunks() {
                     if !index.has_for_dedup(&c.0) {
                         missing.push(c.0);
                     }
                 }
-                if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                    if index.has_for_dedup(&sub) {
-                        trees.push(sub);
-                    } else {
-                        missing.push(sub);
-                    }
+            }
+            for sub in tree.child_trees() {
+                if index.has_for_dedup(&sub) {
+                    trees.push(sub);
+                } else {
+                    missing.push(sub);
                 }
             }
             i += 1;
@@ -567,13 +630,15 @@ impl<'r> Writer<'r> {
             mode: 0o644,
             mtime: snapshot.time.clone(),
             content: content.chunks,
-            subtree: None,
-            link_target: None,
+            ..Default::default()
         };
         node.name
             .validate()
             .map_err(|e| Error::invalid("stream name", e))?;
-        let root = self.write_tree(&Tree { nodes: vec![node] })?;
+        let root = self.write_tree(&Tree {
+            nodes: vec![node],
+            ..Default::default()
+        })?;
         self.flush()?;
         let stats = self.stats();
         snapshot.root = root;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use repo_core::index::IndexFile;
 use repo_core::pack::BlobRecord;
-use repo_core::tree::{ChunkRef, Name, Node, NodeKind, Tree};
+use repo_core::tree::{ByteString, ChunkRef, Name, Node, NodeKind, Tree, Xattr};
 use repo_core::{BlobId, MasterKey, NoProgress, ObjectId, OpenOptions, Repository};
 
 const PASSWORD: &[u8] = b"golden";
@@ -143,7 +143,7 @@ fn deterministic_encodings_are_pinned() {
                 mtime: "2026-11-21T00:00:00Z".into(),
                 content: vec![ChunkRef(id, 5)],
                 subtree: None,
-                link_target: None,
+                ..Default::default()
             },
             Node {
                 name: Name(vec![0xff, 0xfe]),
@@ -153,11 +153,59 @@ fn deterministic_encodings_are_pinned() {
                 mtime: String::new(),
                 content: vec![],
                 subtree: Some(BlobId([2; 32])),
-                link_target: None,
+                ..Default::default()
             },
         ],
+        ..Default::default()
     };
     check_bytes("tree.json", &tree.encode());
+
+    // The file-tree fields (issue 3): owners, times, hardlink identity, xattrs, holes, and
+    // the non-file kinds; plus a split directory.
+    let full = Tree {
+        nodes: vec![
+            Node {
+                name: Name(b"sparse".to_vec()),
+                kind: NodeKind::File,
+                size: 4101,
+                mode: 0o4755,
+                mtime: "2026-11-21T00:00:00.123456789Z".into(),
+                ctime: "2026-11-21T00:00:01Z".into(),
+                uid: 1000,
+                gid: 100,
+                user: "alice".into(),
+                group: "users".into(),
+                inode: 42,
+                device: 2049,
+                links: 2,
+                xattrs: vec![Xattr {
+                    name: ByteString(b"user.note".to_vec()),
+                    value: ByteString(vec![0xff, 0]),
+                }],
+                content: vec![ChunkRef(id, 5), ChunkRef::hole(4096)],
+                ..Default::default()
+            },
+            Node {
+                name: Name(b"tty".to_vec()),
+                kind: NodeKind::CharDev,
+                rdev: 0x0501,
+                ..Default::default()
+            },
+            Node {
+                name: Name(b"z-link".to_vec()),
+                kind: NodeKind::Symlink,
+                link_target: Some(ByteString(b"../a.txt".to_vec())),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    check_bytes("tree-full.json", &full.encode());
+    let split = Tree {
+        nodes: vec![],
+        parts: vec![BlobId([4; 32]), BlobId([5; 32])],
+    };
+    check_bytes("tree-split.json", &split.encode());
 
     let index = IndexFile {
         supersedes: vec![ObjectId([9; 32])],

@@ -76,10 +76,13 @@ fn lapsed_writer_whose_blobs_were_swept_refuses_to_commit() {
         mtime: String::new(),
         content: content.chunks,
         subtree: None,
-        link_target: None,
+        ..Default::default()
     };
     let root = w
-        .write_tree(&repo_core::tree::Tree { nodes: vec![node] })
+        .write_tree(&repo_core::tree::Tree {
+            nodes: vec![node],
+            ..Default::default()
+        })
         .unwrap();
     let mut snap = Snapshot::new("v", "h", vec![], root).unwrap();
     snap.summary.files = 1;

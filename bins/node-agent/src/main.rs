@@ -1,8 +1,13 @@
 //! `node-agent`: cairn's data mover and command-line interface.
 //!
-//! Parses arguments, calls repo-core, prints. Exit codes: 0 success, 1 failure, 2 usage,
-//! 3 wrong password, 4 `check` found problems, 5 no repository at the location,
-//! 6 corrupt data, 7 repository written by a newer cairn.
+//! Parses arguments, calls repo-core and repo-fs, prints. Exit codes: 0 success, 1 failure,
+//! 2 usage, 3 wrong password, 4 `check` found problems, 5 no repository at the location,
+//! 6 corrupt data, 7 repository written by a newer cairn, 8 backup done with warnings (the
+//! snapshot was written; some entries could not be read), 9 restore incomplete (some
+//! entries failed), 130 cancelled by SIGINT/SIGTERM.
+
+mod files;
+mod report;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,7 +34,7 @@ struct Cli {
 }
 
 #[derive(Args)]
-struct Global {
+pub struct Global {
     /// Repository: a path, file://, s3://bucket/prefix, gs://, az:// or memory://.
     #[arg(long, env = "CAIRN_REPO", global = true)]
     repo: Option<String>,
@@ -66,15 +71,26 @@ enum Command {
     /// Manage passwords.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Back up standard input as a named stream.
+    /// Back up directories and files (or standard input with --stdin); prints the snapshot id.
     Backup(BackupArgs),
+    /// Restore a snapshot (or SNAPSHOT:SUBPATH) into a directory.
+    Restore(files::RestoreArgs),
     /// List snapshots.
     Snapshots(FilterArgs),
+    /// List the entries of a snapshot (SNAPSHOT or SNAPSHOT:PATH).
+    Ls {
+        spec: String,
+        /// Everything below, not just one level.
+        #[arg(long, short = 'r')]
+        recursive: bool,
+    },
+    /// Show what changed between two snapshots.
+    Diff { a: String, b: String },
     /// Write a file of a snapshot to standard output.
     Dump {
         /// Snapshot id, unique id prefix, or `latest`.
         snapshot: String,
-        /// Name of the file (the stream name for `backup --stdin`).
+        /// Path of the file in the snapshot (the stream name for `backup --stdin`).
         name: String,
     },
     /// Verify the repository.
@@ -146,16 +162,21 @@ struct NewPasswordArgs {
 
 #[derive(Args)]
 struct BackupArgs {
-    /// Read the data from standard input.
-    #[arg(long, required = true)]
+    /// Directories and files to back up (one directory: its contents become the snapshot).
+    #[arg(required_unless_present = "stdin", conflicts_with = "stdin")]
+    paths: Vec<PathBuf>,
+    /// Read the data from standard input instead.
+    #[arg(long, requires = "stdin_name")]
     stdin: bool,
     /// Name of the stream in the snapshot.
-    #[arg(long, required = true)]
-    stdin_name: String,
+    #[arg(long)]
+    stdin_name: Option<String>,
+    #[command(flatten)]
+    tree: files::TreeBackupArgs,
     /// Tag `key=value` (repeatable).
     #[arg(long = "tag")]
     tags: Vec<String>,
-    /// Source recorded in the snapshot (default: the stream name).
+    /// Source recorded in the snapshot (default: the absolute paths, or the stream name).
     #[arg(long)]
     source: Option<String>,
     /// Host recorded in the snapshot (default: this host).
@@ -184,8 +205,15 @@ impl FilterArgs {
     }
 }
 
+/// Backup finished and committed, but some entries could not be read.
+pub const EXIT_WARNINGS: u8 = 8;
+/// Restore finished, but some entries failed.
+pub const EXIT_INCOMPLETE: u8 = 9;
+/// Stopped by SIGINT or SIGTERM.
+pub const EXIT_CANCELLED: u8 = 130;
+
 /// A failure with its exit code.
-struct Failure {
+pub struct Failure {
     code: u8,
     message: String,
 }
@@ -206,14 +234,14 @@ impl From<Error> for Failure {
     }
 }
 
-fn fail(code: u8, message: impl Into<String>) -> Failure {
+pub fn fail(code: u8, message: impl Into<String>) -> Failure {
     Failure {
         code,
         message: message.into(),
     }
 }
 
-type CliResult<T = ()> = Result<T, Failure>;
+pub type CliResult<T = ()> = Result<T, Failure>;
 
 fn read_secret(env: &str, file: Option<&PathBuf>, what: &str) -> CliResult<Vec<u8>> {
     if let Some(f) = file {
@@ -275,7 +303,7 @@ impl Global {
         )?)
     }
 
-    fn open_indexed(&self) -> CliResult<IndexedRepository> {
+    pub fn open_indexed(&self) -> CliResult<IndexedRepository> {
         let repo = self.open()?.load_index(&NoProgress)?;
         release_loading_buffers();
         Ok(repo)
@@ -307,7 +335,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn print_json(v: &serde_json::Value) {
+pub fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string(v).expect("JSON serializes"));
 }
 
@@ -340,14 +368,28 @@ fn run(cli: Cli) -> CliResult {
             }
         }
         Command::Key(k) => key_command(g, k)?,
+        Command::Backup(a) if !a.stdin => files::backup(
+            g,
+            &a.paths,
+            files::Common {
+                tags: &a.tags,
+                source: a.source.clone(),
+                host: a.host.clone(),
+            },
+            &a.tree,
+        )?,
+        Command::Restore(a) => files::restore(g, a)?,
+        Command::Ls { spec, recursive } => files::ls(g, spec, *recursive)?,
+        Command::Diff { a, b } => files::diff(g, a, b)?,
         Command::Backup(a) => {
+            let stdin_name = a.stdin_name.clone().unwrap_or_default();
             let repo = g.open_indexed()?;
             let host = a.host.clone().unwrap_or_else(repo_core::time::hostname);
-            let source = a.source.clone().unwrap_or_else(|| a.stdin_name.clone());
+            let source = a.source.clone().unwrap_or_else(|| stdin_name.clone());
             let snapshot = Snapshot::new(&source, &host, a.tags.clone(), Default::default())?;
             let writer = repo.writer(WriterOptions::default())?;
             let stdin = std::io::stdin().lock();
-            let (id, snap) = writer.backup_stream(stdin, &a.stdin_name, snapshot, &NoProgress)?;
+            let (id, snap) = writer.backup_stream(stdin, &stdin_name, snapshot, &NoProgress)?;
             if g.json {
                 print_json(
                     &serde_json::json!({"snapshot_id": id.to_string(), "summary": snap.summary}),
