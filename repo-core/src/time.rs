@@ -47,3 +47,107 @@ pub fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// A Unix time (seconds, nanoseconds) as RFC 3339 UTC with nanoseconds. Unlike
+/// [`format_rfc3339`], any time a file system can hold works, before 1970 included.
+pub fn format_unix(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        nanos.min(999_999_999)
+    )
+}
+
+/// Parses what [`format_unix`] (or [`format_rfc3339`]) wrote: `YYYY-MM-DDTHH:MM:SS[.f]Z`.
+pub fn parse_unix(s: &str) -> Option<(i64, u32)> {
+    let (date, time) = s.strip_suffix('Z')?.split_once('T')?;
+    let (neg, date) = match date.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, date),
+    };
+    let mut dp = date.splitn(3, '-');
+    let y: i64 = dp.next()?.parse().ok()?;
+    let m: i64 = dp.next()?.parse().ok()?;
+    let d: i64 = dp.next()?.parse().ok()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut tp = hms.splitn(3, ':');
+    let h: i64 = tp.next()?.parse().ok()?;
+    let mi: i64 = tp.next()?.parse().ok()?;
+    let sec: i64 = tp.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
+    let y = if neg { -y } else { y };
+    let days = days_from_civil(y, m, d);
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_times_round_trip_before_and_after_the_epoch() {
+        for (s, n) in [
+            (0, 0),
+            (1_700_000_000, 123_456_789),
+            (-1, 999_999_999),
+            (-86_400 * 365 * 300, 5),
+            (253_402_300_799, 0),
+        ] {
+            let text = format_unix(s, n);
+            assert_eq!(parse_unix(&text), Some((s, n)), "{text}");
+        }
+        assert_eq!(format_unix(0, 0), "1970-01-01T00:00:00.000000000Z");
+        let t = UNIX_EPOCH + Duration::new(1_600_000_000, 42);
+        assert_eq!(parse_unix(&format_rfc3339(t)), Some((1_600_000_000, 42)));
+        assert_eq!(
+            parse_unix("2020-01-01T00:00:00.5Z"),
+            Some((1_577_836_800, 500_000_000))
+        );
+        for bad in [
+            "",
+            "2020-13-01T00:00:00Z",
+            "2020-01-01 00:00:00Z",
+            "2020-01-01T00:00:00.1234567890Z",
+        ] {
+            assert_eq!(parse_unix(bad), None, "{bad}");
+        }
+    }
+}

@@ -415,7 +415,10 @@ impl<'r> Writer<'r> {
         let mut pos = 0;
         for cut in chunker.cut_all(data) {
             let piece = &data[pos..pos + cut];
-            chunks.push(ChunkRef(self.write_blob(BlobKind::Data, piece)?, cut as u32));
+            chunks.push(ChunkRef(
+                self.write_blob(BlobKind::Data, piece)?,
+                cut as u32,
+            ));
             pos += cut;
         }
         Ok(chunks)

@@ -181,7 +181,10 @@ pub fn backup(
 ) -> Result<BackupOutcome> {
     let started = Instant::now();
     if paths.is_empty() {
-        return Err(Error::invalid("paths", "nothing to back up: give at least one path"));
+        return Err(Error::invalid(
+            "paths",
+            "nothing to back up: give at least one path",
+        ));
     }
     let source = match &opts.source {
         Some(s) => s.clone(),
@@ -691,7 +694,9 @@ fn scan(paths: &[PathBuf], exclude: &ExcludeOptions, c: &Counters, stop: &[&Atom
         c: &Counters,
         stop: &[&AtomicBool],
     ) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         let mut names: Vec<Vec<u8>> = rd
             .filter_map(|e| e.ok().map(|e| e.file_name().as_bytes().to_vec()))
             .collect();
@@ -702,7 +707,9 @@ fn scan(paths: &[PathBuf], exclude: &ExcludeOptions, c: &Counters, stop: &[&Atom
                 return;
             }
             let path = dir.join(OsStr::from_bytes(&name));
-            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
             if ex.excluded_by_patterns(&layer, &path, meta.is_dir()) {
                 continue;
             }
@@ -717,7 +724,9 @@ fn scan(paths: &[PathBuf], exclude: &ExcludeOptions, c: &Counters, stop: &[&Atom
         }
     }
     for p in paths {
-        let Ok(ex) = Excluder::new(exclude, p) else { continue };
+        let Ok(ex) = Excluder::new(exclude, p) else {
+            continue;
+        };
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => walk(p, &ex, &None, c, stop),
             Ok(m) => {

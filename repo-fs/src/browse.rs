@@ -107,7 +107,9 @@ fn diff_dirs(
         return Ok(());
     }
     let load = |id: Option<BlobId>| -> Result<Vec<Node>> {
-        id.map(|i| repo.read_dir(&i)).transpose().map(|n| n.unwrap_or_default())
+        id.map(|i| repo.read_dir(&i))
+            .transpose()
+            .map(|n| n.unwrap_or_default())
     };
     let (na, nb) = (load(a)?, load(b)?);
     let (mut i, mut j) = (0, 0);
@@ -170,7 +172,13 @@ fn removed_or_added(
     visit(path, change);
     if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
         for child in repo.read_dir(&sub)? {
-            removed_or_added(repo, &child, &path.join(child.name.display()), change, visit)?;
+            removed_or_added(
+                repo,
+                &child,
+                &path.join(child.name.display()),
+                change,
+                visit,
+            )?;
         }
     }
     Ok(())

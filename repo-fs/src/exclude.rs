@@ -65,9 +65,8 @@ impl Excluder {
             b.add_line(None, p).map_err(|e| pattern_error(p, e))?;
         }
         for file in &opts.pattern_files {
-            let text = std::fs::read_to_string(file).map_err(|e| {
-                Error::io(format!("reading exclude file {}", file.display()), e)
-            })?;
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Error::io(format!("reading exclude file {}", file.display()), e))?;
             for line in text.lines() {
                 b.add_line(Some(file.clone()), line)
                     .map_err(|e| pattern_error(line, e))?;

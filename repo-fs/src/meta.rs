@@ -11,40 +11,20 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, UNIX_EPOCH};
 
-use repo_core::time::{format_rfc3339, parse_rfc3339};
 use repo_core::tree::{ByteString, Name, Node, NodeKind, Xattr};
 
 /// A time from seconds and nanoseconds since the epoch, as stored in trees.
 pub fn format_time(secs: i64, nsecs: i64) -> String {
-    let nanos = Duration::from_nanos(nsecs.clamp(0, 999_999_999) as u64);
-    let t = if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs as u64) + nanos
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + nanos
-    };
-    format_rfc3339(t)
+    repo_core::time::format_unix(secs, nsecs.clamp(0, 999_999_999) as u32)
 }
 
 /// A stored time as a `timespec` (`None` if it does not parse).
 pub fn parse_time(s: &str) -> Option<libc::timespec> {
-    let t = parse_rfc3339(s)?;
-    let (secs, nsecs) = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => (d.as_secs() as i64, d.subsec_nanos() as i64),
-        Err(e) => {
-            let d = e.duration();
-            let (s, n) = (d.as_secs() as i64, d.subsec_nanos() as i64);
-            if n == 0 {
-                (-s, 0)
-            } else {
-                (-s - 1, 1_000_000_000 - n)
-            }
-        }
-    };
+    let (secs, nanos) = repo_core::time::parse_unix(s)?;
     Some(libc::timespec {
         tv_sec: secs as libc::time_t,
-        tv_nsec: nsecs as _,
+        tv_nsec: nanos as _,
     })
 }
 
@@ -118,7 +98,11 @@ pub fn node_from_meta(name: &[u8], meta: &Metadata, owners: &OwnerNames) -> Node
     Node {
         name: Name(name.to_vec()),
         kind,
-        size: if kind == NodeKind::File { meta.size() } else { 0 },
+        size: if kind == NodeKind::File {
+            meta.size()
+        } else {
+            0
+        },
         mode: meta.mode() & 0o7777,
         mtime: format_time(meta.mtime(), meta.mtime_nsec()),
         ctime: format_time(meta.ctime(), meta.ctime_nsec()),
@@ -152,7 +136,11 @@ pub fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
     let mut names = vec![0u8; 1024];
     let len = loop {
         let n = unsafe {
-            libc::llistxattr(p.as_ptr(), names.as_mut_ptr() as *mut libc::c_char, names.len())
+            libc::llistxattr(
+                p.as_ptr(),
+                names.as_mut_ptr() as *mut libc::c_char,
+                names.len(),
+            )
         };
         if n >= 0 {
             break n as usize;
@@ -166,7 +154,8 @@ pub fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
     };
     let mut out = Vec::new();
     for name in names[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let cname = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let cname =
+            CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let mut value = vec![0u8; 256];
         let n = loop {
             let n = unsafe {

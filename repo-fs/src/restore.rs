@@ -238,13 +238,15 @@ pub fn restore(
     } else {
         std::fs::create_dir_all(target)
             .map_err(|e| Error::io(format!("creating restore target {}", target.display()), e))?;
-        Some(sfs::open_root(target).map_err(|e| {
-            Error::io(format!("opening restore target {}", target.display()), e)
-        })?)
+        Some(
+            sfs::open_root(target).map_err(|e| {
+                Error::io(format!("opening restore target {}", target.display()), e)
+            })?,
+        )
     };
     let fd = root_fd.as_ref().map(|f| f.as_raw_fd());
     let everything = r.include.is_none();
-    pool.install(|| r.restore_dir(fd, Path::new(""), &nodes, everything))?;
+    pool.install(|| r.restore_dir(fd, Path::new(""), &nodes, everything, None))?;
     if let Some(fd) = fd {
         if !opts.dry_run {
             r.make_links(fd)?;
@@ -298,8 +300,9 @@ struct Restorer<'a> {
     visit: &'a (dyn Fn(&Step) + Sync),
     /// First restored path of each hard-linked inode.
     first_links: Mutex<HashMap<(u64, u64), PathBuf>>,
-    /// Links to make once every file is written: (existing, new).
-    deferred_links: Mutex<Vec<(PathBuf, PathBuf)>>,
+    /// Links to make once every file is written: existing name, new name, and the time to
+    /// set again on the new name's directory (linking changes it).
+    deferred_links: Mutex<Vec<(PathBuf, PathBuf, Option<libc::timespec>)>>,
     outcome: Mutex<RestoreOutcome>,
     notes: Mutex<HashSet<String>>,
     /// Set on an error that dooms the rest (a full disk).
@@ -336,7 +339,8 @@ impl Restorer<'_> {
 
     /// Whether the filters select `rel` (`inside`: an ancestor directory was selected).
     fn selected(&self, rel: &Path, inside: bool) -> bool {
-        !self.exclude.matches(rel) && (inside || self.include.as_ref().is_none_or(|i| i.matches(rel)))
+        !self.exclude.matches(rel)
+            && (inside || self.include.as_ref().is_none_or(|i| i.matches(rel)))
     }
 
     /// Plans one directory: an action per snapshot entry, then deletions.
@@ -434,21 +438,36 @@ impl Restorer<'_> {
 
     /// Restores the entries `nodes` into directory `dir` (`None`: it does not exist, which
     /// only happens in a dry run).
-    fn restore_dir(&self, dir: Option<RawFd>, rel: &Path, nodes: &[Node], inside: bool) -> Result<()> {
+    fn restore_dir(
+        &self,
+        dir: Option<RawFd>,
+        rel: &Path,
+        nodes: &[Node],
+        inside: bool,
+        dir_mtime: Option<libc::timespec>,
+    ) -> Result<()> {
         if self.halted() {
             return Ok(());
         }
         let steps = self.plan_dir(dir, rel, nodes, inside)?;
         if self.opts.dry_run {
             // A printed plan reads best in order.
-            return steps.iter().try_for_each(|step| self.apply(dir, step, inside));
+            return steps
+                .iter()
+                .try_for_each(|step| self.apply(dir, step, inside, dir_mtime));
         }
         steps
             .par_iter()
-            .try_for_each(|step| self.apply(dir, step, inside))
+            .try_for_each(|step| self.apply(dir, step, inside, dir_mtime))
     }
 
-    fn apply(&self, dir: Option<RawFd>, step: &Step, inside: bool) -> Result<()> {
+    fn apply(
+        &self,
+        dir: Option<RawFd>,
+        step: &Step,
+        inside: bool,
+        dir_mtime: Option<libc::timespec>,
+    ) -> Result<()> {
         if self.halted() {
             return Ok(());
         }
@@ -493,7 +512,7 @@ impl Restorer<'_> {
             self.deferred_links
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push((first.clone(), step.path.clone()));
+                .push((first.clone(), step.path.clone(), dir_mtime));
             return Ok(());
         }
         if step.action == Action::Replace && node.kind != NodeKind::File {
@@ -503,7 +522,11 @@ impl Restorer<'_> {
         let result = match node.kind {
             NodeKind::File => return self.file(fd, step, node, name),
             NodeKind::Symlink => {
-                let target = node.link_target.as_ref().map(|t| t.0.as_slice()).unwrap_or(b"");
+                let target = node
+                    .link_target
+                    .as_ref()
+                    .map(|t| t.0.as_slice())
+                    .unwrap_or(b"");
                 sfs::symlink_at(fd, name, target)
             }
             NodeKind::Fifo => sfs::mknod_at(fd, name, libc::S_IFIFO | node.mode, 0),
@@ -544,7 +567,14 @@ impl Restorer<'_> {
         }
     }
 
-    fn dir(&self, dir: Option<RawFd>, step: &Step, node: &Node, name: &[u8], inside: bool) -> Result<()> {
+    fn dir(
+        &self,
+        dir: Option<RawFd>,
+        step: &Step,
+        node: &Node,
+        name: &[u8],
+        inside: bool,
+    ) -> Result<()> {
         let chosen = self.selected(&step.path, inside);
         let children = match node.subtree {
             Some(sub) => self.repo.read_dir(&sub)?,
@@ -552,7 +582,8 @@ impl Restorer<'_> {
         };
         if self.opts.dry_run {
             let sub = dir.and_then(|fd| sfs::open_dir(fd, name).ok());
-            return self.restore_dir(sub.as_ref().map(|s| s.as_raw_fd()), &step.path, &children, chosen);
+            let sub = sub.as_ref().map(|s| s.as_raw_fd());
+            return self.restore_dir(sub, &step.path, &children, chosen, None);
         }
         let Some(fd) = dir else { return Ok(()) };
         if step.action == Action::Replace {
@@ -571,7 +602,10 @@ impl Restorer<'_> {
         }
         let sub: OwnedFd = match sfs::open_dir(fd, name) {
             Ok(s) => s,
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ELOOP)
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
                 self.fail(&step.path, "is a symlink in the target; not followed");
                 return Ok(());
             }
@@ -580,10 +614,14 @@ impl Restorer<'_> {
                 return Ok(());
             }
         };
-        self.restore_dir(Some(sub.as_raw_fd()), &step.path, &children, chosen)?;
+        let mtime = parse_time(&node.mtime);
+        self.restore_dir(Some(sub.as_raw_fd()), &step.path, &children, chosen, mtime)?;
         if !chosen && created {
             // Only descended to look for included entries: drop it again if none were.
-            if sfs::list_dir(sub.as_raw_fd()).map(|l| l.is_empty()).unwrap_or(false) {
+            if sfs::list_dir(sub.as_raw_fd())
+                .map(|l| l.is_empty())
+                .unwrap_or(false)
+            {
                 drop(sub);
                 let _ = sfs::unlink_dir(fd, name);
                 return Ok(());
@@ -684,7 +722,8 @@ impl Restorer<'_> {
             let blobs = read_run(self.repo, run)?;
             for (b, data) in run.blobs.iter().zip(blobs) {
                 file.write_all_at(&data, b.offset).map_err(io)?;
-                self.counters.add(&self.counters.bytes_done, data.len() as u64);
+                self.counters
+                    .add(&self.counters.bytes_done, data.len() as u64);
             }
             Ok(())
         };
@@ -722,17 +761,29 @@ impl Restorer<'_> {
     /// Makes the hard links deferred during the restore, each to the first restored name
     /// of its inode; both sides are reached without following symlinks.
     fn make_links(&self, root: RawFd) -> Result<()> {
-        let links = std::mem::take(&mut *self.deferred_links.lock().unwrap_or_else(|e| e.into_inner()));
-        for (first, this) in links {
+        let links = std::mem::take(
+            &mut *self
+                .deferred_links
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (first, this, dir_mtime) in links {
             let r = (|| -> std::io::Result<()> {
                 let (fd1, n1) = open_parent(root, &first)?;
                 let (fd2, n2) = open_parent(root, &this)?;
                 let _ = sfs::unlink_at(fd2.as_raw_fd(), &n2);
-                sfs::link_at(fd1.as_raw_fd(), &n1, fd2.as_raw_fd(), &n2)
+                sfs::link_at(fd1.as_raw_fd(), &n1, fd2.as_raw_fd(), &n2)?;
+                match dir_mtime {
+                    Some(t) => sfs::set_times_at(fd2.as_raw_fd(), None, t),
+                    None => Ok(()),
+                }
             })();
             match r {
                 Ok(()) => self.tally(|o| o.files += 1),
-                Err(e) => self.fail(&this, format!("hard link to {} not made: {e}", first.display())),
+                Err(e) => self.fail(
+                    &this,
+                    format!("hard link to {} not made: {e}", first.display()),
+                ),
             }
         }
         Ok(())

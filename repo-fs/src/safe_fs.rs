@@ -62,7 +62,8 @@ pub fn create_file(dir: RawFd, name: &[u8]) -> io::Result<std::fs::File> {
         libc::openat(
             dir,
             c.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            // Read-write so `verify` can read back through the same descriptor.
+            libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC,
             0o600 as libc::c_uint,
         )
     })?;
@@ -106,15 +107,8 @@ pub fn symlink_at(dir: RawFd, name: &[u8], target: &[u8]) -> io::Result<()> {
 
 pub fn mknod_at(dir: RawFd, name: &[u8], mode: u32, rdev: u64) -> io::Result<()> {
     let c = c_name(name)?;
-    check(unsafe {
-        libc::mknodat(
-            dir,
-            c.as_ptr(),
-            mode as libc::mode_t,
-            rdev as libc::dev_t,
-        )
-    })
-    .map(drop)
+    check(unsafe { libc::mknodat(dir, c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) })
+        .map(drop)
 }
 
 /// Makes `to_name` in `to_dir` a hard link of `from_name` in `from_dir` (never following a

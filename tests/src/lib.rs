@@ -295,3 +295,157 @@ pub fn s3_bucket(endpoint: &str, bucket: &str) -> String {
     assert!(status.success(), "creating bucket {bucket}");
     format!("s3://{bucket}/repo")
 }
+
+/// What a file-tree comparison looks at for one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryState {
+    pub kind: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    /// Modification time in nanoseconds (not for symlinks' targets, for the entry itself).
+    pub mtime_ns: i128,
+    pub content: Option<blake3::Hash>,
+    pub link_target: Option<Vec<u8>>,
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The first path (in walk order) sharing this entry's inode, for hard links.
+    pub same_as: Option<std::path::PathBuf>,
+    pub rdev: u64,
+}
+
+/// Every entry below `root` (not `root` itself), by relative path, with what a faithful
+/// restore must reproduce.
+pub fn tree_state(
+    root: &std::path::Path,
+) -> std::collections::BTreeMap<std::path::PathBuf, EntryState> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut inodes: std::collections::HashMap<u64, std::path::PathBuf> = Default::default();
+    let mut stack = vec![root.to_path_buf()];
+    let mut paths = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+                stack.push(p.clone());
+            }
+            paths.push(p);
+        }
+    }
+    paths.sort();
+    for p in paths {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(root).unwrap().to_path_buf();
+        let kind = m.mode() & libc::S_IFMT;
+        let same_as = if m.nlink() > 1 && !m.is_dir() {
+            let first = inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone();
+            (first != rel).then_some(first)
+        } else {
+            None
+        };
+        out.insert(
+            rel,
+            EntryState {
+                kind,
+                mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+                size: if m.is_file() { m.size() } else { 0 },
+                mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+                content: m
+                    .is_file()
+                    .then(|| blake3::hash(&std::fs::read(&p).unwrap())),
+                link_target: m.file_type().is_symlink().then(|| {
+                    use std::os::unix::ffi::OsStrExt;
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .as_os_str()
+                        .as_bytes()
+                        .to_vec()
+                }),
+                xattrs: if m.file_type().is_symlink() {
+                    Vec::new()
+                } else {
+                    xattrs_of(&p)
+                },
+                same_as,
+                rdev: if kind == libc::S_IFCHR || kind == libc::S_IFBLK {
+                    m.rdev()
+                } else {
+                    0
+                },
+            },
+        );
+    }
+    out
+}
+
+/// User extended attributes of a path, sorted.
+pub fn xattrs_of(p: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let mut names = vec![0u8; 4096];
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr() as *mut _, names.len()) };
+    if n <= 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for name in names[..n as usize]
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+    {
+        let cn = std::ffi::CString::new(name).unwrap();
+        let mut v = vec![0u8; 65536];
+        let k =
+            unsafe { libc::lgetxattr(c.as_ptr(), cn.as_ptr(), v.as_mut_ptr() as *mut _, v.len()) };
+        if k >= 0 {
+            v.truncate(k as usize);
+            out.push((name.to_vec(), v));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Sets a user extended attribute.
+pub fn set_xattr(p: &std::path::Path, name: &str, value: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let rc = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr() as *const _,
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setxattr {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Sets a path's modification time (not following symlinks), in nanoseconds.
+pub fn set_mtime(p: &std::path::Path, secs: i64, nsecs: i64) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let t = libc::timespec {
+        tv_sec: secs,
+        tv_nsec: nsecs,
+    };
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            [t, t].as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(rc, 0);
+}

@@ -231,7 +231,11 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> CliResult {
         cancel: cancel_on_signals(),
     };
     let counters = Arc::new(Counters::default());
-    let mode = if a.dry_run { Mode::Quiet } else { Mode::choose(g.json) };
+    let mode = if a.dry_run {
+        Mode::Quiet
+    } else {
+        Mode::choose(g.json)
+    };
     let every = Duration::from_secs_f64(a.progress_interval.max(0.05));
     let reporter = Reporter::start(mode, "restore", counters.clone(), every);
     let json = g.json;
@@ -249,9 +253,19 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> CliResult {
         };
         let kind = s.node.map(kind_name).unwrap_or("-");
         if json {
-            print_json(&serde_json::json!({"event": "plan", "action": what, "path": s.path.display().to_string(), "type": kind, "detail": why}));
+            print_json(
+                &serde_json::json!({"event": "plan", "action": what, "path": s.path.display().to_string(), "type": kind, "detail": why}),
+            );
         } else {
-            println!("{what:<8} {kind:<8} {}{}", s.path.display(), if why.is_empty() { String::new() } else { format!("  ({why})") });
+            println!(
+                "{what:<8} {kind:<8} {}{}",
+                s.path.display(),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({why})")
+                }
+            );
         }
     };
     let result = repo_fs::restore(&repo, snap, sub, &a.target, &opts, &counters, &print_step);
@@ -259,7 +273,10 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> CliResult {
     let out = match result {
         Ok(o) => o,
         Err(repo_core::Error::Cancelled) => {
-            return Err(fail(EXIT_CANCELLED, "restore cancelled; run it again to finish"))
+            return Err(fail(
+                EXIT_CANCELLED,
+                "restore cancelled; run it again to finish",
+            ))
         }
         Err(e) => return Err(e.into()),
     };
@@ -282,8 +299,17 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> CliResult {
         if !a.dry_run {
             eprintln!(
                 "restored {} files, {} dirs, {} bytes into {}; skipped {}, deleted {}{}",
-                out.files, out.dirs, out.bytes, a.target.display(), out.skipped, out.deleted,
-                if a.verify { format!(", verified {}", out.verified) } else { String::new() }
+                out.files,
+                out.dirs,
+                out.bytes,
+                a.target.display(),
+                out.skipped,
+                out.deleted,
+                if a.verify {
+                    format!(", verified {}", out.verified)
+                } else {
+                    String::new()
+                }
             );
         }
     }
@@ -349,8 +375,16 @@ pub fn ls(g: &Global, spec: &str, recursive: bool) -> CliResult {
                 .as_ref()
                 .map(|t| format!(" -> {}", t.display()))
                 .unwrap_or_default();
-            let owner = if n.user.is_empty() { n.uid.to_string() } else { n.user.clone() };
-            let group = if n.group.is_empty() { n.gid.to_string() } else { n.group.clone() };
+            let owner = if n.user.is_empty() {
+                n.uid.to_string()
+            } else {
+                n.user.clone()
+            };
+            let group = if n.group.is_empty() {
+                n.gid.to_string()
+            } else {
+                n.group.clone()
+            };
             let time = n.mtime.get(..19).unwrap_or(&n.mtime);
             println!(
                 "{} {owner:>8} {group:>8} {:>12} {time} {}{link}",
@@ -370,7 +404,9 @@ pub fn diff(g: &Global, a: &str, b: &str) -> CliResult {
     repo_fs::browse::diff(&repo, a, b, &mut |p: &Path, c: repo_fs::browse::Change| {
         n += 1;
         if json {
-            print_json(&serde_json::json!({"path": p.display().to_string(), "change": format!("{c:?}").to_lowercase()}));
+            print_json(
+                &serde_json::json!({"path": p.display().to_string(), "change": format!("{c:?}").to_lowercase()}),
+            );
         } else {
             println!("{} {}", c.marker(), p.display());
         }

@@ -55,7 +55,12 @@ pub fn json_line(phase: &str, c: &Counts, elapsed: Duration) -> serde_json::Valu
 }
 
 impl Reporter {
-    pub fn start(mode: Mode, phase: &'static str, counters: Arc<Counters>, every: Duration) -> Self {
+    pub fn start(
+        mode: Mode,
+        phase: &'static str,
+        counters: Arc<Counters>,
+        every: Duration,
+    ) -> Self {
         let done = Arc::new(AtomicBool::new(false));
         if mode == Mode::Quiet {
             return Reporter { done, thread: None };
@@ -73,7 +78,11 @@ impl Reporter {
                 );
                 b
             });
-            let tick = if bar.is_some() { Duration::from_millis(200) } else { every };
+            let tick = if bar.is_some() {
+                Duration::from_millis(200)
+            } else {
+                every
+            };
             loop {
                 let finished = d.load(Ordering::Relaxed);
                 let c = counters.snapshot();
@@ -84,8 +93,16 @@ impl Reporter {
                         b.set_message(format!(
                             "{}/{} files{}",
                             c.files_done,
-                            if c.scan_done { c.total_files.to_string() } else { "?".into() },
-                            if c.errors > 0 { format!(", {} errors", c.errors) } else { String::new() }
+                            if c.scan_done {
+                                c.total_files.to_string()
+                            } else {
+                                "?".into()
+                            },
+                            if c.errors > 0 {
+                                format!(", {} errors", c.errors)
+                            } else {
+                                String::new()
+                            }
                         ));
                     }
                     None => println!("{}", json_line(phase, &c, started.elapsed())),

@@ -1,0 +1,528 @@
+//! File-tree backup and restore through repo-fs, on the real local file system.
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use cairn_tests::*;
+use repo_core::storage::open_url;
+use repo_core::IndexedRepository;
+use repo_fs::{
+    backup, restore, BackupOptions, BackupOutcome, Counters, ExcludeOptions, Overwrite,
+    ParentChoice, RestoreOptions, RestoreOutcome,
+};
+
+fn repo_in(dir: &Path) -> IndexedRepository {
+    let url = format!("file://{}", dir.join("repo").display());
+    init(open_url(&url, &Default::default()).unwrap())
+}
+
+fn back_up(repo: &IndexedRepository, src: &Path, opts: &BackupOptions) -> BackupOutcome {
+    backup(repo, &[src.to_path_buf()], opts, &Counters::default()).unwrap()
+}
+
+fn restore_to(
+    repo: &IndexedRepository,
+    snap: &str,
+    target: &Path,
+    opts: &RestoreOptions,
+) -> RestoreOutcome {
+    restore(repo, snap, "", target, opts, &Counters::default(), &|_| {}).unwrap()
+}
+
+fn write(p: &Path, data: &[u8]) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, data).unwrap();
+}
+
+/// A tree with one of everything a file system holds.
+fn rich_tree(src: &Path) {
+    write(&src.join("docs/readme.txt"), b"hello\n");
+    write(&src.join("docs/empty"), b"");
+    write(&src.join("data/big.bin"), &random_bytes(20 << 20, 1));
+    write(&src.join("data/text.log"), &text_bytes(3 << 20, 2));
+    fs::create_dir_all(src.join("empty-dir")).unwrap();
+    // Non-UTF-8 name.
+    let odd = src.join(std::ffi::OsStr::from_bytes(b"caf\xe9-\x01"));
+    write(&odd, b"latin-1 name");
+    std::os::unix::fs::symlink("../docs/readme.txt", src.join("data/rel-link")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", src.join("abs-link")).unwrap();
+    std::os::unix::fs::symlink("does/not/exist", src.join("dangling")).unwrap();
+    fs::hard_link(src.join("docs/readme.txt"), src.join("data/hard-readme")).unwrap();
+    fs::hard_link(src.join("docs/readme.txt"), src.join("hard-2")).unwrap();
+    let fifo = std::ffi::CString::new(src.join("pipe").as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
+    if unsafe { libc::geteuid() } == 0 {
+        let dev = std::ffi::CString::new(src.join("null-dev").as_os_str().as_bytes()).unwrap();
+        assert_eq!(
+            unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) },
+            0
+        );
+    }
+    let _sock = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+    // Sparse: 64 MiB with 4 KiB of data in the middle.
+    let f = fs::File::create(src.join("sparse.img")).unwrap();
+    f.set_len(64 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"in the middle", 30 << 20).unwrap();
+    drop(f);
+    set_xattr(
+        &src.join("docs/readme.txt"),
+        "user.origin",
+        b"test\xff\x00bin",
+    );
+    set_xattr(&src.join("docs"), "user.dir-note", b"on a directory");
+    fs::set_permissions(src.join("data/big.bin"), fs::Permissions::from_mode(0o4750)).unwrap();
+    fs::set_permissions(src.join("docs/empty"), fs::Permissions::from_mode(0o000)).unwrap();
+    fs::set_permissions(src.join("empty-dir"), fs::Permissions::from_mode(0o1777)).unwrap();
+    if unsafe { libc::geteuid() } == 0 {
+        let c = std::ffi::CString::new(src.join("docs/empty").as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::lchown(c.as_ptr(), 1234, 5678) }, 0);
+    }
+    // A large directory: split into several tree blobs.
+    for i in 0..(repo_core::SPLIT_DIR_NODES + 1500) {
+        write(
+            &src.join(format!("many/f{i:05}")),
+            format!("{i}").as_bytes(),
+        );
+    }
+    // Times last (nanoseconds, pre-epoch too), directories after their contents.
+    set_mtime(&src.join("docs/readme.txt"), 1_600_000_000, 123_456_789);
+    set_mtime(&src.join("abs-link"), 1_500_000_000, 5);
+    set_mtime(&src.join("data/text.log"), -86_400, 999_999_999);
+    for d in ["docs", "data", "empty-dir", "many"] {
+        set_mtime(&src.join(d), 1_700_000_000, 42);
+    }
+}
+
+#[test]
+fn a_directory_round_trips_byte_and_metadata_identical() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    rich_tree(&src);
+    let repo = repo_in(t.path());
+    let out = back_up(&repo, &src, &BackupOptions::default());
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    assert_clean(&repo);
+
+    let target = t.path().join("restored");
+    let r = restore_to(
+        &repo,
+        &out.id.to_string(),
+        &target,
+        &RestoreOptions {
+            verify: true,
+            ..Default::default()
+        },
+    );
+    assert!(
+        r.failures.is_empty(),
+        "{:?}",
+        &r.failures[..r.failures.len().min(5)]
+    );
+    assert!(r.verified > 0);
+
+    let mut want = tree_state(&src);
+    want.remove(Path::new("sock")); // sockets are recorded, not restored
+    let got = tree_state(&target);
+    for (path, w) in &want {
+        assert_eq!(got.get(path), Some(w), "{} differs", path.display());
+    }
+    assert_eq!(got.len(), want.len(), "extra entries restored");
+    // Holes stay holes: 64 MiB file, a few KiB allocated.
+    let m = fs::metadata(target.join("sparse.img")).unwrap();
+    assert!(
+        m.blocks() * 512 < 1 << 20,
+        "sparse file restored dense: {} blocks",
+        m.blocks()
+    );
+    // The split directory really was split, and reads back whole.
+    let snap = repo.get_snapshot(&out.id).unwrap();
+    let many = repo.find_node(&snap.root, "many").unwrap();
+    let tree = repo.read_tree(&many.subtree.unwrap()).unwrap();
+    assert!(tree.parts.len() >= 2, "large directory stored as one blob");
+}
+
+#[test]
+fn unchanged_files_are_not_read_again_and_unchanged_trees_cost_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    for i in 0..200 {
+        write(
+            &src.join(format!("d{}/f{i}", i % 7)),
+            &text_bytes(10_000 + i, i as u64),
+        );
+    }
+    let repo = repo_in(t.path());
+    let first = back_up(&repo, &src, &BackupOptions::default());
+    assert_eq!(first.snapshot.summary.files_new, 200);
+
+    let second = back_up(&repo, &src, &BackupOptions::default());
+    let s = &second.snapshot.summary;
+    assert_eq!(
+        (s.files_unchanged, s.files_changed, s.files_new),
+        (200, 0, 0)
+    );
+    assert_eq!(s.new_blobs, 0, "an unchanged tree wrote blobs");
+    assert_eq!(second.snapshot.root, first.snapshot.root);
+    assert_eq!(second.parent, Some(first.id));
+
+    // Content change, and a metadata-only change (ctime moves): both re-read.
+    write(&src.join("d0/f0"), b"changed");
+    fs::set_permissions(src.join("d1/f1"), fs::Permissions::from_mode(0o600)).unwrap();
+    write(&src.join("d2/new"), b"new file");
+    let third = back_up(&repo, &src, &BackupOptions::default());
+    let s = &third.snapshot.summary;
+    assert_eq!(
+        (s.files_new, s.files_changed, s.files_unchanged),
+        (1, 2, 198)
+    );
+    assert!(s.new_bytes < 100_000, "re-stored too much: {}", s.new_bytes);
+
+    let forced = back_up(
+        &repo,
+        &src,
+        &BackupOptions {
+            force: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(forced.snapshot.summary.files_changed, 201);
+    assert_eq!(forced.snapshot.root, third.snapshot.root);
+}
+
+#[test]
+fn the_parent_follows_a_volume_by_tag_when_its_path_changes() {
+    let t = tempfile::tempdir().unwrap();
+    let pod_a = t.path().join("pods/aaa/volumes/data");
+    for i in 0..50 {
+        write(&pod_a.join(format!("f{i}")), &random_bytes(5000, i));
+    }
+    let repo = repo_in(t.path());
+    let opts = BackupOptions {
+        tags: vec!["pvc-uid=1234".into()],
+        parent_tags: vec!["pvc-uid".into()],
+        ..Default::default()
+    };
+    let first = back_up(&repo, &pod_a, &opts);
+    // The pod is replaced: same volume (same inodes), new mount path.
+    let pod_b = t.path().join("pods/bbb/volumes/data");
+    fs::create_dir_all(pod_b.parent().unwrap()).unwrap();
+    fs::rename(&pod_a, &pod_b).unwrap();
+    let second = back_up(&repo, &pod_b, &opts);
+    assert_eq!(second.parent, Some(first.id));
+    assert_eq!(second.snapshot.summary.files_unchanged, 50);
+    // Another volume's tag does not match it.
+    let other = BackupOptions {
+        tags: vec!["pvc-uid=9999".into()],
+        ..opts.clone()
+    };
+    assert_eq!(back_up(&repo, &pod_b, &other).parent, None);
+    // An explicit parent wins; `None` reads everything.
+    let given = BackupOptions {
+        parent: ParentChoice::Given(first.id.to_string()),
+        ..Default::default()
+    };
+    assert_eq!(back_up(&repo, &pod_b, &given).parent, Some(first.id));
+    let none = BackupOptions {
+        parent: ParentChoice::None,
+        ..opts
+    };
+    assert_eq!(back_up(&repo, &pod_b, &none).snapshot.summary.files_new, 50);
+}
+
+fn names_in(repo: &IndexedRepository, out: &BackupOutcome) -> Vec<String> {
+    let mut v = Vec::new();
+    repo_fs::browse::list(repo, &out.id.to_string(), "", true, &mut |p, _| {
+        v.push(p.display().to_string())
+    })
+    .unwrap();
+    v.sort();
+    v
+}
+
+#[test]
+fn excludes_patterns_ignore_files_markers_and_sizes() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    write(&src.join("keep.txt"), b"k");
+    write(&src.join("debug.log"), b"l");
+    write(&src.join("sub/trace.log"), b"l");
+    write(&src.join("sub/important.log"), b"i");
+    write(
+        &src.join("sub/.cairnignore"),
+        b"# comment\n*.tmp\n!important.log\n",
+    );
+    write(&src.join("sub/x.tmp"), b"t");
+    write(&src.join("x.tmp"), b"kept: the ignore file is below");
+    write(&src.join("cache/CACHEDIR.TAG"), b"");
+    write(&src.join("cache/blob"), b"c");
+    write(&src.join("build/out.o"), b"o");
+    write(&src.join("huge.iso"), &vec![7u8; 300_000]);
+    let pattern_file = t.path().join("patterns");
+    write(&pattern_file, b"/build\n");
+    let repo = repo_in(t.path());
+    let opts = BackupOptions {
+        exclude: ExcludeOptions {
+            patterns: vec!["*.log".into()],
+            pattern_files: vec![pattern_file],
+            if_present: vec!["CACHEDIR.TAG".into()],
+            larger_than: Some(100_000),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let out = back_up(&repo, &src, &opts);
+    assert_eq!(
+        names_in(&repo, &out),
+        [
+            "keep.txt",
+            "sub",
+            "sub/.cairnignore",
+            "sub/important.log",
+            "x.tmp"
+        ]
+    );
+}
+
+#[test]
+fn unreadable_and_changing_files_are_warnings_not_failures() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    write(&src.join("ok.txt"), b"fine");
+    let growing = src.join("growing.log");
+    write(&growing, &random_bytes(64 << 20, 3));
+    let repo = repo_in(t.path());
+    let stop = Arc::new(AtomicBool::new(false));
+    let appender = {
+        let (stop, path) = (stop.clone(), growing.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                f.write_all(&[b'x'; 4096]).unwrap();
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        })
+    };
+    let out = back_up(&repo, &src, &BackupOptions::default());
+    stop.store(true, Ordering::Relaxed);
+    appender.join().unwrap();
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.path == growing && w.message.contains("changed while being read")),
+        "{:?}",
+        out.warnings
+    );
+    assert!(out
+        .snapshot
+        .summary
+        .warnings
+        .iter()
+        .any(|w| w.contains("growing.log")));
+    assert_clean(&repo);
+    // What was read is consistent: the restored file is a prefix of the file now.
+    let target = t.path().join("r");
+    restore_to(&repo, "latest", &target, &RestoreOptions::default());
+    let got = fs::read(target.join("growing.log")).unwrap();
+    let now = fs::read(&growing).unwrap();
+    assert!(got.len() >= 64 << 20 && now.starts_with(&got));
+
+    // fail_fast turns the same warning into an error.
+    stop.store(false, Ordering::Relaxed);
+    let appender = {
+        let (stop, path) = (stop.clone(), growing.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                f.write_all(&[b'y'; 4096]).unwrap();
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        })
+    };
+    let r = backup(
+        &repo,
+        &[src.clone()],
+        &BackupOptions {
+            fail_fast: true,
+            force: true,
+            ..Default::default()
+        },
+        &Counters::default(),
+    );
+    stop.store(true, Ordering::Relaxed);
+    appender.join().unwrap();
+    let e = r.expect_err("fail_fast backup succeeded");
+    assert!(e.to_string().contains("growing.log"), "{e}");
+}
+
+#[test]
+fn cancelling_keeps_uploads_for_the_next_backup() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    for i in 0..40 {
+        write(
+            &src.join(format!("f{i:02}")),
+            &random_bytes(1 << 20, 100 + i),
+        );
+    }
+    let repo = repo_in(t.path());
+    let cancel = Arc::new(AtomicBool::new(false));
+    let counters = Counters::default();
+    let opts = BackupOptions {
+        cancel: cancel.clone(),
+        threads: Some(1),
+        ..Default::default()
+    };
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            while counters.snapshot().bytes_done < 20 << 20 {
+                std::thread::yield_now();
+            }
+            cancel.store(true, Ordering::Relaxed);
+        });
+        backup(&repo, &[src.clone()], &opts, &counters)
+    });
+    assert!(matches!(r, Err(repo_core::Error::Cancelled)), "{r:?}");
+    assert!(repo.list_snapshots(&Default::default()).unwrap().is_empty());
+    let again = back_up(&repo, &src, &BackupOptions::default());
+    let s = &again.snapshot.summary;
+    assert!(
+        s.new_bytes < 25 << 20,
+        "cancelled uploads were uploaded again: {} new bytes",
+        s.new_bytes
+    );
+    assert_clean(&repo);
+}
+
+#[test]
+fn restore_options_filter_overwrite_delete_and_done_file() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    write(&src.join("a/one.txt"), b"1");
+    write(&src.join("a/two.log"), b"2");
+    write(&src.join("b/three.txt"), b"3");
+    let repo = repo_in(t.path());
+    let snap = back_up(&repo, &src, &BackupOptions::default())
+        .id
+        .to_string();
+
+    // include / exclude
+    let only = t.path().join("only");
+    restore_to(
+        &repo,
+        &snap,
+        &only,
+        &RestoreOptions {
+            include: vec!["*.txt".into()],
+            exclude: vec!["b".into()],
+            ..Default::default()
+        },
+    );
+    let got: Vec<_> = tree_state(&only).into_keys().collect();
+    assert_eq!(got, [PathBuf::from("a"), PathBuf::from("a/one.txt")]);
+
+    // dry run writes nothing
+    let dry = t.path().join("dry");
+    let steps = std::sync::Mutex::new(Vec::new());
+    restore(
+        &repo,
+        &snap,
+        "",
+        &dry,
+        &RestoreOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+        &Counters::default(),
+        &|s| steps.lock().unwrap().push(s.path.clone()),
+    )
+    .unwrap();
+    assert!(!dry.exists());
+    assert_eq!(steps.into_inner().unwrap().len(), 5);
+
+    // overwrite policies
+    let tgt = t.path().join("tgt");
+    restore_to(&repo, &snap, &tgt, &RestoreOptions::default());
+    write(&tgt.join("a/one.txt"), b"local edit");
+    write(&tgt.join("extra"), b"not in the snapshot");
+    restore_to(
+        &repo,
+        &snap,
+        &tgt,
+        &RestoreOptions {
+            overwrite: Overwrite::Never,
+            ..Default::default()
+        },
+    );
+    assert_eq!(fs::read(tgt.join("a/one.txt")).unwrap(), b"local edit");
+    let r = restore_to(
+        &repo,
+        &snap,
+        &tgt,
+        &RestoreOptions {
+            overwrite: Overwrite::IfChanged,
+            ..Default::default()
+        },
+    );
+    assert_eq!(fs::read(tgt.join("a/one.txt")).unwrap(), b"1");
+    assert_eq!(r.skipped, 2, "unchanged files were rewritten");
+    assert!(tgt.join("extra").exists());
+    let r = restore_to(
+        &repo,
+        &snap,
+        &tgt,
+        &RestoreOptions {
+            delete: true,
+            done_file_uid: Some("rst-42".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.deleted, 1);
+    assert!(!tgt.join("extra").exists());
+    assert!(tgt.join(".velero/rst-42").is_file());
+
+    // a subpath
+    let sub = t.path().join("sub");
+    restore(
+        &repo,
+        &format!("{}", &snap[..12]),
+        "a",
+        &sub,
+        &RestoreOptions::default(),
+        &Counters::default(),
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(fs::read(sub.join("two.log")).unwrap(), b"2");
+    assert!(!sub.join("b").exists());
+}
+
+#[test]
+fn diff_lists_what_changed() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    write(&src.join("same"), b"s");
+    write(&src.join("edit"), b"e");
+    write(&src.join("gone/x"), b"g");
+    let repo = repo_in(t.path());
+    let a = back_up(&repo, &src, &BackupOptions::default())
+        .id
+        .to_string();
+    write(&src.join("edit"), b"edited");
+    fs::remove_dir_all(src.join("gone")).unwrap();
+    write(&src.join("new"), b"n");
+    let b = back_up(&repo, &src, &BackupOptions::default())
+        .id
+        .to_string();
+    let mut changes = Vec::new();
+    repo_fs::browse::diff(&repo, &a, &b, &mut |p, c| {
+        changes.push(format!("{} {}", c.marker(), p.display()))
+    })
+    .unwrap();
+    assert_eq!(changes, ["M edit", "- gone", "- gone/x", "+ new"]);
+}
