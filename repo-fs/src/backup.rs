@@ -202,6 +202,8 @@ pub fn backup(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("cairn-backup-{i}"))
+        // Directories are walked recursively: room for the deepest tree a path can hold.
+        .stack_size(crate::WORKER_STACK)
         .build()
         .map_err(|e| Error::invalid("threads", e))?;
     let writer = repo.writer(opts.writer.clone())?;

@@ -6,6 +6,13 @@
 //!
 //! (example added below)
 
+/// Stack of each worker thread: directories are walked recursively, and Linux paths
+/// (4,096 bytes) allow about 2,000 levels.
+const WORKER_STACK: usize = 64 * 1024 * 1024;
+
+/// Deepest directory nesting a restore accepts; deeper is a crafted snapshot.
+pub const MAX_DEPTH: usize = 4096;
+
 pub mod backup;
 pub mod exclude;
 pub mod meta;

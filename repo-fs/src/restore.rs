@@ -230,6 +230,8 @@ pub fn restore(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("cairn-restore-{i}"))
+        // Directories are walked recursively: room for the deepest tree a path can hold.
+        .stack_size(crate::WORKER_STACK)
         .build()
         .map_err(|e| Error::invalid("threads", e))?;
 
@@ -448,6 +450,12 @@ impl Restorer<'_> {
     ) -> Result<()> {
         if self.halted() {
             return Ok(());
+        }
+        if rel.components().count() > crate::MAX_DEPTH {
+            return Err(Error::corrupt(
+                rel.display(),
+                format!("directories nested deeper than {}", crate::MAX_DEPTH),
+            ));
         }
         let steps = self.plan_dir(dir, rel, nodes, inside)?;
         if self.opts.dry_run {
