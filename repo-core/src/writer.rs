@@ -36,8 +36,10 @@ use crate::{BlobId, Error, IndexedRepository, MasterKey, ObjectId, Progress, Res
 pub struct WriterOptions {
     /// Threads hashing, compressing and sealing (default: the repository's `threads`).
     pub threads: Option<usize>,
-    /// Packs uploading at once.
-    pub upload_concurrency: usize,
+    /// Packs uploading at once (default: 1 on a local directory, where one thread keeps up
+    /// with the disk and each pack in flight costs its size in memory; 3 on object stores,
+    /// where requests take long).
+    pub upload_concurrency: Option<usize>,
     /// Write an index file after this many packs, so an interrupted backup's uploads are
     /// reused by the next one.
     pub index_every_packs: usize,
@@ -47,7 +49,7 @@ impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
             threads: None,
-            upload_concurrency: 3,
+            upload_concurrency: None,
             index_every_packs: 8,
         }
     }
@@ -312,7 +314,12 @@ impl<'r> Writer<'r> {
         // One queued pack besides those uploading keeps memory bounded.
         let (tx, rx) = sync_channel::<FinishedPack>(1);
         let rx = Arc::new(Mutex::new(rx));
-        let uploaders = (0..opts.upload_concurrency.max(1))
+        let local = !repo.location().contains("://");
+        let uploading = opts
+            .upload_concurrency
+            .unwrap_or(if local { 1 } else { 3 })
+            .max(1);
+        let uploaders = (0..uploading)
             .map(|i| {
                 let (s, r) = (shared.clone(), rx.clone());
                 std::thread::Builder::new()

@@ -12,7 +12,7 @@ fn try_backup(s: storage::DynStorage, data: &[u8]) -> repo_core::Result<repo_cor
     let repo = Repository::open(s, PASSWORD, open_opts())?.load_index(&NoProgress)?;
     let snap = Snapshot::new("faulty", "h", vec![], Default::default())?;
     let w = repo.writer(WriterOptions {
-        upload_concurrency: 2,
+        upload_concurrency: Some(2),
         index_every_packs: 2,
         ..Default::default()
     })?;
