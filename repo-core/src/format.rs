@@ -166,9 +166,22 @@ fn looks_compressible(data: &[u8]) -> bool {
         return false;
     }
     let sample = &data[..data.len().min(SAMPLE_LEN)];
+    // Four interleaved histograms: one table stalls on every repeated byte (each increment
+    // waits for the previous store), which made this check 5% of a text backup's time.
+    let mut tables = [[0u32; 256]; 4];
+    let mut quads = sample.chunks_exact(4);
+    for q in &mut quads {
+        tables[0][q[0] as usize] += 1;
+        tables[1][q[1] as usize] += 1;
+        tables[2][q[2] as usize] += 1;
+        tables[3][q[3] as usize] += 1;
+    }
+    for &b in quads.remainder() {
+        tables[0][b as usize] += 1;
+    }
     let mut counts = [0u32; 256];
-    for &b in sample {
-        counts[b as usize] += 1;
+    for (i, c) in counts.iter_mut().enumerate() {
+        *c = tables[0][i] + tables[1][i] + tables[2][i] + tables[3][i];
     }
     let n = sample.len() as f64;
     let entropy: f64 = counts

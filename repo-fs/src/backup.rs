@@ -26,7 +26,7 @@ use repo_core::{
 };
 
 use crate::exclude::{ExcludeOptions, Excluder, IgnoreLayer};
-use crate::meta::{node_from_meta, read_xattrs, OwnerNames};
+use crate::meta::{node_from_meta, read_xattrs, read_xattrs_fd, OwnerNames};
 use crate::progress::Counters;
 
 /// Which snapshot a backup compares against.
@@ -291,6 +291,15 @@ struct Context<'e> {
     root_dev: u64,
 }
 
+/// What reading one file gave.
+struct FileRead {
+    content: Vec<ChunkRef>,
+    size: u64,
+    /// Why the file is suspect, when it changed while being read.
+    changed: Option<String>,
+    xattrs: std::io::Result<Vec<repo_core::tree::Xattr>>,
+}
+
 /// Counts bytes read into the backup's counters.
 struct BytesRead<'a>(&'a Counters);
 
@@ -527,13 +536,19 @@ impl Job<'_> {
             return Ok(Some(reused));
         }
         match self.read_content(path, meta) {
-            Ok(Ok((content, size, changed))) => {
-                if let Some(why) = changed {
+            Ok(Ok(read)) => {
+                if let Some(why) = read.changed {
                     self.warn(path, why)?;
                 }
-                node.content = content;
-                node.size = size;
-                node.xattrs = self.xattrs(path)?;
+                node.content = read.content;
+                node.size = read.size;
+                node.xattrs = match read.xattrs {
+                    Ok(x) => x,
+                    Err(e) => {
+                        self.warn(path, format!("extended attributes not read: {e}"))?;
+                        Vec::new()
+                    }
+                };
                 let counter = if parent.is_some() {
                     &c.files_changed
                 } else {
@@ -552,13 +567,12 @@ impl Job<'_> {
     }
 
     /// Reads and stores a file's content. The outer error is fatal (the repository); the
-    /// inner one is a warning (the file). Also says if the file changed while read.
-    #[allow(clippy::type_complexity)]
+    /// inner one is a warning (the file).
     fn read_content(
         &self,
         path: &Path,
         before: &Metadata,
-    ) -> Result<std::result::Result<(Vec<ChunkRef>, u64, Option<String>), String>> {
+    ) -> Result<std::result::Result<FileRead, String>> {
         let c = self.counters;
         c.set_current(path);
         let file = match open_for_backup(path) {
@@ -608,7 +622,13 @@ impl Job<'_> {
             }
             _ => None,
         };
-        Ok(Ok((content, size, changed)))
+        let xattrs = read_xattrs_fd(file.as_raw_fd());
+        Ok(Ok(FileRead {
+            content,
+            size,
+            changed,
+            xattrs,
+        }))
     }
 
     /// Reads a sparse file's data segments (found with SEEK_DATA/SEEK_HOLE) and records the

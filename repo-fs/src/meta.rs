@@ -133,15 +133,37 @@ fn c_path(path: &Path) -> io::Result<CString> {
 /// without xattr support has none.
 pub fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
     let p = c_path(path)?;
+    read_xattrs_with(
+        |buf| unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) },
+        |name, buf| unsafe {
+            libc::lgetxattr(
+                p.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr() as *mut _,
+                buf.len(),
+            )
+        },
+    )
+}
+
+/// Extended attributes of an open file (no path lookup: cheaper, and the same file that
+/// was read).
+pub fn read_xattrs_fd(fd: std::os::fd::RawFd) -> io::Result<Vec<Xattr>> {
+    read_xattrs_with(
+        |buf| unsafe { libc::flistxattr(fd, buf.as_mut_ptr() as *mut _, buf.len()) },
+        |name, buf| unsafe {
+            libc::fgetxattr(fd, name.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len())
+        },
+    )
+}
+
+fn read_xattrs_with(
+    list: impl Fn(&mut [u8]) -> isize,
+    get: impl Fn(&CString, &mut [u8]) -> isize,
+) -> io::Result<Vec<Xattr>> {
     let mut names = vec![0u8; 1024];
     let len = loop {
-        let n = unsafe {
-            libc::llistxattr(
-                p.as_ptr(),
-                names.as_mut_ptr() as *mut libc::c_char,
-                names.len(),
-            )
-        };
+        let n = list(&mut names);
         if n >= 0 {
             break n as usize;
         }
@@ -158,26 +180,19 @@ pub fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
             CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let mut value = vec![0u8; 256];
         let n = loop {
-            let n = unsafe {
-                libc::lgetxattr(
-                    p.as_ptr(),
-                    cname.as_ptr(),
-                    value.as_mut_ptr() as *mut libc::c_void,
-                    value.len(),
-                )
-            };
+            let n = get(&cname, &mut value);
             if n >= 0 {
-                break n as usize;
+                break Some(n as usize);
             }
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(libc::ERANGE) if value.len() < 1 << 20 => value.resize(value.len() * 8, 0),
                 // Removed between list and get.
-                Some(libc::ENODATA) => break usize::MAX,
+                Some(libc::ENODATA) => break None,
                 _ => return Err(e),
             }
         };
-        if n != usize::MAX {
+        if let Some(n) = n {
             value.truncate(n);
             out.push(Xattr {
                 name: ByteString(name.to_vec()),

@@ -562,7 +562,8 @@ impl Restorer<'_> {
                 let mut f = f;
                 f.write_all(data)
                     .map_err(|e| Error::io("writing restored file", e))?;
-                self.counters.add(&self.counters.bytes_done, data.len() as u64);
+                self.counters
+                    .add(&self.counters.bytes_done, data.len() as u64);
                 Ok(())
             })?;
         }
