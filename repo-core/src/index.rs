@@ -222,34 +222,29 @@ impl Index {
     }
 
     /// Merges a sorted, duplicate-free vector into the sorted table; existing entries win.
-    fn merge_sorted(&mut self, add: Vec<Entry>) {
+    /// The merge runs backwards inside the grown table, so it never holds a second copy of
+    /// the index (a large `Vec` grows by `mremap`, without copying).
+    fn merge_sorted(&mut self, mut add: Vec<Entry>) {
         if self.sorted.is_empty() {
             self.sorted = add;
             return;
         }
-        let old = std::mem::take(&mut self.sorted);
-        let mut merged = Vec::with_capacity(old.len() + add.len());
-        let (mut i, mut j) = (0, 0);
-        while i < old.len() && j < add.len() {
-            match old[i].id.cmp(&add[j].id) {
-                std::cmp::Ordering::Less => {
-                    merged.push(old[i]);
-                    i += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    merged.push(add[j]);
-                    j += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    merged.push(old[i]);
-                    i += 1;
-                    j += 1;
-                }
+        add.retain(|e| self.sorted.binary_search_by(|o| o.id.cmp(&e.id)).is_err());
+        let Some(&filler) = add.first() else { return };
+        let old_len = self.sorted.len();
+        self.sorted.reserve_exact(add.len());
+        self.sorted.resize(old_len + add.len(), filler);
+        let (mut i, mut j, mut k) = (old_len, add.len(), old_len + add.len());
+        while j > 0 {
+            k -= 1;
+            if i > 0 && self.sorted[i - 1].id > add[j - 1].id {
+                self.sorted[k] = self.sorted[i - 1];
+                i -= 1;
+            } else {
+                self.sorted[k] = add[j - 1];
+                j -= 1;
             }
         }
-        merged.extend_from_slice(&old[i..]);
-        merged.extend_from_slice(&add[j..]);
-        self.sorted = merged;
     }
 
     fn find(&self, id: &BlobId) -> Option<&Entry> {
@@ -375,6 +370,18 @@ mod tests {
             (pack_b, BlobKind::Tree, 1_499_990, 150_009)
         );
         assert!(idx.lookup(&BlobId([9; 32])).is_none());
+        // A third pack interleaving with both merges in place; every id stays findable.
+        let c: Vec<_> = (0..300_000)
+            .step_by(3)
+            .map(|i| rec(i, BlobKind::Data))
+            .collect();
+        idx.add_pack(ObjectId([3; 32]), &c);
+        idx.shrink();
+        assert_eq!(idx.len(), 200_000);
+        for i in 0..300_000u32 {
+            let found = idx.lookup(&rec(i, BlobKind::Data).id).is_some();
+            assert_eq!(found, i < 150_000 || i % 3 == 0, "blob {i}");
+        }
         let per_blob = idx.heap_bytes() as f64 / idx.len() as f64;
         assert!(per_blob <= 48.0, "{per_blob} bytes per blob");
     }

@@ -102,9 +102,18 @@ pub fn decode_records(b: &[u8]) -> std::result::Result<(Vec<BlobRecord>, &[u8]),
 /// writes the segments in order).
 pub struct PackWriter {
     segments: Vec<Bytes>,
+    /// Small sealed blobs, copied together so a pack of tiny files is a few large buffers,
+    /// not one allocation per blob.
+    tail: Vec<u8>,
     len: usize,
     records: Vec<BlobRecord>,
 }
+
+/// Sealed blobs smaller than this are copied into a shared buffer instead of kept as their
+/// own segment.
+const SMALL_BLOB: usize = 16 * 1024;
+/// Size of each shared buffer of small blobs.
+const TAIL_BUFFER: usize = 1024 * 1024;
 
 /// A finished pack ready to upload.
 pub struct FinishedPack {
@@ -131,6 +140,7 @@ impl PackWriter {
     pub fn new() -> Self {
         PackWriter {
             segments: Vec::new(),
+            tail: Vec::new(),
             len: 0,
             records: Vec::new(),
         }
@@ -155,11 +165,28 @@ impl PackWriter {
             raw_len,
         });
         self.len += sealed.len();
-        self.segments.push(sealed);
+        if sealed.len() < SMALL_BLOB {
+            if self.tail.capacity() - self.tail.len() < sealed.len() {
+                self.flush_tail();
+                self.tail.reserve_exact(TAIL_BUFFER);
+            }
+            self.tail.extend_from_slice(&sealed);
+        } else {
+            self.flush_tail();
+            self.segments.push(sealed);
+        }
+    }
+
+    fn flush_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.segments
+                .push(Bytes::from(std::mem::take(&mut self.tail)));
+        }
     }
 
     /// Appends the header and trailer and names the pack.
     pub fn finish(mut self, key: &MasterKey) -> FinishedPack {
+        self.flush_tail();
         let mut payload = Vec::with_capacity(4 + self.records.len() * RECORD_LEN);
         encode_records(&self.records, &mut payload);
         let mut tail = format::seal_object(key, Kind::PackHeader, &payload);

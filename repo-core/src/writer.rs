@@ -189,6 +189,7 @@ impl Shared {
             let mut up = self.uploaded.lock().unwrap_or_else(|e| e.into_inner());
             up.push((pack.id, pack.records));
             up.len() >= self.index_every_packs
+                || up.iter().map(|(_, r)| r.len()).sum::<usize>() >= INDEX_EVERY_BLOBS
         };
         if ready {
             self.write_index()?;
@@ -265,6 +266,11 @@ pub struct Writer<'r> {
     threads: usize,
     level: i32,
 }
+
+/// An index file is written at least every this many blobs: packs of tiny files hold ~100k
+/// blobs each, and every blob waiting for its index file costs memory (its record and its
+/// place in the pending set).
+const INDEX_EVERY_BLOBS: usize = 65_536;
 
 /// Directories with more entries than this are split into parts.
 pub const SPLIT_DIR_NODES: usize = 4096;
