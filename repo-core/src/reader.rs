@@ -210,7 +210,7 @@ pub fn read_run(repo: &IndexedRepository, run: &Run) -> Result<Vec<Vec<u8>>> {
 
 /// Writes `n` zero bytes (a hole) to a sequential output.
 fn write_zeros(out: &mut dyn Write, mut n: u64) -> Result<()> {
-    const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
     while n > 0 {
         let k = n.min(ZEROS.len() as u64) as usize;
         out.write_all(&ZEROS[..k])

@@ -213,7 +213,7 @@ mod tests {
         for (s, n) in [(0, 0), (1_700_000_000, 123_456_789), (-5, 250), (-1, 0)] {
             let text = format_time(s, n);
             let ts = parse_time(&text).unwrap();
-            assert_eq!((ts.tv_sec as i64, ts.tv_nsec as i64), (s, n), "{text}");
+            assert_eq!((ts.tv_sec, ts.tv_nsec), (s, n), "{text}");
         }
     }
 }

@@ -400,7 +400,10 @@ impl Restorer<'_> {
             let path = rel.join(std::ffi::OsStr::from_bytes(&node.name.0));
             let chosen = self.selected(&path, inside);
             let is_dir = node.kind == NodeKind::Dir;
-            if !chosen && !(is_dir && self.include.is_some() && !self.exclude.matches(&path)) {
+            // A directory that is not selected is still entered to look for included
+            // entries below it, unless it is excluded.
+            let searched = is_dir && self.include.is_some() && !self.exclude.matches(&path);
+            if !(chosen || searched) {
                 continue;
             }
             let existing = match dir {

@@ -346,7 +346,7 @@ fn unreadable_and_changing_files_are_warnings_not_failures() {
     };
     let r = backup(
         &repo,
-        &[src.clone()],
+        std::slice::from_ref(&src),
         &BackupOptions {
             fail_fast: true,
             force: true,
@@ -385,7 +385,7 @@ fn cancelling_keeps_uploads_for_the_next_backup() {
             }
             cancel.store(true, Ordering::Relaxed);
         });
-        backup(&repo, &[src.clone()], &opts, &counters)
+        backup(&repo, std::slice::from_ref(&src), &opts, &counters)
     });
     assert!(matches!(r, Err(repo_core::Error::Cancelled)), "{r:?}");
     assert!(repo.list_snapshots(&Default::default()).unwrap().is_empty());
@@ -490,7 +490,7 @@ fn restore_options_filter_overwrite_delete_and_done_file() {
     let sub = t.path().join("sub");
     restore(
         &repo,
-        &format!("{}", &snap[..12]),
+        &snap[..12],
         "a",
         &sub,
         &RestoreOptions::default(),

@@ -197,7 +197,7 @@ fn a_full_disk_fails_naming_the_file_and_leaves_no_partial_file() {
     let repo = repo_in(t.path());
     let snap = repo_fs::backup(
         &repo,
-        &[src.clone()],
+        std::slice::from_ref(&src),
         &Default::default(),
         &Counters::default(),
     )
