@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
+/// redb's in-memory page cache for the index cache file.
+const CACHE_PAGES_BYTES: usize = 4 * 1024 * 1024;
+
 use crate::ObjectId;
 
 const INDEX_FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("index_files");
@@ -69,10 +72,15 @@ impl IndexCache {
     }
 
     fn try_open(path: &Path) -> Result<redb::Database, Opening> {
-        let db = redb::Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Opening::InUse,
-            other => Opening::Broken(other.to_string()),
-        })?;
+        // Each index file is read once per process: redb's page cache (1 GiB by default)
+        // would only keep a second copy of the index in memory.
+        let db = redb::Database::builder()
+            .set_cache_size(CACHE_PAGES_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => Opening::InUse,
+                other => Opening::Broken(other.to_string()),
+            })?;
         // Make sure the table exists so readers never fail on a fresh file.
         let created = (|| -> Result<(), redb::Error> {
             let txn = db.begin_write()?;

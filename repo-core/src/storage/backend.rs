@@ -49,6 +49,10 @@ pub struct ObjectStoreBackend {
     prefix: Option<Path>,
     location: String,
     slots: Slots,
+    /// Directory of a local repository. Reads go straight to the file system: a read
+    /// through object_store's async API costs two thread hand-offs, measured at 23% of a
+    /// restore's time. Writes keep object_store's atomic create-only put.
+    local_root: Option<std::path::PathBuf>,
 }
 
 /// Counting semaphore bounding requests in flight.
@@ -144,7 +148,49 @@ impl ObjectStoreBackend {
                 free: Mutex::new(max_concurrency.max(1)),
                 cv: Condvar::new(),
             },
+            local_root: None,
         }
+    }
+
+    /// Reads `key` (or a range of it) from a local repository directory. A short file
+    /// returns what it has, so the caller's length check reports the truncation.
+    fn local_read(
+        &self,
+        root: &std::path::Path,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let fail = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound {
+                what: "object",
+                object: key.to_string(),
+            },
+            _ => Error::Storage {
+                repo: self.location.clone(),
+                object: key.to_string(),
+                message: e.to_string(),
+                transient: e.kind() == std::io::ErrorKind::Interrupted,
+            },
+        };
+        let file = std::fs::File::open(root.join(key)).map_err(fail)?;
+        let Some(range) = range else {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut &file, &mut buf).map_err(fail)?;
+            return Ok(Bytes::from(buf));
+        };
+        let mut buf = vec![0u8; range.end.saturating_sub(range.start) as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            match file.read_at(&mut buf[got..], range.start + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        buf.truncate(got);
+        Ok(Bytes::from(buf))
     }
 
     /// Opens the backend a repository URL names (see [`super::open_url`]).
@@ -178,12 +224,9 @@ impl ObjectStoreBackend {
                 .map_err(|e| build_error(url_str, e))?
                 .with_automatic_cleanup(false)
                 .with_fsync(true);
-            return Ok(Self::new(
-                Arc::new(store),
-                None,
-                path.display().to_string(),
-                n,
-            ));
+            let mut backend = Self::new(Arc::new(store), None, path.display().to_string(), n);
+            backend.local_root = Some(path.clone());
+            return Ok(backend);
         }
         let url = url::Url::parse(url_str)
             .map_err(|e| Error::invalid("repository URL", format!("{url_str}: {e}")))?;
@@ -375,6 +418,9 @@ impl Storage for ObjectStoreBackend {
     }
 
     fn get(&self, key: &str) -> Result<Bytes> {
+        if let Some(root) = &self.local_root {
+            return self.local_read(root, key, None);
+        }
         let path = self.path(key);
         self.run(key, async { self.store.get(&path).await?.bytes().await })
     }
@@ -382,7 +428,10 @@ impl Storage for ObjectStoreBackend {
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
         let path = self.path(key);
         let want = range.end.saturating_sub(range.start);
-        let got = self.run(key, self.store.get_range(&path, range.clone()))?;
+        let got = match &self.local_root {
+            Some(root) => self.local_read(root, key, Some(range.clone()))?,
+            None => self.run(key, self.store.get_range(&path, range.clone()))?,
+        };
         if got.len() as u64 != want {
             return Err(Error::corrupt(
                 key,
