@@ -47,12 +47,25 @@ pub struct TreeBackupArgs {
     /// Stop at the first entry that cannot be read (default: warn and go on).
     #[arg(long)]
     pub fail_fast: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How a long command runs and reports.
+#[derive(Args)]
+pub struct RunArgs {
     /// Entries processed at once (default: CPU count).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Seconds between JSON progress lines.
     #[arg(long, default_value_t = 1.0)]
     pub progress_interval: f64,
+}
+
+impl RunArgs {
+    fn every(&self) -> Duration {
+        Duration::from_secs_f64(self.progress_interval.max(0.05))
+    }
 }
 
 /// `10`, `10K`, `10M`, `10G`, `10T` (powers of 1024).
@@ -107,7 +120,7 @@ pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs)
             one_file_system: a.one_file_system,
         },
         fail_fast: a.fail_fast,
-        threads: a.threads,
+        threads: a.run.threads,
         scan: false,
         cancel: cancel.clone(),
         writer: Default::default(),
@@ -118,7 +131,7 @@ pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs)
         ..opts
     };
     let counters = Arc::new(Counters::default());
-    let every = Duration::from_secs_f64(a.progress_interval.max(0.05));
+    let every = a.run.every();
     let reporter = Reporter::start(mode, "backup", counters.clone(), every);
     let result = repo_fs::backup(&repo, paths, &opts, &counters);
     reporter.stop();
@@ -203,11 +216,8 @@ pub struct RestoreArgs {
     /// After success, create TARGET/.velero/UID (Velero's restore-wait contract).
     #[arg(long)]
     pub done_file_uid: Option<String>,
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Seconds between JSON progress lines.
-    #[arg(long, default_value_t = 1.0)]
-    pub progress_interval: f64,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Splits `SNAPSHOT:SUBPATH`.
@@ -227,7 +237,7 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> CliResult {
         owners: None,
         dry_run: a.dry_run,
         done_file_uid: a.done_file_uid.clone(),
-        threads: a.threads,
+        threads: a.run.threads,
         cancel: cancel_on_signals(),
     };
     let counters = Arc::new(Counters::default());
@@ -236,7 +246,7 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> CliResult {
     } else {
         Mode::choose(g.json)
     };
-    let every = Duration::from_secs_f64(a.progress_interval.max(0.05));
+    let every = a.run.every();
     let reporter = Reporter::start(mode, "restore", counters.clone(), every);
     let json = g.json;
     let print_step = |s: &repo_fs::Step| {

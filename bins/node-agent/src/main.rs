@@ -322,7 +322,21 @@ fn release_loading_buffers() {
     }
 }
 
+/// Makes glibc serve every allocation of 1 MiB or more (read buffers, sealed chunks, pack
+/// buffers) with its own mapping, returned to the OS when freed. glibc otherwise raises the
+/// threshold after the first such free and keeps freed buffers in its arenas: a backup of
+/// the Linux source peaked at 187 MB resident with 70 MB live, and at 70 MB with this
+/// (`MALLOC_MMAP_THRESHOLD_=1048576`, same CPU time).
+fn configure_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    configure_allocator();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
