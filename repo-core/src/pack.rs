@@ -113,7 +113,7 @@ pub struct PackWriter {
 /// own segment.
 const SMALL_BLOB: usize = 16 * 1024;
 /// Size of each shared buffer of small blobs.
-const TAIL_BUFFER: usize = 1024 * 1024;
+const TAIL_BUFFER: usize = 256 * 1024;
 
 /// A finished pack ready to upload.
 pub struct FinishedPack {

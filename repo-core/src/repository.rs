@@ -403,6 +403,9 @@ impl Repository {
     }
 }
 
+/// Index files fetched from storage go into the local cache this many at a time.
+const CACHE_BATCH: usize = 16;
+
 /// A repository with its index loaded: read and write blobs, trees and snapshots.
 pub struct IndexedRepository {
     repo: Repository,
@@ -445,22 +448,37 @@ impl IndexedRepository {
             .unwrap_or_else(|e| e.into_inner())
             .reserve_staged((new_bytes / crate::pack::RECORD_LEN as u64) as usize);
         progress.start("index", Some(new.len() as u64));
+        // Each file is staged by the thread that decoded it, so at most `threads` decoded
+        // files exist at once (an ordered hand-off held up to 64 of them: 100 MB at a
+        // million blobs). Staging order does not matter: the table is sorted once at the end.
+        let local = !self.storage.location().contains("://");
+        let threads = if local { 2 } else { 8 };
         let mut fetched = Vec::new();
         let mut failure = None;
         crate::parallel::ordered_map(
             new.len(),
-            8,
-            64,
-            |i| self.read_index_file(&new[i]),
-            |i, r| match r {
-                Ok((file, bytes, from_storage)) => {
-                    let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-                    for (pack, records) in &file.packs {
-                        index.stage(*pack, records);
-                    }
-                    drop(index);
-                    if from_storage {
+            threads,
+            threads,
+            |i| {
+                let (file, bytes, from_storage) = self.read_index_file(&new[i])?;
+                let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+                for (pack, records) in &file.packs {
+                    index.stage(*pack, records);
+                }
+                drop(index);
+                Ok((from_storage && self.cache.is_some()).then_some(bytes))
+            },
+            |i, r: Result<Option<Vec<u8>>>| match r {
+                Ok(bytes) => {
+                    if let Some(bytes) = bytes {
                         fetched.push((new[i], bytes));
+                        // Into the cache in batches, not all at the end.
+                        if fetched.len() >= CACHE_BATCH {
+                            if let Some(cache) = &self.cache {
+                                cache.put_many(&fetched);
+                            }
+                            fetched.clear();
+                        }
                     }
                     progress.advance(1);
                     Ok(())
