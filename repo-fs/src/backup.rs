@@ -153,10 +153,18 @@ pub fn find_parent(
                         .iter()
                         .filter_map(|t| t.split_once('='))
                         .find(|(tk, _)| *tk == k)
-                        .map(|(_, v)| v);
-                    (k, v)
+                        .map(|(_, v)| v)
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                "parent tag",
+                                format!(
+                                    "{k:?} identifies the parent, so give it a value: --tag {k}=…"
+                                ),
+                            )
+                        })?;
+                    Ok((k, Some(v)))
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             let mut all = repo.list_snapshots(&SnapshotFilter::default())?;
             all.retain(|(_, s)| {
                 if wanted.is_empty() {

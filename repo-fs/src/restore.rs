@@ -265,9 +265,16 @@ pub fn restore(
     outcome.notes = notes;
     if r.stop.load(Ordering::Relaxed) || opts.cancel.load(Ordering::Relaxed) {
         return match outcome.failures.first() {
-            Some((p, e)) => Err(Error::invalid(
-                "restore",
-                format!("stopped: {}: {e}", p.display()),
+            Some((p, e)) => Err(Error::io(
+                format!(
+                    "restore into {} stopped at {}",
+                    target.display(),
+                    p.display()
+                ),
+                std::io::Error::other(format!(
+                    "{e}; free space on the target and run the restore again \
+                     (--overwrite if-changed skips the files already complete)"
+                )),
             )),
             None => Err(Error::Cancelled),
         };

@@ -220,6 +220,19 @@ fn the_parent_follows_a_volume_by_tag_when_its_path_changes() {
         ..opts.clone()
     };
     assert_eq!(back_up(&repo, &pod_b, &other).parent, None);
+    // A parent tag without a value in this backup's tags is refused, not matched loosely.
+    let untagged = BackupOptions {
+        parent_tags: vec!["pvc-uid".into()],
+        ..Default::default()
+    };
+    let e = backup(
+        &repo,
+        std::slice::from_ref(&pod_b),
+        &untagged,
+        &Counters::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("--tag pvc-uid="), "{e}");
     // An explicit parent wins; `None` reads everything.
     let given = BackupOptions {
         parent: ParentChoice::Given(first.id.to_string()),
