@@ -178,10 +178,16 @@ impl PackWriter {
     }
 
     fn flush_tail(&mut self) {
-        if !self.tail.is_empty() {
-            self.segments
-                .push(Bytes::from(std::mem::take(&mut self.tail)));
+        let mut tail = std::mem::take(&mut self.tail);
+        if tail.is_empty() {
+            return;
         }
+        // A large blob ends the shared buffer early; without shrinking, each such buffer
+        // would pin its whole reservation for a few small blobs.
+        if tail.capacity() > 2 * tail.len() {
+            tail.shrink_to_fit();
+        }
+        self.segments.push(Bytes::from(tail));
     }
 
     /// Appends the header and trailer and names the pack.
