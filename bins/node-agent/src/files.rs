@@ -100,6 +100,7 @@ pub struct Common<'a> {
 pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs) -> CliResult {
     let repo = g.open_indexed()?;
     let cancel = cancel_on_signals();
+    let mode = Mode::choose(g.json);
     let opts = BackupOptions {
         source: common.source,
         host: common.host,
@@ -121,14 +122,10 @@ pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs)
         },
         fail_fast: a.fail_fast,
         threads: a.run.threads,
-        scan: false,
-        cancel: cancel.clone(),
-        writer: Default::default(),
-    };
-    let mode = Mode::choose(g.json);
-    let opts = BackupOptions {
+        // Counting ahead only pays when someone watches the total.
         scan: mode != Mode::Quiet,
-        ..opts
+        cancel,
+        writer: Default::default(),
     };
     let counters = Arc::new(Counters::default());
     let every = a.run.every();
