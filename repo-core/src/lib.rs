@@ -40,6 +40,7 @@ pub mod chunker;
 pub mod config;
 pub mod crypto;
 mod error;
+pub mod forget;
 pub mod format;
 pub mod gcplan;
 mod id;

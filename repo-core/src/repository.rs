@@ -374,6 +374,20 @@ impl Repository {
         self.storage.delete(&snapshot_key(id))
     }
 
+    /// Carries out a retention plan: deletes the snapshots it removes (their data stays
+    /// until maintenance collects it). Returns how many were deleted; a snapshot already
+    /// gone (another `forget` ran) counts as done.
+    pub fn forget(&self, plan: &crate::forget::ForgetPlan) -> Result<usize> {
+        let mut n = 0;
+        for d in plan.removals() {
+            match self.delete_snapshot(&d.id) {
+                Ok(()) | Err(Error::NotFound { .. }) => n += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
     /// Loads the index (from the local cache where possible) and the published GC plans.
     pub fn load_index(self, progress: &dyn Progress) -> Result<IndexedRepository> {
         let cache = if self.opts.no_cache {

@@ -60,6 +60,9 @@ pub struct Snapshot {
     /// The writer session that committed it (maintenance uses it to rescue blobs).
     #[serde(default)]
     pub session: String,
+    /// RFC 3339 time after which `forget` removes the snapshot (a backup's TTL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 /// Storage key of a snapshot.
@@ -103,6 +106,7 @@ impl Snapshot {
             root,
             summary: Summary::default(),
             session: String::new(),
+            expires: None,
         })
     }
 

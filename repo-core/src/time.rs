@@ -71,6 +71,19 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Calendar fields of a Unix time in UTC: (year, month, day, hour, ISO week-year, ISO week).
+pub fn calendar(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let days = secs.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let hour = secs.rem_euclid(86_400) / 3600;
+    // ISO weeks start on Monday; a week belongs to the year of its Thursday.
+    let weekday_from_monday = (days + 3).rem_euclid(7);
+    let thursday = days - weekday_from_monday + 3;
+    let (ty, _, _) = civil_from_days(thursday);
+    let week = (thursday - days_from_civil(ty, 1, 1)) / 7 + 1;
+    (y, m, d, hour, ty, week)
+}
+
 /// A Unix time (seconds, nanoseconds) as RFC 3339 UTC with nanoseconds. Unlike
 /// [`format_rfc3339`], any time a file system can hold works, before 1970 included.
 pub fn format_unix(secs: i64, nanos: u32) -> String {
@@ -135,6 +148,11 @@ mod tests {
             assert_eq!(parse_unix(&text), Some((s, n)), "{text}");
         }
         assert_eq!(format_unix(0, 0), "1970-01-01T00:00:00.000000000Z");
+        // 2021-01-03 (a Sunday) is in ISO week 53 of 2020; 2021-01-04 starts week 1.
+        let (jan3, _) = parse_unix("2021-01-03T12:00:00Z").unwrap();
+        assert_eq!(calendar(jan3), (2021, 1, 3, 12, 2020, 53));
+        let (jan4, _) = parse_unix("2021-01-04T00:00:00Z").unwrap();
+        assert_eq!(calendar(jan4), (2021, 1, 4, 0, 2021, 1));
         let t = UNIX_EPOCH + Duration::new(1_600_000_000, 42);
         assert_eq!(parse_unix(&format_rfc3339(t)), Some((1_600_000_000, 42)));
         assert_eq!(

@@ -50,6 +50,8 @@ pub struct BackupOptions {
     pub host: Option<String>,
     /// `key=value` tags.
     pub tags: Vec<String>,
+    /// RFC 3339 time after which `forget` removes the snapshot (a TTL).
+    pub expires: Option<String>,
     pub parent: ParentChoice,
     /// Tag keys that identify the source when finding the parent, instead of the source
     /// string: with `["pvc-uid"]`, the parent is the newest snapshot whose `pvc-uid` tag
@@ -75,6 +77,7 @@ impl Default for BackupOptions {
             source: None,
             host: None,
             tags: Vec::new(),
+            expires: None,
             parent: ParentChoice::Auto,
             parent_tags: Vec::new(),
             force: false,
@@ -200,6 +203,7 @@ pub fn backup(
     };
     let host = opts.host.clone().unwrap_or_else(repo_core::time::hostname);
     let mut snapshot = Snapshot::new(&source, &host, opts.tags.clone(), Default::default())?;
+    snapshot.expires = opts.expires.clone();
     let parent = find_parent(repo, &source, opts)?;
     let parent_root = match &parent {
         Some((_, s)) => repo.read_dir(&s.root)?,

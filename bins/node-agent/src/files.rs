@@ -95,6 +95,8 @@ pub struct Common<'a> {
     pub tags: &'a [String],
     pub source: Option<String>,
     pub host: Option<String>,
+    /// RFC 3339 expiry from `--ttl`.
+    pub expires: Option<String>,
 }
 
 pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs) -> CliResult {
@@ -105,6 +107,7 @@ pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs)
         source: common.source,
         host: common.host,
         tags: common.tags.to_vec(),
+        expires: common.expires,
         parent: match a.parent.as_deref() {
             None => ParentChoice::Auto,
             Some("none") => ParentChoice::None,

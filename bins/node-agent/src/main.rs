@@ -8,6 +8,7 @@
 
 mod files;
 mod report;
+mod retention;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -77,6 +78,8 @@ enum Command {
     Restore(files::RestoreArgs),
     /// List snapshots.
     Snapshots(FilterArgs),
+    /// Remove snapshots by id or by a keep policy (data is freed later by maintenance).
+    Forget(retention::ForgetArgs),
     /// List the entries of a snapshot (SNAPSHOT or SNAPSHOT:PATH).
     Ls {
         spec: String,
@@ -182,10 +185,14 @@ struct BackupArgs {
     /// Host recorded in the snapshot (default: this host).
     #[arg(long)]
     host: Option<String>,
+    /// Time to live (e.g. 720h, 30d): `forget` removes the snapshot once it has passed,
+    /// whatever the keep rules say (Velero's backup TTL).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    ttl: Option<std::time::Duration>,
 }
 
 #[derive(Args)]
-struct FilterArgs {
+pub struct FilterArgs {
     /// Only snapshots with this tag (repeatable; all must match).
     #[arg(long = "tag")]
     tags: Vec<String>,
@@ -196,7 +203,7 @@ struct FilterArgs {
 }
 
 impl FilterArgs {
-    fn filter(&self) -> SnapshotFilter {
+    pub fn filter(&self) -> SnapshotFilter {
         SnapshotFilter {
             source: self.source.clone(),
             host: self.host.clone(),
@@ -349,6 +356,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// The RFC 3339 time a TTL from now ends.
+fn expiry(ttl: std::time::Duration) -> String {
+    repo_core::time::format_rfc3339(std::time::SystemTime::now() + ttl)
+}
+
 pub fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string(v).expect("JSON serializes"));
 }
@@ -389,10 +401,12 @@ fn run(cli: Cli) -> CliResult {
                 tags: &a.tags,
                 source: a.source.clone(),
                 host: a.host.clone(),
+                expires: a.ttl.map(expiry),
             },
             &a.tree,
         )?,
         Command::Restore(a) => files::restore(g, a)?,
+        Command::Forget(a) => retention::forget(g, a)?,
         Command::Ls { spec, recursive } => files::ls(g, spec, *recursive)?,
         Command::Diff { a, b } => files::diff(g, a, b)?,
         Command::Backup(a) => {
@@ -400,7 +414,8 @@ fn run(cli: Cli) -> CliResult {
             let repo = g.open_indexed()?;
             let host = a.host.clone().unwrap_or_else(repo_core::time::hostname);
             let source = a.source.clone().unwrap_or_else(|| stdin_name.clone());
-            let snapshot = Snapshot::new(&source, &host, a.tags.clone(), Default::default())?;
+            let mut snapshot = Snapshot::new(&source, &host, a.tags.clone(), Default::default())?;
+            snapshot.expires = a.ttl.map(expiry);
             let writer = repo.writer(WriterOptions::default())?;
             let stdin = std::io::stdin().lock();
             let (id, snap) = writer.backup_stream(stdin, &stdin_name, snapshot, &NoProgress)?;
