@@ -16,8 +16,57 @@ use crate::{BlobId, Error, IndexedRepository, ObjectId, Progress};
 /// What to check.
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
-    /// Download and verify every pack.
+    /// Download and verify packs (all of them, or `subset`).
     pub read_data: bool,
+    /// Which packs `read_data` reads.
+    pub subset: DataSubset,
+}
+
+/// A deterministic share of the packs, chosen by pack id: the same packs every run, so
+/// `1/5` … `5/5` on five runs read everything exactly once.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum DataSubset {
+    #[default]
+    All,
+    /// Slice `n` of `of` (1-based): packs whose id, first four bytes as a little-endian
+    /// number, is `n - 1` modulo `of`.
+    Slice { n: u32, of: u32 },
+    /// About this percentage of the packs: those whose id's first four bytes fall in the
+    /// lowest `percent`% of their range.
+    Percent(f64),
+}
+
+impl DataSubset {
+    /// Parses `P%` (0 < P <= 100) or `n/t` (1 <= n <= t).
+    pub fn parse(s: &str) -> crate::Result<Self> {
+        let bad = |why: &str| crate::Error::invalid("read-data subset", format!("{s:?}: {why}"));
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad("not a percentage"))?;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(bad("the percentage must be above 0 and at most 100"));
+            }
+            return Ok(DataSubset::Percent(p));
+        }
+        let (n, t) = s.split_once('/').ok_or_else(|| bad("use P% or n/t"))?;
+        let (n, of): (u32, u32) = (
+            n.trim().parse().map_err(|_| bad("n is not a number"))?,
+            t.trim().parse().map_err(|_| bad("t is not a number"))?,
+        );
+        if n == 0 || of == 0 || n > of {
+            return Err(bad("n/t needs 1 <= n <= t"));
+        }
+        Ok(DataSubset::Slice { n, of })
+    }
+
+    /// Whether a pack is in the subset.
+    pub fn contains(&self, pack: &ObjectId) -> bool {
+        let x = u32::from_le_bytes([pack.0[0], pack.0[1], pack.0[2], pack.0[3]]);
+        match *self {
+            DataSubset::All => true,
+            DataSubset::Slice { n, of } => x % of == n - 1,
+            DataSubset::Percent(p) => (x as f64) < p / 100.0 * 4_294_967_296.0,
+        }
+    }
 }
 
 /// One thing found wrong.
@@ -242,6 +291,10 @@ pub fn check(
     progress.finish();
 
     if opts.read_data {
+        let sorted_packs: Vec<ObjectId> = sorted_packs
+            .into_iter()
+            .filter(|p| opts.subset.contains(p))
+            .collect();
         progress.start("read-data", Some(sorted_packs.len() as u64));
         let threads = repo.options().threads.max(2);
         let mut found = Vec::new();

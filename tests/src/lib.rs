@@ -76,7 +76,13 @@ pub fn backup(
 /// Asserts `check --read-data` finds nothing wrong, listing the problems if it does.
 pub fn assert_clean(repo: &IndexedRepository) {
     let report = repo
-        .check(&repo_core::CheckOptions { read_data: true }, &NoProgress)
+        .check(
+            &repo_core::CheckOptions {
+                read_data: true,
+                ..Default::default()
+            },
+            &NoProgress,
+        )
         .expect("check");
     assert!(
         report.is_clean(),

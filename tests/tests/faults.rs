@@ -33,7 +33,13 @@ fn assert_consistent(
 ) {
     let repo = open(clean.clone());
     let report = repo
-        .check(&CheckOptions { read_data: true }, &NoProgress)
+        .check(
+            &CheckOptions {
+                read_data: true,
+                ..Default::default()
+            },
+            &NoProgress,
+        )
         .unwrap();
     assert!(report.is_clean(), "seed {seed}: {:?}", report.problems);
     let ids = repo.snapshot_ids().unwrap();

@@ -105,7 +105,13 @@ fn golden_repository_still_reads() {
     repo.dump_file(id, "golden.txt", &mut out).unwrap();
     assert_eq!(out, golden_stream());
     assert!(repo
-        .check(&repo_core::CheckOptions { read_data: true }, &NoProgress)
+        .check(
+            &repo_core::CheckOptions {
+                read_data: true,
+                ..Default::default()
+            },
+            &NoProgress
+        )
         .unwrap()
         .is_clean());
 }

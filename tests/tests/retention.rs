@@ -16,7 +16,7 @@ fn run(c: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn backup(repo: &str, cache: &std::path::Path, data: &[u8], extra: &[&str]) -> String {
+fn cli_backup(repo: &str, cache: &std::path::Path, data: &[u8], extra: &[&str]) -> String {
     let mut c = agent(repo, cache);
     c.args(["backup", "--stdin", "--stdin-name", "db.sql"])
         .args(extra);
@@ -53,12 +53,12 @@ fn forget_by_policy_ttl_and_id() {
     let repo = t.path().join("repo").display().to_string();
     let cache = t.path().join("cache");
     run(agent(&repo, &cache).args(FAST_INIT));
-    let a = backup(&repo, &cache, b"one", &[]);
-    let b = backup(&repo, &cache, b"two", &[]);
-    let c = backup(&repo, &cache, b"three", &["--tag", "release=1"]);
-    let d = backup(&repo, &cache, b"four", &[]);
-    let expiring = backup(&repo, &cache, b"five", &["--ttl", "1s"]);
-    let other = backup(&repo, &cache, b"other", &["--source", "logs"]);
+    let a = cli_backup(&repo, &cache, b"one", &[]);
+    let b = cli_backup(&repo, &cache, b"two", &[]);
+    let c = cli_backup(&repo, &cache, b"three", &["--tag", "release=1"]);
+    let d = cli_backup(&repo, &cache, b"four", &[]);
+    let expiring = cli_backup(&repo, &cache, b"five", &["--ttl", "1s"]);
+    let other = cli_backup(&repo, &cache, b"other", &["--source", "logs"]);
     std::thread::sleep(std::time::Duration::from_millis(1100));
 
     // A dry run prints decisions with reasons and removes nothing.
@@ -116,4 +116,66 @@ fn forget_by_policy_ttl_and_id() {
     run(agent(&repo, &cache).args(["check", "--read-data"]));
     let dump = run(agent(&repo, &cache).args(["dump", &d, "db.sql"]));
     assert_eq!(dump, "four");
+}
+
+#[test]
+fn read_data_subsets_are_deterministic_slices_that_cover_every_pack() {
+    use repo_core::check::DataSubset;
+    let t = tempfile::tempdir().unwrap();
+    let repo_url = t.path().join("repo").display().to_string();
+    let storage = repo_core::storage::open_url(&repo_url, &Default::default()).unwrap();
+    let repo = init(storage);
+    // Many small packs (1 MiB each) of random data.
+    backup(&repo, &random_bytes(12 << 20, 9), "big", &[]);
+    let read = |subset| {
+        repo.check(
+            &repo_core::CheckOptions {
+                read_data: true,
+                subset,
+            },
+            &repo_core::NoProgress,
+        )
+        .unwrap()
+    };
+    let all = read(DataSubset::All);
+    assert!(
+        all.is_clean() && all.packs_read >= 10,
+        "{} packs",
+        all.packs_read
+    );
+    let slices: usize = (1..=3)
+        .map(|n| read(DataSubset::Slice { n, of: 3 }).packs_read)
+        .sum();
+    assert_eq!(
+        slices, all.packs_read,
+        "three slices read each pack exactly once"
+    );
+    assert_eq!(read(DataSubset::Percent(100.0)).packs_read, all.packs_read);
+    let half = read(DataSubset::Percent(50.0)).packs_read;
+    assert_eq!(
+        half,
+        read(DataSubset::Percent(50.0)).packs_read,
+        "not deterministic"
+    );
+    assert!(DataSubset::parse("0/3").is_err() && DataSubset::parse("101%").is_err());
+    assert_eq!(
+        DataSubset::parse("2/5").unwrap(),
+        DataSubset::Slice { n: 2, of: 5 }
+    );
+
+    // A damaged pack is found by the slice that holds it, and only by that one.
+    let data = t.path().join("repo/data");
+    let pack = std::fs::read_dir(&data)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&pack, bytes).unwrap();
+    let with_problems = (1..=3)
+        .filter(|&n| !read(DataSubset::Slice { n, of: 3 }).is_clean())
+        .count();
+    assert_eq!(with_problems, 1);
 }

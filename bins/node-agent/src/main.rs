@@ -101,6 +101,10 @@ enum Command {
         /// Also download and verify every pack.
         #[arg(long)]
         read_data: bool,
+        /// Download and verify a deterministic share of the packs: `10%`, or slice `n/t`
+        /// (`1/5` … `5/5` over five runs read every pack once).
+        #[arg(long, value_parser = parse_subset)]
+        read_data_subset: Option<repo_core::check::DataSubset>,
     },
 }
 
@@ -356,6 +360,10 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_subset(s: &str) -> Result<repo_core::check::DataSubset, String> {
+    repo_core::check::DataSubset::parse(s).map_err(|e| e.to_string())
+}
+
 /// The RFC 3339 time a TTL from now ends.
 fn expiry(ttl: std::time::Duration) -> String {
     repo_core::time::format_rfc3339(std::time::SystemTime::now() + ttl)
@@ -467,11 +475,16 @@ fn run(cli: Cli) -> CliResult {
             out.flush()
                 .map_err(|e| fail(1, format!("writing to stdout: {e}")))?;
         }
-        Command::Check { read_data } => {
+        Command::Check {
+            read_data,
+            read_data_subset,
+        } => {
+            let read_data = &(*read_data || read_data_subset.is_some());
             let repo = g.open_indexed()?;
             let report = repo.check(
                 &CheckOptions {
                     read_data: *read_data,
+                    subset: read_data_subset.unwrap_or_default(),
                 },
                 &NoProgress,
             )?;
