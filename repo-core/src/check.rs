@@ -22,6 +22,16 @@ pub struct CheckOptions {
     pub subset: DataSubset,
 }
 
+impl CheckOptions {
+    /// Check everything and read every pack (`check --read-data`).
+    pub fn read_all() -> Self {
+        CheckOptions {
+            read_data: true,
+            subset: DataSubset::All,
+        }
+    }
+}
+
 /// A deterministic share of the packs, chosen by pack id: the same packs every run, so
 /// `1/5` … `5/5` on five runs read everything exactly once.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -127,6 +127,19 @@ fn expired(s: &Snapshot, now: i64) -> bool {
         .is_some_and(|(t, _)| t <= now)
 }
 
+/// The calendar bucket (`2026-11-20 06h`, `2026-11-20`, `2026-W47`, `2026-11`, `2026`) a
+/// time falls in for a keep rule.
+fn bucket(rule: &str, t: i64) -> String {
+    let (y, m, d, h, week_year, week) = time::calendar(t);
+    match rule {
+        "hourly" => format!("{y:04}-{m:02}-{d:02} {h:02}h"),
+        "daily" => format!("{y:04}-{m:02}-{d:02}"),
+        "weekly" => format!("{week_year:04}-W{week:02}"),
+        "monthly" => format!("{y:04}-{m:02}"),
+        _ => format!("{y:04}"),
+    }
+}
+
 /// Plans which of `snapshots` `policy` keeps, as of `now` (Unix seconds; TTLs compare
 /// against it). With an empty policy and no expiries, everything is kept: forgetting needs
 /// an explicit rule.
@@ -163,36 +176,20 @@ pub fn plan(
         for d in decisions.iter_mut().take(policy.last as usize) {
             keep(d, "last".into());
         }
-        type Bucket = fn(i64) -> String;
-        let buckets: [(&str, u32, Bucket); 5] = [
-            ("hourly", policy.hourly, |t| {
-                let (y, m, d, h, _, _) = time::calendar(t);
-                format!("{y:04}-{m:02}-{d:02} {h:02}h")
-            }),
-            ("daily", policy.daily, |t| {
-                let (y, m, d, _, _, _) = time::calendar(t);
-                format!("{y:04}-{m:02}-{d:02}")
-            }),
-            ("weekly", policy.weekly, |t| {
-                let (_, _, _, _, wy, w) = time::calendar(t);
-                format!("{wy:04}-W{w:02}")
-            }),
-            ("monthly", policy.monthly, |t| {
-                let (y, m, _, _, _, _) = time::calendar(t);
-                format!("{y:04}-{m:02}")
-            }),
-            ("yearly", policy.yearly, |t| {
-                let (y, _, _, _, _, _) = time::calendar(t);
-                format!("{y:04}")
-            }),
+        let buckets = [
+            ("hourly", policy.hourly),
+            ("daily", policy.daily),
+            ("weekly", policy.weekly),
+            ("monthly", policy.monthly),
+            ("yearly", policy.yearly),
         ];
-        for (name, n, bucket) in buckets {
+        for (name, n) in buckets {
             let mut seen: Vec<String> = Vec::new();
             for d in decisions.iter_mut() {
                 if seen.len() >= n as usize {
                     break;
                 }
-                let b = bucket(seconds(&d.snapshot));
+                let b = bucket(name, seconds(&d.snapshot));
                 if !seen.contains(&b) {
                     keep(d, format!("{name} {b}"));
                     seen.push(b);

@@ -146,7 +146,7 @@ pub fn find_parent(
             Ok(Some((id, snap)))
         }
         ParentChoice::Auto => {
-            let wanted: Vec<(&str, Option<&str>)> = opts
+            let wanted: Vec<(&str, &str)> = opts
                 .parent_tags
                 .iter()
                 .map(|k| {
@@ -165,7 +165,7 @@ pub fn find_parent(
                                 ),
                             )
                         })?;
-                    Ok((k, Some(v)))
+                    Ok((k, v))
                 })
                 .collect::<Result<_>>()?;
             let mut all = repo.list_snapshots(&SnapshotFilter::default())?;
@@ -173,7 +173,7 @@ pub fn find_parent(
                 if wanted.is_empty() {
                     s.source == source
                 } else {
-                    wanted.iter().all(|(k, v)| s.tag(k) == *v)
+                    wanted.iter().all(|(k, v)| s.tag(k) == Some(*v))
                 }
             });
             Ok(all.into_iter().max_by(|a, b| a.1.time.cmp(&b.1.time)))

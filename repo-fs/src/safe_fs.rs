@@ -70,19 +70,6 @@ pub fn create_file(dir: RawFd, name: &[u8]) -> io::Result<std::fs::File> {
     Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
-/// Opens an existing regular file for reading, refusing a symlink.
-pub fn open_file(dir: RawFd, name: &[u8]) -> io::Result<std::fs::File> {
-    let c = c_name(name)?;
-    let fd = check(unsafe {
-        libc::openat(
-            dir,
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    })?;
-    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
-}
-
 /// `lstat` of `name` in `dir`; `None` when it does not exist.
 pub fn stat_at(dir: RawFd, name: &[u8]) -> io::Result<Option<libc::stat>> {
     let c = c_name(name)?;

@@ -76,13 +76,7 @@ pub fn backup(
 /// Asserts `check --read-data` finds nothing wrong, listing the problems if it does.
 pub fn assert_clean(repo: &IndexedRepository) {
     let report = repo
-        .check(
-            &repo_core::CheckOptions {
-                read_data: true,
-                ..Default::default()
-            },
-            &NoProgress,
-        )
+        .check(&repo_core::CheckOptions::read_all(), &NoProgress)
         .expect("check");
     assert!(
         report.is_clean(),

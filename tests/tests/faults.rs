@@ -32,15 +32,7 @@ fn assert_consistent(
     seed: u64,
 ) {
     let repo = open(clean.clone());
-    let report = repo
-        .check(
-            &CheckOptions {
-                read_data: true,
-                ..Default::default()
-            },
-            &NoProgress,
-        )
-        .unwrap();
+    let report = repo.check(&CheckOptions::read_all(), &NoProgress).unwrap();
     assert!(report.is_clean(), "seed {seed}: {:?}", report.problems);
     let ids = repo.snapshot_ids().unwrap();
     for id in &ids {

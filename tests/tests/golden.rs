@@ -105,13 +105,7 @@ fn golden_repository_still_reads() {
     repo.dump_file(id, "golden.txt", &mut out).unwrap();
     assert_eq!(out, golden_stream());
     assert!(repo
-        .check(
-            &repo_core::CheckOptions {
-                read_data: true,
-                ..Default::default()
-            },
-            &NoProgress
-        )
+        .check(&repo_core::CheckOptions::read_all(), &NoProgress)
         .unwrap()
         .is_clean());
 }

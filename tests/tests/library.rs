@@ -224,13 +224,7 @@ fn damage_to_every_object_kind_is_detected() {
                 }
             };
             let report = repo
-                .check(
-                    &repo_core::CheckOptions {
-                        read_data: true,
-                        ..Default::default()
-                    },
-                    &NoProgress,
-                )
+                .check(&repo_core::CheckOptions::read_all(), &NoProgress)
                 .unwrap();
             assert!(!report.is_clean(), "{what}: check found nothing");
             assert!(
