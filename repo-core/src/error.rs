@@ -66,6 +66,22 @@ pub enum Error {
         first: crate::BlobId,
     },
 
+    /// Another maintenance run holds the lease.
+    #[error("maintenance is already running on {repo}: {holder} on host {host} (pid {pid}) holds the lease since {since}; it expires in {expires_in_secs} s unless renewed. Wait for that run to finish; if its process is gone, the lease expires by itself")]
+    MaintenanceBusy {
+        repo: String,
+        holder: String,
+        host: String,
+        pid: u32,
+        since: String,
+        expires_in_secs: u64,
+    },
+
+    /// This maintenance run lost its lease (it was suspended past the lease TTL, or its
+    /// renewals failed) and stopped before its next destructive step.
+    #[error("maintenance lost its lease on {repo} ({reason}); it stopped before deleting anything further. Nothing is lost: run maintenance again")]
+    LeaseLost { repo: String, reason: String },
+
     /// Invalid input from a caller (options, names, URLs, tags).
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },

@@ -27,6 +27,8 @@ pub enum Kind {
     Session = b'E' as isize,
     GcPlan = b'G' as isize,
     PackHeader = b'H' as isize,
+    Lease = b'L' as isize,
+    History = b'R' as isize,
 }
 
 impl Kind {
@@ -38,6 +40,8 @@ impl Kind {
             Kind::Session => "session",
             Kind::GcPlan => "GC plan",
             Kind::PackHeader => "pack header",
+            Kind::Lease => "maintenance lease",
+            Kind::History => "maintenance history",
         }
     }
 }

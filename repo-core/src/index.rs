@@ -12,6 +12,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::gcplan::fingerprint;
+
 use crate::blob::BlobKind;
 use crate::format::{self, Kind};
 use crate::pack::{decode_records, encode_records, BlobRecord};
@@ -155,8 +157,9 @@ pub struct Index {
     staged: Vec<Entry>,
     /// Added since the last merge.
     recent: HashMap<[u8; 32], Entry>,
-    /// Blobs condemned by a published GC plan: readable, but never deduplicated against.
-    condemned: HashSet<BlobId>,
+    /// Fingerprints of blobs condemned by a published GC plan: readable, but never
+    /// deduplicated against (see [`crate::gcplan`]).
+    condemned: HashSet<u64>,
 }
 
 impl Index {
@@ -198,11 +201,13 @@ impl Index {
     }
 
     /// Adds the blobs of one pack a writer just indexed; they are visible at once. A blob
-    /// already indexed keeps its first location.
+    /// already indexed keeps its first location, unless it was condemned: then this fresh
+    /// copy replaces it (the old one may be swept) and may be deduplicated against.
     pub fn add_pack(&mut self, pack: ObjectId, records: &[BlobRecord]) {
         let n = self.pack_number(pack);
         for r in records {
-            if self.find(&r.id).is_none() {
+            let fresh_copy = self.condemned.remove(&fingerprint(&r.id));
+            if fresh_copy || self.find(&r.id).is_none() {
                 self.recent.insert(r.id.0, Entry::new(r, n));
             }
         }
@@ -218,6 +223,17 @@ impl Index {
         }
         let mut add: Vec<Entry> = self.recent.drain().map(|(_, e)| e).collect();
         add.sort_unstable_by_key(|e| e.id);
+        // Recent entries for ids already in the table are fresh copies of condemned blobs:
+        // they replace the old location.
+        add.retain(
+            |e| match self.sorted.binary_search_by(|o| o.id.cmp(&e.id)) {
+                Ok(i) => {
+                    self.sorted[i] = *e;
+                    false
+                }
+                Err(_) => true,
+            },
+        );
         self.merge_sorted(add);
     }
 
@@ -274,11 +290,16 @@ impl Index {
 
     /// Whether a writer may deduplicate against this blob: indexed and not condemned.
     pub fn has_for_dedup(&self, id: &BlobId) -> bool {
-        self.find(id).is_some() && !self.condemned.contains(id)
+        self.find(id).is_some() && !self.condemned.contains(&fingerprint(id))
     }
 
-    /// Replaces the set of condemned blobs.
-    pub fn set_condemned(&mut self, condemned: HashSet<BlobId>) {
+    /// Whether a published plan condemns this blob's fingerprint.
+    pub fn is_condemned(&self, id: &BlobId) -> bool {
+        self.condemned.contains(&fingerprint(id))
+    }
+
+    /// Replaces the set of condemned fingerprints.
+    pub fn set_condemned(&mut self, condemned: HashSet<u64>) {
         self.condemned = condemned;
     }
 
@@ -392,9 +413,17 @@ mod tests {
         let r = rec(1, BlobKind::Data);
         idx.add_pack(ObjectId([1; 32]), &[r]);
         assert!(idx.has_for_dedup(&r.id));
-        idx.set_condemned([r.id].into_iter().collect());
+        idx.set_condemned([fingerprint(&r.id)].into_iter().collect());
         assert!(!idx.has_for_dedup(&r.id));
         assert!(idx.lookup(&r.id).is_some());
+        // A fresh copy (a writer stored it again) replaces the condemned one, also after a
+        // merge into the sorted table.
+        let mut fresh = r;
+        fresh.offset = 999;
+        idx.add_pack(ObjectId([2; 32]), &[fresh]);
+        assert!(idx.has_for_dedup(&r.id));
+        idx.merge();
+        assert_eq!(idx.lookup(&r.id).unwrap().pack, ObjectId([2; 32]));
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub mod gcplan;
 mod id;
 pub mod index;
 pub mod keyfile;
+pub mod maintenance;
 pub mod pack;
 pub mod parallel;
 mod progress;

@@ -85,7 +85,7 @@ pub fn key_key(id: &ObjectId) -> String {
     format!("keys/{id}")
 }
 
-fn id_from_key(key: &str, prefix: &str) -> Option<ObjectId> {
+pub(crate) fn id_from_key(key: &str, prefix: &str) -> Option<ObjectId> {
     key.strip_prefix(prefix)?.parse().ok()
 }
 
@@ -409,7 +409,8 @@ impl Repository {
         let repo = IndexedRepository {
             repo: self,
             index: Arc::new(RwLock::new(Index::new())),
-            loaded: RwLock::new(HashSet::new()),
+            loaded: Arc::new(RwLock::new(HashSet::new())),
+            plans_seen: RwLock::new(Vec::new()),
             cache,
         };
         repo.refresh(progress)?;
@@ -424,7 +425,9 @@ const CACHE_BATCH: usize = 16;
 pub struct IndexedRepository {
     repo: Repository,
     pub(crate) index: Arc<RwLock<Index>>,
-    loaded: RwLock<HashSet<ObjectId>>,
+    /// Index files whose entries are in `index` (writers add the files they write).
+    pub(crate) loaded: Arc<RwLock<HashSet<ObjectId>>>,
+    plans_seen: RwLock<Vec<ObjectId>>,
     cache: Option<IndexCache>,
 }
 
@@ -436,28 +439,107 @@ impl std::ops::Deref for IndexedRepository {
 }
 
 impl IndexedRepository {
-    /// Reads index files not loaded yet and the current GC plans.
+    /// Brings the in-memory index and condemned set up to date with storage.
+    ///
+    /// The GC plans are read *before* the index files: a blob condemned by a plan is then
+    /// either known as condemned, or its plan was already swept, which happens only after
+    /// the index files listing it were deleted. If any index file loaded earlier is gone, or
+    /// one vanishes while being read, maintenance replaced files: the index is then rebuilt
+    /// from scratch (into a new table swapped in at once), so no location of a swept blob
+    /// survives in memory.
     pub fn refresh(&self, progress: &dyn Progress) -> Result<()> {
-        let listing = self.storage.list("index/")?;
-        let listed: Vec<ObjectId> = listing
-            .iter()
-            .filter_map(|i| id_from_key(&i.key, "index/"))
-            .collect();
-        let (new, new_bytes): (Vec<ObjectId>, u64) = {
-            let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
-            let fresh: Vec<_> = listing
+        let (condemned, plans) = self.load_condemned()?;
+        for _ in 0..8 {
+            let listing = self.storage.list("index/")?;
+            let listed: HashSet<ObjectId> = listing
                 .iter()
-                .filter_map(|i| id_from_key(&i.key, "index/").map(|id| (id, i.size)))
-                .filter(|(id, _)| !loaded.contains(id))
+                .filter_map(|i| id_from_key(&i.key, "index/"))
                 .collect();
-            (
-                fresh.iter().map(|(id, _)| *id).collect(),
-                fresh.iter().map(|(_, s)| s).sum(),
-            )
-        };
+            let vanished = self
+                .loaded
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|id| !listed.contains(id));
+            let complete = if vanished {
+                let fresh = RwLock::new(Index::new());
+                fresh
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .set_condemned(condemned.clone());
+                let mut loaded = HashSet::new();
+                let ok = self.load_files(&fresh, &mut loaded, &listing, progress)?;
+                if ok {
+                    *self.index.write().unwrap_or_else(|e| e.into_inner()) =
+                        fresh.into_inner().unwrap_or_else(|e| e.into_inner());
+                    *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+                }
+                ok
+            } else {
+                self.index
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .set_condemned(condemned.clone());
+                let mut loaded = self
+                    .loaded
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let ok = self.load_files(&self.index, &mut loaded, &listing, progress)?;
+                *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+                if !ok {
+                    // Entries already staged from this listing may point at replaced packs.
+                    self.loaded
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(ObjectId([0; 32]));
+                }
+                ok
+            };
+            if complete {
+                if let Some(cache) = &self.cache {
+                    cache.retain(&listed);
+                }
+                *self.plans_seen.write().unwrap_or_else(|e| e.into_inner()) = plans;
+                return Ok(());
+            }
+        }
+        Err(Error::invalid(
+            "index",
+            "index files kept changing while loading (maintenance compacting?); run again",
+        ))
+    }
+
+    /// Forgets the loaded index and loads it again from scratch: locations a sweep moved or
+    /// deleted are gone afterwards.
+    pub fn reload(&self, progress: &dyn Progress) -> Result<()> {
+        // A loaded id that is never listed forces the rebuild path of `refresh`.
+        self.loaded
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ObjectId([0; 32]));
+        self.refresh(progress)
+    }
+
+    /// Loads into `index` the files of `listing` not in `loaded` (and adds them there).
+    /// Returns false if one vanished before it could be read.
+    fn load_files(
+        &self,
+        index: &RwLock<Index>,
+        loaded: &mut HashSet<ObjectId>,
+        listing: &[crate::storage::ObjectInfo],
+        progress: &dyn Progress,
+    ) -> Result<bool> {
+        let fresh: Vec<(ObjectId, u64)> = listing
+            .iter()
+            .filter_map(|i| id_from_key(&i.key, "index/").map(|id| (id, i.size)))
+            .filter(|(id, _)| !loaded.contains(id))
+            .collect();
+        let new: Vec<ObjectId> = fresh.iter().map(|(id, _)| *id).collect();
+        let new_bytes: u64 = fresh.iter().map(|(_, s)| s).sum();
         // Every blob costs at least one 48-byte record in an index file: an upper bound that
         // lets the index allocate its staging table once.
-        self.index
+        index
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .reserve_staged((new_bytes / crate::pack::RECORD_LEN as u64) as usize);
@@ -469,21 +551,32 @@ impl IndexedRepository {
         let threads = if local { 2 } else { 8 };
         let mut fetched = Vec::new();
         let mut failure = None;
+        let mut vanished = false;
         crate::parallel::ordered_map(
             new.len(),
             threads,
             threads,
             |i| {
-                let (file, bytes, from_storage) = self.read_index_file(&new[i])?;
-                let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+                let (file, bytes, from_storage) = match self.read_index_file(&new[i]) {
+                    Ok(x) => x,
+                    Err(Error::NotFound { .. }) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let mut index = index.write().unwrap_or_else(|e| e.into_inner());
                 for (pack, records) in &file.packs {
                     index.stage(*pack, records);
                 }
                 drop(index);
-                Ok((from_storage && self.cache.is_some()).then_some(bytes))
+                Ok(Some(
+                    (from_storage && self.cache.is_some()).then_some(bytes),
+                ))
             },
-            |i, r: Result<Option<Vec<u8>>>| match r {
-                Ok(bytes) => {
+            |i, r: Result<Option<Option<Vec<u8>>>>| match r {
+                Ok(None) => {
+                    vanished = true;
+                    Err(())
+                }
+                Ok(Some(bytes)) => {
                     if let Some(bytes) = bytes {
                         fetched.push((new[i], bytes));
                         // Into the cache in batches, not all at the end.
@@ -507,30 +600,27 @@ impl IndexedRepository {
         if let Some(e) = failure {
             return Err(e);
         }
-        self.index
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .commit_staged();
-        self.loaded
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(new.iter().copied());
+        let mut index = index.write().unwrap_or_else(|e| e.into_inner());
+        index.commit_staged();
+        index.shrink();
+        drop(index);
+        progress.finish();
+        if vanished {
+            return Ok(false);
+        }
+        loaded.extend(new.iter().copied());
         if let Some(cache) = &self.cache {
             cache.put_many(&fetched);
-            if !new.is_empty() {
-                cache.retain(&listed.iter().copied().collect());
-            }
         }
-        self.index
-            .write()
+        Ok(true)
+    }
+
+    /// Ids of the GC plans the last refresh loaded (a writer's session records them).
+    pub fn plans_seen(&self) -> Vec<ObjectId> {
+        self.plans_seen
+            .read()
             .unwrap_or_else(|e| e.into_inner())
-            .shrink();
-        progress.finish();
-        self.index
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .set_condemned(self.load_condemned()?);
-        Ok(())
+            .clone()
     }
 
     /// Reads an index file from the cache or storage. Returns it, its stored bytes and
@@ -555,18 +645,23 @@ impl IndexedRepository {
         Ok((f, bytes, true))
     }
 
-    /// Blobs condemned by every published GC plan.
-    fn load_condemned(&self) -> Result<HashSet<BlobId>> {
+    /// Fingerprints condemned by every published GC plan, and the plans' ids.
+    fn load_condemned(&self) -> Result<(HashSet<u64>, Vec<ObjectId>)> {
         let mut out = HashSet::new();
+        let mut plans = Vec::new();
         for info in self.storage.list(PLANS_PREFIX)? {
+            let Some(id) = id_from_key(&info.key, PLANS_PREFIX) else {
+                continue;
+            };
             let bytes = match self.storage.get(&info.key) {
                 Ok(b) => b,
                 Err(Error::NotFound { .. }) => continue, // swept meanwhile
                 Err(e) => return Err(e),
             };
-            out.extend(GcPlan::open(&self.key, &bytes, &info.key)?.condemned_blobs);
+            out.extend(GcPlan::open(&self.key, &bytes, &info.key)?.condemned);
+            plans.push(id);
         }
-        Ok(out)
+        Ok((out, plans))
     }
 
     /// The in-memory index (read access).
@@ -574,8 +669,19 @@ impl IndexedRepository {
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reads, decrypts and verifies one blob.
+    /// Reads, decrypts and verifies one blob. If its pack is gone (a sweep moved the blob
+    /// since the index was loaded), the index is loaded again and the read retried once.
     pub fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
+        match self.read_blob_once(id) {
+            Err(Error::NotFound { what: "pack", .. }) => {
+                self.reload(&crate::NoProgress)?;
+                self.read_blob_once(id)
+            }
+            r => r,
+        }
+    }
+
+    fn read_blob_once(&self, id: &BlobId) -> Result<Vec<u8>> {
         let loc = self.index().lookup(id).ok_or_else(|| Error::NotFound {
             what: "blob (not in the index)",
             object: id.to_string(),

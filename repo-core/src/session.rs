@@ -31,6 +31,10 @@ pub struct SessionRecord {
     pub started: String,
     pub refreshed: String,
     pub ttl_secs: u64,
+    /// GC plans this writer had loaded when it began deduplicating. A sweep waits for a live
+    /// session that has not seen its plan (it might deduplicate against condemned blobs).
+    #[serde(default)]
+    pub seen_plans: Vec<String>,
 }
 
 impl SessionRecord {
@@ -78,6 +82,27 @@ struct Shared {
     wake: Condvar,
 }
 
+/// A second handle on a live session, for the writer's upload threads: they check the
+/// session has not lapsed before they publish an index file.
+#[derive(Clone)]
+pub struct SessionHandle(Arc<Shared>);
+
+impl SessionHandle {
+    /// See [`Session::lapsed`].
+    pub fn lapsed(&self) -> Result<bool> {
+        self.0.lapsed()
+    }
+
+    pub fn id(&self) -> String {
+        self.0
+            .record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .id
+            .clone()
+    }
+}
+
 /// A live writer session with a heartbeat thread. Dropping it ends the session.
 pub struct Session {
     shared: Arc<Shared>,
@@ -96,6 +121,15 @@ impl Shared {
         self.storage
             .put(&key, Bytes::from(bytes).into(), WriteMode::Overwrite)?;
         Ok(self.storage.head(&key)?.last_modified)
+    }
+
+    /// Refreshes now and says whether the session lapsed at any point (a refresh gap longer
+    /// than the TTL, as the storage's clock saw it, or the session object was removed).
+    fn lapsed(&self) -> Result<bool> {
+        let key = session_key(&self.record.lock().unwrap_or_else(|e| e.into_inner()).id);
+        let gone = matches!(self.storage.head(&key), Err(Error::NotFound { .. }));
+        self.beat()?;
+        Ok(gone || self.state.lock().unwrap_or_else(|e| e.into_inner()).lapsed)
     }
 
     /// Refreshes and records whether the gap since the last success exceeded the TTL.
@@ -124,6 +158,7 @@ impl Session {
             started: now.clone(),
             refreshed: now,
             ttl_secs: ttl.as_secs().max(1),
+            seen_plans: Vec::new(),
         };
         let shared = Arc::new(Shared {
             storage,
@@ -181,16 +216,22 @@ impl Session {
     /// Refreshes now and says whether the session lapsed at any point (a refresh gap longer
     /// than the TTL, as the storage's clock saw it, or the session object was removed).
     pub fn lapsed(&self) -> Result<bool> {
-        let key = session_key(&self.id());
-        let gone = matches!(self.shared.storage.head(&key), Err(Error::NotFound { .. }));
-        self.shared.beat()?;
-        Ok(gone
-            || self
-                .shared
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .lapsed)
+        self.shared.lapsed()
+    }
+
+    /// Records the GC plans the writer loaded, and refreshes so maintenance sees them.
+    pub fn set_seen_plans(&self, plans: &[crate::ObjectId]) -> Result<()> {
+        self.shared
+            .record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .seen_plans = plans.iter().map(|p| p.to_string()).collect();
+        self.shared.beat()
+    }
+
+    /// A handle the writer's threads can check the session with.
+    pub fn handle(&self) -> SessionHandle {
+        SessionHandle(self.shared.clone())
     }
 
     /// Pretends the last refresh happened `ago` earlier (tests of suspended writers).

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_tests::*;
-use repo_core::gcplan::{GcPlan, PLANS_PREFIX};
+use repo_core::gcplan::{fingerprint, GcPlan, PLANS_PREFIX};
 use repo_core::storage::{self, WriteMode};
 use repo_core::{Error, NoProgress, Snapshot, WriterOptions};
 
@@ -32,10 +32,17 @@ fn condemn_and_sweep(
     snapshot: &repo_core::ObjectId,
     sweep: bool,
 ) {
+    let mut condemned: Vec<u64> = repo
+        .index()
+        .iter()
+        .map(|(id, _)| fingerprint(&id))
+        .collect();
+    condemned.sort_unstable();
+    condemned.dedup();
     let plan = GcPlan {
         version: 1,
         created: repo_core::time::now_rfc3339(),
-        condemned_blobs: repo.index().iter().map(|(id, _)| id).collect(),
+        condemned,
         ..Default::default()
     };
     let (pid, bytes) = plan.seal(repo.key());

@@ -4,9 +4,11 @@
 //! 2 usage, 3 wrong password, 4 `check` found problems, 5 no repository at the location,
 //! 6 corrupt data, 7 repository written by a newer cairn, 8 backup done with warnings (the
 //! snapshot was written; some entries could not be read), 9 restore incomplete (some
-//! entries failed), 130 cancelled by SIGINT/SIGTERM.
+//! entries failed), 10 another maintenance run holds the lease, 130 cancelled by
+//! SIGINT/SIGTERM.
 
 mod files;
+mod maintenance;
 mod report;
 mod retention;
 
@@ -96,6 +98,12 @@ enum Command {
         /// Path of the file in the snapshot (the stream name for `backup --stdin`).
         name: String,
     },
+    /// Garbage collection and upkeep (run it as a job; one runs at a time).
+    #[command(subcommand)]
+    Maintenance(maintenance::MaintenanceCommand),
+    /// Rebuild the index from packs, or find snapshots whose data is gone.
+    #[command(subcommand)]
+    Repair(maintenance::RepairCommand),
     /// Verify the repository.
     Check {
         /// Also download and verify every pack.
@@ -236,6 +244,7 @@ impl From<Error> for Failure {
             Error::NoRepository { .. } => 5,
             Error::Corrupt { .. } => 6,
             Error::NewerFormat { .. } => 7,
+            Error::MaintenanceBusy { .. } => maintenance::EXIT_BUSY,
             _ => 1,
         };
         Failure {
@@ -415,6 +424,8 @@ fn run(cli: Cli) -> CliResult {
         )?,
         Command::Restore(a) => files::restore(g, a)?,
         Command::Forget(a) => retention::forget(g, a)?,
+        Command::Maintenance(c) => maintenance::maintenance(g, c)?,
+        Command::Repair(c) => maintenance::repair(g, c)?,
         Command::Ls { spec, recursive } => files::ls(g, spec, *recursive)?,
         Command::Diff { a, b } => files::diff(g, a, b)?,
         Command::Backup(a) => {

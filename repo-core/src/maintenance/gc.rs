@@ -1,0 +1,546 @@
+//! Garbage collection in two phases (DESIGN.md, "GC protocol").
+//!
+//! **Mark** walks every snapshot into a [`MarkSet`] of reachable fingerprints, then streams
+//! the index to find packs whose blobs are all unreachable (deleted by the sweep) or whose
+//! unreachable share reaches the repack threshold (their live blobs are copied first), plus
+//! packs no index lists that are older than the orphan age. It publishes a [`GcPlan`] that
+//! condemns the unreachable blobs *of those packs only* (garbage left in packs below the
+//! threshold stays usable for dedup) and records the snapshots and sessions of the moment.
+//!
+//! **Sweep**, in a later run, proceeds only when no live session could have deduplicated
+//! against a condemned blob without seeing the plan (a live session that does not list the
+//! plan among those it loaded). It walks every snapshot committed since the mark and
+//! rescues what they reference, copies the live blobs out of doomed packs, writes index
+//! files that replace the ones listing doomed packs, and only then deletes the old index
+//! files, the doomed packs and finally the plan. Each step is idempotent, so a sweep killed
+//! anywhere is finished by the next run.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use crate::format::FORMAT_VERSION;
+use crate::gcplan::{fingerprint, plan_key, GcPlan};
+use crate::index::{index_key, IndexFile};
+use crate::pack::{pack_key, BlobRecord, PackWriter};
+use crate::storage::WriteMode;
+use crate::{BlobId, Error, ObjectId, Progress, Repository, Result};
+
+use super::lease::Lease;
+use super::markset::MarkSet;
+use super::scan::{self, SessionInfo, TreeMap};
+use super::MaintenanceOptions;
+
+/// Repacked packs listed per new index file.
+const NEW_PACKS_PER_INDEX_FILE: usize = 64;
+
+/// Per-pack accounting during the mark.
+#[derive(Clone, Copy, Default)]
+struct PackStat {
+    stored: u64,
+    blobs: u64,
+    garbage: u64,
+    garbage_blobs: u64,
+}
+
+/// What a mark found.
+pub struct MarkOutcome {
+    /// The published plan, if there was anything to free.
+    pub plan: Option<(ObjectId, GcPlan)>,
+    /// Stored bytes of unreachable blobs anywhere (including packs below the threshold).
+    pub unreferenced_bytes: u64,
+    pub reachable_blobs: u64,
+    pub indexed_blobs: u64,
+    /// Whether the mark set spilled to disk.
+    pub spilled: bool,
+}
+
+pub(crate) fn mark(
+    repo: &Repository,
+    opts: &MaintenanceOptions,
+    lease: &Lease,
+    now: SystemTime,
+    progress: &dyn Progress,
+) -> Result<MarkOutcome> {
+    // Sessions first: a writer that starts after this listing either sees the plan or is
+    // caught by the sweep's rule (its session will not list the plan).
+    let live_sessions: Vec<String> = scan::list_sessions(repo, now, opts.session_grace)?
+        .into_iter()
+        .filter(|s| !s.expired)
+        .map(|s| s.id)
+        .collect();
+    let mut snapshots = repo.snapshot_ids()?;
+    snapshots.sort();
+    let files: Vec<ObjectId> = scan::list_index(repo)?.into_iter().map(|f| f.0).collect();
+    let stored_packs = scan::list_packs(repo)?;
+
+    progress.start("mark: trees", Some(files.len() as u64));
+    let trees = TreeMap::build(repo, &files)?;
+    progress.finish();
+
+    progress.start("mark: snapshots", Some(snapshots.len() as u64));
+    let mut marked = MarkSet::new(opts.memory_budget, &opts.spill_dir);
+    let mut visited = HashSet::new();
+    let mut walked = Vec::with_capacity(snapshots.len());
+    for id in &snapshots {
+        let snap = match repo.get_snapshot(id) {
+            Ok(s) => s,
+            // Forgotten since the listing: its blobs need not be kept.
+            Err(Error::NotFound { .. }) => continue,
+            Err(e) => return Err(refuse(e, id)),
+        };
+        scan::walk(
+            repo,
+            &trees,
+            snap.root,
+            &format!("snapshot {id}"),
+            &mut visited,
+            |b| marked.insert(fingerprint(b)),
+        )
+        .map_err(|e| refuse(e, id))?;
+        walked.push(*id);
+        progress.advance(1);
+    }
+    drop(visited);
+    drop(trees);
+    marked.finish()?;
+    progress.finish();
+
+    // Per-pack garbage.
+    progress.start("mark: index", Some(files.len() as u64));
+    let mut stats: HashMap<ObjectId, PackStat> = HashMap::new();
+    let mut indexed_blobs = 0u64;
+    scan::each_index_file(repo, &files, |_, file| {
+        for (pack, records) in &file.packs {
+            let st = stats.entry(*pack).or_default();
+            for r in records {
+                indexed_blobs += 1;
+                st.stored += r.stored_len as u64;
+                st.blobs += 1;
+                if !marked.contains(fingerprint(&r.id))? {
+                    st.garbage += r.stored_len as u64;
+                    st.garbage_blobs += 1;
+                }
+            }
+        }
+        progress.advance(1);
+        Ok(())
+    })?;
+    progress.finish();
+
+    let unreferenced_bytes: u64 = stats.values().map(|s| s.garbage).sum();
+    let live_bytes: u64 = stats.values().map(|s| s.stored - s.garbage).sum();
+    let mut delete_packs = Vec::new();
+    let mut repack_packs = Vec::new();
+    let mut garbage_bytes = 0u64;
+    let mut repack_live_bytes = 0u64;
+    let mut mixed = Vec::new();
+    for (pack, st) in &stats {
+        if st.garbage_blobs == 0 {
+            continue;
+        }
+        let size = stored_packs.get(pack).map(|p| p.0).unwrap_or(st.stored);
+        if st.garbage_blobs == st.blobs {
+            delete_packs.push(*pack);
+            garbage_bytes += size;
+        } else if st.garbage as f64 >= opts.repack_threshold * st.stored as f64 {
+            repack_packs.push(*pack);
+            garbage_bytes += st.garbage;
+            repack_live_bytes += st.stored - st.garbage;
+        } else {
+            mixed.push((*pack, *st));
+        }
+    }
+    // Then the packs with the largest garbage share, until what stays unreferenced is
+    // within `max_unused` of the live bytes.
+    let mut left: u64 = mixed.iter().map(|(_, st)| st.garbage).sum();
+    mixed.sort_by(|a, b| {
+        let share = |st: &PackStat| st.garbage as f64 / st.stored.max(1) as f64;
+        share(&b.1).total_cmp(&share(&a.1)).then(a.0.cmp(&b.0))
+    });
+    for (pack, st) in mixed {
+        if left as f64 <= opts.max_unused * live_bytes as f64 {
+            break;
+        }
+        repack_packs.push(pack);
+        garbage_bytes += st.garbage;
+        repack_live_bytes += st.stored - st.garbage;
+        left -= st.garbage;
+    }
+    let mut orphan_packs = Vec::new();
+    for (pack, (size, modified)) in &stored_packs {
+        let age = now.duration_since(*modified).unwrap_or_default();
+        if !stats.contains_key(pack) && age >= opts.orphan_min_age {
+            orphan_packs.push(*pack);
+            garbage_bytes += size;
+        }
+    }
+    delete_packs.sort();
+    repack_packs.sort();
+    orphan_packs.sort();
+
+    // Condemn the unreachable blobs of the doomed packs only.
+    let doomed: HashSet<ObjectId> = delete_packs.iter().chain(&repack_packs).copied().collect();
+    let mut condemned = Vec::new();
+    let mut garbage_blobs = 0u64;
+    if !doomed.is_empty() {
+        scan::each_index_file(repo, &files, |_, file| {
+            for (pack, records) in &file.packs {
+                if !doomed.contains(pack) {
+                    continue;
+                }
+                for r in records {
+                    let fp = fingerprint(&r.id);
+                    if !marked.contains(fp)? {
+                        condemned.push(fp);
+                        garbage_blobs += 1;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    condemned.sort_unstable();
+    condemned.dedup();
+    let reachable_blobs = marked.len();
+    let spilled = marked.spilled();
+    drop(marked);
+
+    let outcome = |plan| MarkOutcome {
+        plan,
+        unreferenced_bytes,
+        reachable_blobs,
+        indexed_blobs,
+        spilled,
+    };
+    if doomed.is_empty() && orphan_packs.is_empty() {
+        return Ok(outcome(None));
+    }
+    let plan = GcPlan {
+        version: FORMAT_VERSION,
+        created: crate::time::format_rfc3339(now),
+        condemned,
+        delete_packs,
+        repack_packs,
+        orphan_packs,
+        snapshots: walked,
+        live_sessions,
+        garbage_bytes,
+        garbage_blobs,
+        repack_live_bytes,
+    };
+    lease.ensure_held()?;
+    let (id, bytes) = plan.seal(repo.key());
+    match repo
+        .storage()
+        .put(&plan_key(&id), Bytes::from(bytes).into(), WriteMode::Create)
+    {
+        Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(outcome(Some((id, plan))))
+}
+
+/// A mark that cannot read a snapshot completely must not publish anything.
+fn refuse(e: Error, snapshot: &ObjectId) -> Error {
+    match e {
+        Error::NotFound { what, object } => Error::NotFound {
+            what,
+            object: format!(
+                "{object}; garbage collection refused to run because snapshot {snapshot} cannot be read completely: run `node-agent check`, then `node-agent repair snapshots`"
+            ),
+        },
+        e => e,
+    }
+}
+
+/// What a sweep did.
+pub enum SweepOutcome {
+    /// Live sessions that have not seen the plan: the sweep must wait for them.
+    Blocked(Vec<SessionInfo>),
+    Done(SweepStats),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SweepStats {
+    pub deleted_packs: u64,
+    pub repacked_packs: u64,
+    pub rescued_blobs: u64,
+    pub copied_blobs: u64,
+    pub deleted_index_files: u64,
+    pub written_index_files: u64,
+    /// Bytes deleted minus bytes written.
+    pub freed_bytes: i64,
+}
+
+/// Live sessions that block the sweep of `plan_id`.
+pub(crate) fn blockers(
+    repo: &Repository,
+    opts: &MaintenanceOptions,
+    plan_id: &ObjectId,
+    now: SystemTime,
+) -> Result<Vec<SessionInfo>> {
+    let id = plan_id.to_string();
+    Ok(scan::list_sessions(repo, now, opts.session_grace)?
+        .into_iter()
+        .filter(|s| !s.expired && !s.seen_plans.contains(&id))
+        .collect())
+}
+
+pub(crate) fn sweep(
+    repo: &Repository,
+    opts: &MaintenanceOptions,
+    lease: &Lease,
+    plan_id: &ObjectId,
+    plan: &GcPlan,
+    now: SystemTime,
+    progress: &dyn Progress,
+) -> Result<SweepOutcome> {
+    let blocking = blockers(repo, opts, plan_id, now)?;
+    if !blocking.is_empty() {
+        return Ok(SweepOutcome::Blocked(blocking));
+    }
+    let mut stats = SweepStats::default();
+    let files: Vec<ObjectId> = scan::list_index(repo)?.into_iter().map(|f| f.0).collect();
+    let stored_packs = scan::list_packs(repo)?;
+
+    // Rescue what snapshots committed since the mark reference.
+    let marked: HashSet<ObjectId> = plan.snapshots.iter().copied().collect();
+    let new_snapshots: Vec<ObjectId> = repo
+        .snapshot_ids()?
+        .into_iter()
+        .filter(|s| !marked.contains(s))
+        .collect();
+    let mut rescued: HashSet<u64> = HashSet::new();
+    if !new_snapshots.is_empty() {
+        progress.start("sweep: rescue", Some(new_snapshots.len() as u64));
+        let trees = TreeMap::build(repo, &files)?;
+        let mut visited = HashSet::new();
+        for id in &new_snapshots {
+            let snap = match repo.get_snapshot(id) {
+                Ok(s) => s,
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(refuse(e, id)),
+            };
+            scan::walk(
+                repo,
+                &trees,
+                snap.root,
+                &format!("snapshot {id}"),
+                &mut visited,
+                |b| {
+                    let fp = fingerprint(b);
+                    if plan.condemned.binary_search(&fp).is_ok() {
+                        rescued.insert(fp);
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(|e| refuse(e, id))?;
+            progress.advance(1);
+        }
+        progress.finish();
+    }
+    stats.rescued_blobs = rescued.len() as u64;
+    let dead = |id: &BlobId| {
+        let fp = fingerprint(id);
+        plan.condemned.binary_search(&fp).is_ok() && !rescued.contains(&fp)
+    };
+
+    // Which index files list doomed packs, and the live blobs of doomed packs.
+    let doomed: HashSet<ObjectId> = plan
+        .delete_packs
+        .iter()
+        .chain(&plan.repack_packs)
+        .copied()
+        .collect();
+    let mut affected = Vec::new();
+    let mut indexed_packs: HashSet<ObjectId> = HashSet::new();
+    let mut live: BTreeMap<ObjectId, Vec<BlobRecord>> = BTreeMap::new();
+    scan::each_index_file(repo, &files, |file_id, file| {
+        let mut touches = false;
+        for (pack, records) in &file.packs {
+            indexed_packs.insert(*pack);
+            if doomed.contains(pack) {
+                touches = true;
+                let keep: Vec<BlobRecord> =
+                    records.iter().filter(|r| !dead(&r.id)).copied().collect();
+                if !keep.is_empty() {
+                    live.entry(*pack).or_default().extend(keep);
+                }
+            }
+        }
+        if touches {
+            affected.push(file_id);
+        }
+        Ok(())
+    })?;
+
+    // Live blobs already stored in a pack that stays (an earlier, interrupted sweep copied
+    // them, or a writer stored them again) need no copy.
+    let mut to_copy: HashSet<BlobId> = live.values().flatten().map(|r| r.id).collect();
+    if !to_copy.is_empty() {
+        scan::each_index_file(repo, &files, |_, file| {
+            for (pack, records) in &file.packs {
+                if !doomed.contains(pack) {
+                    for r in records {
+                        to_copy.remove(&r.id);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+
+    // Copy live blobs into new packs, verifying each, and index them.
+    let mut new_packs: Vec<(ObjectId, Vec<BlobRecord>)> = Vec::new();
+    if !to_copy.is_empty() {
+        progress.start("sweep: repack", Some(live.len() as u64));
+        let target = repo.config().pack_target_size as usize;
+        let mut writer = PackWriter::new();
+        for (pack, records) in &live {
+            if !records.iter().any(|r| to_copy.contains(&r.id)) {
+                progress.advance(1);
+                continue;
+            }
+            lease.ensure_held()?;
+            let key = pack_key(pack);
+            let bytes = repo.storage().get(&key)?;
+            for r in records {
+                if !to_copy.remove(&r.id) {
+                    continue; // stored elsewhere, or copied from another doomed pack
+                }
+                let sealed = bytes
+                    .get(r.offset as usize..r.end() as usize)
+                    .ok_or_else(|| {
+                        Error::corrupt_blob(&key, r.id, "the index points past the end of the pack; sweep stopped before deleting anything: run `node-agent check`")
+                    })?;
+                // Never copy damage forward silently.
+                crate::blob::open_blob(repo.key(), r.kind, &r.id, sealed, &key)?;
+                writer.add(r.id, r.kind, Bytes::copy_from_slice(sealed), r.raw_len);
+                stats.copied_blobs += 1;
+                if writer.len() >= target {
+                    let full = std::mem::take(&mut writer);
+                    new_packs.push(upload_pack(repo, full, &mut stats)?);
+                }
+            }
+            progress.advance(1);
+        }
+        if !writer.is_empty() {
+            new_packs.push(upload_pack(repo, writer, &mut stats)?);
+        }
+        progress.finish();
+        for chunk in new_packs.chunks(NEW_PACKS_PER_INDEX_FILE) {
+            write_index_file(repo, Vec::new(), chunk.to_vec(), &mut stats)?;
+        }
+    }
+
+    // Replace every index file that lists a doomed pack.
+    progress.start("sweep: index", Some(affected.len() as u64));
+    for file_id in &affected {
+        let file = match scan::read_index_file(repo, file_id) {
+            Ok(f) => f,
+            Err(Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let kept: Vec<_> = file
+            .packs
+            .into_iter()
+            .filter(|(p, _)| !doomed.contains(p))
+            .collect();
+        if !kept.is_empty() {
+            write_index_file(repo, vec![*file_id], kept, &mut stats)?;
+        }
+        progress.advance(1);
+    }
+    progress.finish();
+
+    // Only now delete: old index files first, then packs, then the plan.
+    let index_sizes: HashMap<ObjectId, u64> = scan::list_index(repo)?.into_iter().collect();
+    for chunk in affected.chunks(256) {
+        lease.ensure_held()?;
+        for file_id in chunk {
+            repo.storage().delete(&index_key(file_id))?;
+            stats.deleted_index_files += 1;
+            stats.freed_bytes += index_sizes.get(file_id).copied().unwrap_or(0) as i64;
+        }
+    }
+    let new_ids: HashSet<ObjectId> = new_packs.iter().map(|p| p.0).collect();
+    let mut to_delete: Vec<ObjectId> = doomed.iter().copied().collect();
+    to_delete.extend(
+        plan.orphan_packs
+            .iter()
+            .filter(|p| !indexed_packs.contains(p) && !new_ids.contains(p)),
+    );
+    to_delete.sort();
+    to_delete.dedup();
+    stats.repacked_packs = plan
+        .repack_packs
+        .iter()
+        .filter(|p| stored_packs.contains_key(p))
+        .count() as u64;
+    for chunk in to_delete.chunks(256) {
+        lease.ensure_held()?;
+        for pack in chunk {
+            if let Some((size, _)) = stored_packs.get(pack) {
+                repo.storage().delete(&pack_key(pack))?;
+                stats.deleted_packs += 1;
+                stats.freed_bytes += *size as i64;
+            }
+        }
+    }
+    lease.ensure_held()?;
+    repo.storage().delete(&plan_key(plan_id))?;
+    Ok(SweepOutcome::Done(stats))
+}
+
+fn upload_pack(
+    repo: &Repository,
+    writer: PackWriter,
+    stats: &mut SweepStats,
+) -> Result<(ObjectId, Vec<BlobRecord>)> {
+    let pack = writer.finish(repo.key());
+    match repo
+        .storage()
+        .put(&pack.key(), pack.payload.clone(), WriteMode::Create)
+    {
+        Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    stats.freed_bytes -= pack.payload.len() as i64;
+    Ok((pack.id, pack.records))
+}
+
+/// Writes an index file (create-only; the same content twice is the same object).
+pub(crate) fn write_index_file(
+    repo: &Repository,
+    supersedes: Vec<ObjectId>,
+    packs: Vec<(ObjectId, Vec<BlobRecord>)>,
+    stats: &mut SweepStats,
+) -> Result<ObjectId> {
+    let file = IndexFile { supersedes, packs };
+    let (id, bytes) = file.seal(repo.key());
+    let len = bytes.len() as i64;
+    match repo.storage().put(
+        &index_key(&id),
+        Bytes::from(bytes).into(),
+        WriteMode::Create,
+    ) {
+        Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    stats.written_index_files += 1;
+    stats.freed_bytes -= len;
+    Ok(id)
+}
+
+/// How long until a session-blocked sweep can go ahead at the latest (the longest time any
+/// blocking session needs to expire if it stops refreshing).
+pub fn blocked_for_at_most(blocking: &[SessionInfo], grace: Duration) -> Duration {
+    blocking
+        .iter()
+        .map(|s| Duration::from_secs(s.ttl_secs.saturating_sub(s.idle_secs)) + grace)
+        .max()
+        .unwrap_or_default()
+}
