@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// `repository_name` label of the metrics (default: the repository location).
     #[arg(long)]
     repository_name: Option<String>,
+    /// How long the lease lasts without renewal (renewed every third of it); a run killed
+    /// without releasing it blocks others this long.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    lease_ttl: Duration,
     #[command(flatten)]
     tuning: TuningArgs,
 }
@@ -144,7 +148,10 @@ fn run(g: &Global, a: &RunArgs) -> CliResult {
         ModeArg::Quick => Mode::Quick,
         ModeArg::Full => Mode::Full,
     };
-    let opts = a.tuning.options(mode, a.force)?;
+    let opts = MaintenanceOptions {
+        lease_ttl: a.lease_ttl,
+        ..a.tuning.options(mode, a.force)?
+    };
     let started = std::time::Instant::now();
     let repo = g.open()?;
     let name = a
