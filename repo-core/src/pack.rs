@@ -155,6 +155,11 @@ impl PackWriter {
         self.records.is_empty()
     }
 
+    /// Blobs so far.
+    pub fn blob_count(&self) -> usize {
+        self.records.len()
+    }
+
     /// Appends a sealed blob.
     pub fn add(&mut self, id: BlobId, kind: BlobKind, sealed: Bytes, raw_len: u32) {
         self.records.push(BlobRecord {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use cairn_tests::*;
 use rand::{Rng, SeedableRng};
 use repo_core::storage::{self, DynStorage};
-use repo_core::{ChunkerParams, InitOptions, NoProgress, ObjectId, Repository, Snapshot, WriterOptions};
+use repo_core::{
+    ChunkerParams, InitOptions, NoProgress, ObjectId, Repository, Snapshot, WriterOptions,
+};
 
 fn tiny_init() -> InitOptions {
     InitOptions {
@@ -23,7 +25,11 @@ fn tiny_init() -> InitOptions {
     }
 }
 
-fn add_snapshot(s: &DynStorage, segments: &[Vec<u8>], rng: &mut rand::rngs::StdRng) -> (ObjectId, Vec<u8>) {
+fn add_snapshot(
+    s: &DynStorage,
+    segments: &[Vec<u8>],
+    rng: &mut rand::rngs::StdRng,
+) -> (ObjectId, Vec<u8>) {
     let data: Vec<u8> = (0..6)
         .flat_map(|_| segments[rng.gen_range(0..segments.len())].clone())
         .collect();
@@ -77,7 +83,11 @@ fn sigkill_during_maintenance_then_another_run_and_check_are_clean() {
     // How long an undisturbed run takes, to spread the kills over it.
     let t = Instant::now();
     let out = run().output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut full = t.elapsed().max(Duration::from_millis(50));
     let mut killed = 0;
     let mut round = 0;
@@ -109,11 +119,18 @@ fn sigkill_during_maintenance_then_another_run_and_check_are_clean() {
         // A killed run's lease expires after its 1 s TTL.
         std::thread::sleep(Duration::from_millis(1300));
     }
-    assert!(killed >= 20, "only {killed} runs of {round} were killed mid-way");
+    assert!(
+        killed >= 20,
+        "only {killed} runs of {round} were killed mid-way"
+    );
     // Runs to completion: sweep what the killed runs left, mark, sweep.
     for _ in 0..3 {
         let out = run().output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let out = agent(&url, &cache)
         .args(["check", "--read-data"])
@@ -143,7 +160,10 @@ fn sigkill_during_maintenance_then_another_run_and_check_are_clean() {
 
 /// `maintenance status` runs and reports no pending plan.
 fn maintenance_status_clean(url: &str, cache: &std::path::Path) -> bool {
-    let out = agent(url, cache).args(["maintenance", "status"]).output().unwrap();
+    let out = agent(url, cache)
+        .args(["maintenance", "status"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     eprintln!("{text}");
     out.status.success() && text.contains("Last ")

@@ -15,7 +15,7 @@
 //! files, the doomed packs and finally the plan. Each step is idempotent, so a sweep killed
 //! anywhere is finished by the next run.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -32,8 +32,8 @@ use super::markset::MarkSet;
 use super::scan::{self, SessionInfo, TreeMap};
 use super::MaintenanceOptions;
 
-/// Repacked packs listed per new index file.
-const NEW_PACKS_PER_INDEX_FILE: usize = 64;
+/// Blobs per index file the sweep writes for repacked packs (as many as a writer's).
+const BLOBS_PER_INDEX_FILE: usize = 65_536;
 
 /// Per-pack accounting during the mark.
 #[derive(Clone, Copy, Default)]
@@ -348,7 +348,9 @@ pub(crate) fn sweep(
         plan.condemned.binary_search(&fp).is_ok() && !rescued.contains(&fp)
     };
 
-    // Which index files list doomed packs, and the live blobs of doomed packs.
+    // Which index files list doomed packs, and the live blobs in doomed packs, sorted, by
+    // the first 16 bytes of their ids (half the memory of full ids; two of a billion blobs
+    // share a 128-bit prefix with odds of about 1e-21, far below those of a memory error).
     let doomed: HashSet<ObjectId> = plan
         .delete_packs
         .iter()
@@ -357,17 +359,23 @@ pub(crate) fn sweep(
         .collect();
     let mut affected = Vec::new();
     let mut indexed_packs: HashSet<ObjectId> = HashSet::new();
-    let mut live: BTreeMap<ObjectId, Vec<BlobRecord>> = BTreeMap::new();
+    let mut with_live: Vec<ObjectId> = Vec::new();
+    let mut live: Vec<u128> = Vec::new();
     scan::each_index_file(repo, &files, |file_id, file| {
         let mut touches = false;
         for (pack, records) in &file.packs {
             indexed_packs.insert(*pack);
             if doomed.contains(pack) {
                 touches = true;
-                let keep: Vec<BlobRecord> =
-                    records.iter().filter(|r| !dead(&r.id)).copied().collect();
-                if !keep.is_empty() {
-                    live.entry(*pack).or_default().extend(keep);
+                let before = live.len();
+                live.extend(
+                    records
+                        .iter()
+                        .filter(|r| !dead(&r.id))
+                        .map(|r| prefix(&r.id)),
+                );
+                if live.len() > before {
+                    with_live.push(*pack);
                 }
             }
         }
@@ -376,16 +384,23 @@ pub(crate) fn sweep(
         }
         Ok(())
     })?;
+    live.sort_unstable();
+    live.dedup();
+    with_live.sort();
+    with_live.dedup();
 
     // Live blobs already stored in a pack that stays (an earlier, interrupted sweep copied
-    // them, or a writer stored them again) need no copy.
-    let mut to_copy: HashSet<BlobId> = live.values().flatten().map(|r| r.id).collect();
-    if !to_copy.is_empty() {
+    // them, or a writer stored them again) need no copy; neither does a blob copied once
+    // from another doomed pack. One bit per live blob records both.
+    let mut done = vec![false; live.len()];
+    if !live.is_empty() {
         scan::each_index_file(repo, &files, |_, file| {
             for (pack, records) in &file.packs {
                 if !doomed.contains(pack) {
                     for r in records {
-                        to_copy.remove(&r.id);
+                        if let Ok(i) = live.binary_search(&prefix(&r.id)) {
+                            done[i] = true;
+                        }
                     }
                 }
             }
@@ -393,48 +408,61 @@ pub(crate) fn sweep(
         })?;
     }
 
-    // Copy live blobs into new packs, verifying each, and index them.
-    let mut new_packs: Vec<(ObjectId, Vec<BlobRecord>)> = Vec::new();
-    if !to_copy.is_empty() {
-        progress.start("sweep: repack", Some(live.len() as u64));
+    // Copy live blobs into new packs, verifying each, and index them every
+    // `BLOBS_PER_INDEX_FILE` blobs. The records come from each pack's own header.
+    if done.iter().any(|d| !d) {
+        progress.start("sweep: repack", Some(with_live.len() as u64));
         let target = repo.config().pack_target_size as usize;
         let mut writer = PackWriter::new();
-        for (pack, records) in &live {
-            if !records.iter().any(|r| to_copy.contains(&r.id)) {
-                progress.advance(1);
-                continue;
-            }
-            lease.ensure_held()?;
+        let mut new_packs: Vec<(ObjectId, Vec<BlobRecord>)> = Vec::new();
+        let mut new_blobs = 0;
+        for pack in &with_live {
             let key = pack_key(pack);
             let bytes = repo.storage().get(&key)?;
-            for r in records {
-                if !to_copy.remove(&r.id) {
-                    continue; // stored elsewhere, or copied from another doomed pack
+            let records = crate::pack::decode_pack(repo.key(), &bytes, &key)?;
+            lease.ensure_held()?;
+            for r in &records {
+                let Ok(i) = live.binary_search(&prefix(&r.id)) else {
+                    continue; // dead
+                };
+                if std::mem::replace(&mut done[i], true) {
+                    continue;
                 }
-                let sealed = bytes
-                    .get(r.offset as usize..r.end() as usize)
-                    .ok_or_else(|| {
-                        Error::corrupt_blob(&key, r.id, "the index points past the end of the pack; sweep stopped before deleting anything: run `node-agent check`")
-                    })?;
+                let sealed = &bytes[r.offset as usize..r.end() as usize];
                 // Never copy damage forward silently.
                 crate::blob::open_blob(repo.key(), r.kind, &r.id, sealed, &key)?;
                 writer.add(r.id, r.kind, Bytes::copy_from_slice(sealed), r.raw_len);
                 stats.copied_blobs += 1;
                 if writer.len() >= target {
                     let full = std::mem::take(&mut writer);
+                    new_blobs += full.blob_count();
                     new_packs.push(upload_pack(repo, full, &mut stats)?);
                 }
+            }
+            if new_blobs >= BLOBS_PER_INDEX_FILE {
+                write_index_file(repo, Vec::new(), std::mem::take(&mut new_packs), &mut stats)?;
+                new_blobs = 0;
             }
             progress.advance(1);
         }
         if !writer.is_empty() {
             new_packs.push(upload_pack(repo, writer, &mut stats)?);
         }
-        progress.finish();
-        for chunk in new_packs.chunks(NEW_PACKS_PER_INDEX_FILE) {
-            write_index_file(repo, Vec::new(), chunk.to_vec(), &mut stats)?;
+        if !new_packs.is_empty() {
+            write_index_file(repo, Vec::new(), new_packs, &mut stats)?;
         }
+        progress.finish();
     }
+    // A live blob of a doomed pack that is neither stored elsewhere nor was found in its
+    // pack's header: deleting the pack would lose it.
+    if let Some(i) = done.iter().position(|d| !d) {
+        return Err(Error::corrupt(
+            "sweep",
+            format!("the index lists live blob {:032x}… in a pack scheduled for deletion, but the pack's header does not hold it; nothing was deleted: run `node-agent repair index`, then maintenance again", live[i]),
+        ));
+    }
+    drop(live);
+    drop(done);
 
     // Replace every index file that lists a doomed pack.
     progress.start("sweep: index", Some(affected.len() as u64));
@@ -466,12 +494,13 @@ pub(crate) fn sweep(
             stats.freed_bytes += index_sizes.get(file_id).copied().unwrap_or(0) as i64;
         }
     }
-    let new_ids: HashSet<ObjectId> = new_packs.iter().map(|p| p.0).collect();
     let mut to_delete: Vec<ObjectId> = doomed.iter().copied().collect();
+    // New packs get new names (their content differs from any pack of the mark's time), so
+    // an orphan of the plan is never one of ours.
     to_delete.extend(
         plan.orphan_packs
             .iter()
-            .filter(|p| !indexed_packs.contains(p) && !new_ids.contains(p)),
+            .filter(|p| !indexed_packs.contains(p)),
     );
     to_delete.sort();
     to_delete.dedup();
@@ -493,6 +522,11 @@ pub(crate) fn sweep(
     lease.ensure_held()?;
     repo.storage().delete(&plan_key(plan_id))?;
     Ok(SweepOutcome::Done(stats))
+}
+
+/// The first 16 bytes of a blob id.
+fn prefix(id: &BlobId) -> u128 {
+    u128::from_be_bytes(id.0[..16].try_into().expect("16 bytes"))
 }
 
 fn upload_pack(
