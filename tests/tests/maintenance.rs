@@ -520,3 +520,14 @@ fn repair_snapshots_names_and_forgets_snapshots_whose_data_is_gone() {
     assert_eq!(r.forgotten, 1);
     assert_eq!(repo.snapshot_ids().unwrap(), vec![a]);
 }
+
+#[test]
+fn randomized_schedules_on_the_s3_test_server() {
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let url = s3_bucket(&endpoint, "gc-schedules");
+    run_schedules(schedule_count(40), |seed| {
+        storage::open_url(&format!("{url}/r{seed}"), &Default::default()).unwrap()
+    });
+}
