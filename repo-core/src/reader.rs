@@ -185,7 +185,19 @@ pub fn plan_runs(repo: &IndexedRepository, chunks: &[ChunkRef]) -> Result<Vec<Ru
 /// against its id and length, in order.
 pub fn read_run(repo: &IndexedRepository, run: &Run) -> Result<Vec<Vec<u8>>> {
     let key = pack_key(&run.pack);
-    let bytes = repo.storage().get_range(&key, run.start..run.end)?;
+    let bytes = match repo.storage().get_range(&key, run.start..run.end) {
+        Ok(b) => b,
+        // A sweep repacked these blobs since the index was loaded: read each by id, which
+        // reloads the index once and finds the new copies.
+        Err(Error::NotFound { .. }) => {
+            return run
+                .blobs
+                .iter()
+                .map(|b| checked_len(repo.read_blob(&b.id)?, b, &key))
+                .collect()
+        }
+        Err(e) => return Err(e),
+    };
     run.blobs
         .iter()
         .map(|b| {
@@ -196,16 +208,21 @@ pub fn read_run(repo: &IndexedRepository, run: &Run) -> Result<Vec<Vec<u8>>> {
                 &bytes[(b.start - run.start) as usize..(b.end - run.start) as usize],
                 &key,
             )?;
-            if plain.len() != b.len as usize {
-                return Err(Error::corrupt_blob(
-                    &key,
-                    b.id,
-                    format!("blob has {} bytes, the tree says {}", plain.len(), b.len),
-                ));
-            }
-            Ok(plain)
+            checked_len(plain, b, &key)
         })
         .collect()
+}
+
+/// The plaintext, if it has the length the tree promises.
+fn checked_len(plain: Vec<u8>, b: &RunBlob, key: &str) -> Result<Vec<u8>> {
+    if plain.len() != b.len as usize {
+        return Err(Error::corrupt_blob(
+            key,
+            b.id,
+            format!("blob has {} bytes, the tree says {}", plain.len(), b.len),
+        ));
+    }
+    Ok(plain)
 }
 
 /// Writes `n` zero bytes (a hole) to a sequential output.

@@ -294,6 +294,8 @@ fn a_full_cycle_frees_space_to_within_5_percent_of_a_fresh_repository() {
     for (id, _) in &ids[..8] {
         repo.delete_snapshot(id).unwrap();
     }
+    // A reader that loaded the index before the sweep moved blobs around.
+    let stale = indexed(&s);
     let spill = tempfile::tempdir().unwrap();
     let opts = gc_opts(spill.path());
     let first = maintenance::run(&opened(&s), &opts, &NoProgress).unwrap();
@@ -318,8 +320,12 @@ fn a_full_cycle_frees_space_to_within_5_percent_of_a_fresh_repository() {
         after as f64 <= fresh_bytes as f64 * 1.05,
         "after GC {after} bytes, a fresh repository {fresh_bytes}"
     );
+    assert!(second.swept[0].repacked_packs > 0, "{:?}", second.summary);
     for (id, d) in &ids[8..] {
         assert_eq!(&read_back(&s, id).unwrap(), d);
+        let mut out = Vec::new();
+        stale.dump_file(id, "f", &mut out).unwrap();
+        assert_eq!(&out, d, "a reader with the index of before the sweep");
     }
     assert_clean(&indexed(&s));
 }

@@ -70,10 +70,13 @@ pub(crate) fn mark(
         .filter(|s| !s.expired)
         .map(|s| s.id)
         .collect();
+    // Snapshots, then packs, then index files: every listed snapshot's index files are
+    // listed (they were written before it), and a listed pack that no listed index file
+    // names really was unindexed after the listing.
     let mut snapshots = repo.snapshot_ids()?;
     snapshots.sort();
-    let files: Vec<ObjectId> = scan::list_index(repo)?.into_iter().map(|f| f.0).collect();
     let stored_packs = scan::list_packs(repo)?;
+    let files: Vec<ObjectId> = scan::list_index(repo)?.into_iter().map(|f| f.0).collect();
 
     progress.start("mark: trees", Some(files.len() as u64));
     let trees = TreeMap::build(repo, &files)?;
@@ -302,16 +305,18 @@ pub(crate) fn sweep(
         return Ok(SweepOutcome::Blocked(blocking));
     }
     let mut stats = SweepStats::default();
-    let files: Vec<ObjectId> = scan::list_index(repo)?.into_iter().map(|f| f.0).collect();
-    let stored_packs = scan::list_packs(repo)?;
-
-    // Rescue what snapshots committed since the mark reference.
+    // Snapshots before index files: a snapshot is committed only after its index files, so
+    // every tree a listed snapshot references is in a listed index file.
     let marked: HashSet<ObjectId> = plan.snapshots.iter().copied().collect();
     let new_snapshots: Vec<ObjectId> = repo
         .snapshot_ids()?
         .into_iter()
         .filter(|s| !marked.contains(s))
         .collect();
+    let files: Vec<ObjectId> = scan::list_index(repo)?.into_iter().map(|f| f.0).collect();
+    let stored_packs = scan::list_packs(repo)?;
+
+    // Rescue what snapshots committed since the mark reference.
     let mut rescued: HashSet<u64> = HashSet::new();
     if !new_snapshots.is_empty() {
         progress.start("sweep: rescue", Some(new_snapshots.len() as u64));
