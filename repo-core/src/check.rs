@@ -209,13 +209,7 @@ pub fn check(
     let stored: HashMap<ObjectId, u64> = storage
         .list("data/")?
         .into_iter()
-        .filter_map(|i| {
-            i.key
-                .rsplit('/')
-                .next()
-                .and_then(|s| s.parse().ok())
-                .map(|id| (id, i.size))
-        })
+        .filter_map(|i| crate::pack::pack_id_from_key(&i.key).map(|id| (id, i.size)))
         .collect();
     report.packs = stored.len();
     let mut sorted_packs: Vec<_> = indexed.keys().copied().collect();

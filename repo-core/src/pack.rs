@@ -136,6 +136,11 @@ pub fn pack_key(id: &ObjectId) -> String {
     format!("data/{}/{}", &h[..2], h)
 }
 
+/// The pack a `data/…` key names, if it names one.
+pub fn pack_id_from_key(key: &str) -> Option<ObjectId> {
+    key.rsplit('/').next()?.parse().ok()
+}
+
 impl PackWriter {
     pub fn new() -> Self {
         PackWriter {

@@ -33,6 +33,21 @@ pub fn small_init() -> InitOptions {
     }
 }
 
+/// Tiny chunks (1–16 KiB) and 1 MiB packs: a few hundred kilobytes make hundreds of blobs and
+/// several packs (the maintenance tests want many of both).
+pub fn tiny_init() -> InitOptions {
+    InitOptions {
+        chunker: repo_core::ChunkerParams {
+            min_size: 1024,
+            avg_size: 4096,
+            max_size: 16384,
+        },
+        pack_size: 1024 * 1024,
+        kdf: fast_kdf(),
+        ..Default::default()
+    }
+}
+
 pub fn open_opts() -> OpenOptions {
     OpenOptions {
         no_cache: true,

@@ -9,23 +9,8 @@ use rand::{Rng, SeedableRng};
 use repo_core::maintenance::{self, MaintenanceOptions, Mode, Outcome};
 use repo_core::storage::{self, DynStorage};
 use repo_core::{
-    ChunkerParams, Error, IndexedRepository, InitOptions, NoProgress, ObjectId, Repository,
-    Snapshot, WriterOptions,
+    Error, IndexedRepository, NoProgress, ObjectId, Repository, Snapshot, WriterOptions,
 };
-
-/// Small chunks and packs so a few hundred kilobytes make many blobs and packs.
-fn tiny_init() -> InitOptions {
-    InitOptions {
-        chunker: ChunkerParams {
-            min_size: 1024,
-            avg_size: 4096,
-            max_size: 16384,
-        },
-        pack_size: 1024 * 1024,
-        kdf: fast_kdf(),
-        ..Default::default()
-    }
-}
 
 fn gc_opts(spill: &std::path::Path) -> MaintenanceOptions {
     MaintenanceOptions {

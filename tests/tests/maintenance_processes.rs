@@ -8,22 +8,7 @@ use std::time::{Duration, Instant};
 use cairn_tests::*;
 use rand::{Rng, SeedableRng};
 use repo_core::storage::{self, DynStorage};
-use repo_core::{
-    ChunkerParams, InitOptions, NoProgress, ObjectId, Repository, Snapshot, WriterOptions,
-};
-
-fn tiny_init() -> InitOptions {
-    InitOptions {
-        chunker: ChunkerParams {
-            min_size: 1024,
-            avg_size: 4096,
-            max_size: 16384,
-        },
-        pack_size: 1024 * 1024,
-        kdf: fast_kdf(),
-        ..Default::default()
-    }
-}
+use repo_core::{NoProgress, ObjectId, Repository, Snapshot, WriterOptions};
 
 fn add_snapshot(
     s: &DynStorage,

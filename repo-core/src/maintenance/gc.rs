@@ -78,35 +78,11 @@ pub(crate) fn mark(
     let stored_packs = scan::list_packs(repo)?;
     let files: Vec<ObjectId> = scan::list_index(repo)?.into_iter().map(|f| f.0).collect();
 
-    progress.start("mark: trees", Some(files.len() as u64));
-    let trees = TreeMap::build(repo, &files)?;
-    progress.finish();
-
     progress.start("mark: snapshots", Some(snapshots.len() as u64));
     let mut marked = MarkSet::new(opts.memory_budget, &opts.spill_dir);
-    let mut visited = HashSet::new();
-    let mut walked = Vec::with_capacity(snapshots.len());
-    for id in &snapshots {
-        let snap = match repo.get_snapshot(id) {
-            Ok(s) => s,
-            // Forgotten since the listing: its blobs need not be kept.
-            Err(Error::NotFound { .. }) => continue,
-            Err(e) => return Err(refuse(e, id)),
-        };
-        scan::walk(
-            repo,
-            &trees,
-            snap.root,
-            &format!("snapshot {id}"),
-            &mut visited,
-            |b| marked.insert(fingerprint(b)),
-        )
-        .map_err(|e| refuse(e, id))?;
-        walked.push(*id);
-        progress.advance(1);
-    }
-    drop(visited);
-    drop(trees);
+    let walked = walk_snapshots(repo, &files, &snapshots, progress, |b| {
+        marked.insert(fingerprint(b))
+    })?;
     marked.finish()?;
     progress.finish();
 
@@ -245,6 +221,35 @@ pub(crate) fn mark(
     Ok(outcome(Some((id, plan))))
 }
 
+/// Calls `f` for every blob reachable from `snapshots` (each tree walked once), reading trees
+/// through the index `files`. A snapshot forgotten since the listing is skipped (its blobs
+/// need not be kept); one that cannot be read completely stops everything. Returns the
+/// snapshots walked.
+fn walk_snapshots(
+    repo: &Repository,
+    files: &[ObjectId],
+    snapshots: &[ObjectId],
+    progress: &dyn Progress,
+    mut f: impl FnMut(&BlobId) -> Result<()>,
+) -> Result<Vec<ObjectId>> {
+    let trees = TreeMap::build(repo, files)?;
+    let mut visited = HashSet::new();
+    let mut walked = Vec::with_capacity(snapshots.len());
+    for id in snapshots {
+        let snap = match repo.get_snapshot(id) {
+            Ok(s) => s,
+            Err(Error::NotFound { .. }) => continue,
+            Err(e) => return Err(refuse(e, id)),
+        };
+        let context = format!("snapshot {id}");
+        scan::walk(repo, &trees, snap.root, &context, &mut visited, &mut f)
+            .map_err(|e| refuse(e, id))?;
+        walked.push(*id);
+        progress.advance(1);
+    }
+    Ok(walked)
+}
+
 /// A mark that cannot read a snapshot completely must not publish anything.
 fn refuse(e: Error, snapshot: &ObjectId) -> Error {
     match e {
@@ -320,31 +325,13 @@ pub(crate) fn sweep(
     let mut rescued: HashSet<u64> = HashSet::new();
     if !new_snapshots.is_empty() {
         progress.start("sweep: rescue", Some(new_snapshots.len() as u64));
-        let trees = TreeMap::build(repo, &files)?;
-        let mut visited = HashSet::new();
-        for id in &new_snapshots {
-            let snap = match repo.get_snapshot(id) {
-                Ok(s) => s,
-                Err(Error::NotFound { .. }) => continue,
-                Err(e) => return Err(refuse(e, id)),
-            };
-            scan::walk(
-                repo,
-                &trees,
-                snap.root,
-                &format!("snapshot {id}"),
-                &mut visited,
-                |b| {
-                    let fp = fingerprint(b);
-                    if plan.condemned.binary_search(&fp).is_ok() {
-                        rescued.insert(fp);
-                    }
-                    Ok(())
-                },
-            )
-            .map_err(|e| refuse(e, id))?;
-            progress.advance(1);
-        }
+        walk_snapshots(repo, &files, &new_snapshots, progress, |b| {
+            let fp = fingerprint(b);
+            if plan.condemned.binary_search(&fp).is_ok() {
+                rescued.insert(fp);
+            }
+            Ok(())
+        })?;
         progress.finish();
     }
     stats.rescued_blobs = rescued.len() as u64;

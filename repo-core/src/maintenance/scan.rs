@@ -29,11 +29,7 @@ pub(crate) fn list_packs(repo: &Repository) -> Result<HashMap<ObjectId, (u64, Sy
         .list("data/")?
         .into_iter()
         .filter_map(|i| {
-            i.key
-                .rsplit('/')
-                .next()
-                .and_then(|s| s.parse().ok())
-                .map(|id| (id, (i.size, i.last_modified)))
+            crate::pack::pack_id_from_key(&i.key).map(|id| (id, (i.size, i.last_modified)))
         })
         .collect())
 }
