@@ -1,1 +1,10 @@
+//! cairn's Kubernetes layer: objects read from manifests or a cluster, resource discovery,
+//! Velero's backup filters and restore order, and backups of objects into a cairn
+//! repository (one blob per object).
 
+pub mod discovery;
+pub mod manifest;
+pub mod object;
+
+pub use discovery::{Discovery, Resource};
+pub use object::{Object, ObjectError};
