@@ -26,5 +26,8 @@ fn main() {
             println!("problem: {e}");
         }
     }
-    println!("{objects} objects, {problems} problems, {} kinds", kinds.len());
+    println!(
+        "{objects} objects, {problems} problems, {} kinds",
+        kinds.len()
+    );
 }

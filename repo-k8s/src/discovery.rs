@@ -54,7 +54,14 @@ impl fmt::Display for Resource {
 }
 
 /// `(group, version, kind, plural, namespaced, short names)`.
-type Row = (&'static str, &'static str, &'static str, &'static str, bool, &'static [&'static str]);
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+);
 
 const BUILT_IN: &[Row] = &[
     ("", "v1", "Pod", "pods", true, &["po"]),
@@ -63,67 +70,375 @@ const BUILT_IN: &[Row] = &[
     ("", "v1", "ConfigMap", "configmaps", true, &["cm"]),
     ("", "v1", "Secret", "secrets", true, &[]),
     ("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"]),
-    ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"]),
-    ("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"]),
+    (
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+        &["pvc"],
+    ),
+    (
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        false,
+        &["pv"],
+    ),
     ("", "v1", "Namespace", "namespaces", false, &["ns"]),
     ("", "v1", "Node", "nodes", false, &["no"]),
     ("", "v1", "Event", "events", true, &["ev"]),
     ("", "v1", "LimitRange", "limitranges", true, &["limits"]),
-    ("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"]),
-    ("", "v1", "ReplicationController", "replicationcontrollers", true, &["rc"]),
+    (
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        true,
+        &["quota"],
+    ),
+    (
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        true,
+        &["rc"],
+    ),
     ("", "v1", "PodTemplate", "podtemplates", true, &[]),
-    ("", "v1", "ComponentStatus", "componentstatuses", false, &["cs"]),
+    (
+        "",
+        "v1",
+        "ComponentStatus",
+        "componentstatuses",
+        false,
+        &["cs"],
+    ),
     ("apps", "v1", "Deployment", "deployments", true, &["deploy"]),
     ("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"]),
     ("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"]),
     ("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"]),
-    ("apps", "v1", "ControllerRevision", "controllerrevisions", true, &[]),
+    (
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        true,
+        &[],
+    ),
     ("batch", "v1", "Job", "jobs", true, &[]),
     ("batch", "v1", "CronJob", "cronjobs", true, &["cj"]),
-    ("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"]),
-    ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]),
-    ("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"]),
-    ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"]),
-    ("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[]),
-    ("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[]),
-    ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[]),
-    ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[]),
-    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[]),
-    ("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"]),
-    ("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", false, &[]),
-    ("storage.k8s.io", "v1", "CSIDriver", "csidrivers", false, &[]),
+    (
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+        &["hpa"],
+    ),
+    (
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+        &["pdb"],
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        true,
+        &["ing"],
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+        &["netpol"],
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "IngressClass",
+        "ingressclasses",
+        false,
+        &[],
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        true,
+        &[],
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+        &[],
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+        &[],
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+        &[],
+    ),
+    (
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        false,
+        &["sc"],
+    ),
+    (
+        "storage.k8s.io",
+        "v1",
+        "VolumeAttachment",
+        "volumeattachments",
+        false,
+        &[],
+    ),
+    (
+        "storage.k8s.io",
+        "v1",
+        "CSIDriver",
+        "csidrivers",
+        false,
+        &[],
+    ),
     ("storage.k8s.io", "v1", "CSINode", "csinodes", false, &[]),
-    ("storage.k8s.io", "v1", "CSIStorageCapacity", "csistoragecapacities", true, &[]),
-    ("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"]),
-    ("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", false, &[]),
-    ("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", false, &[]),
-    ("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", false, &[]),
-    ("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", false, &[]),
-    ("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"]),
+    (
+        "storage.k8s.io",
+        "v1",
+        "CSIStorageCapacity",
+        "csistoragecapacities",
+        true,
+        &[],
+    ),
+    (
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+        &["crd", "crds"],
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        false,
+        &[],
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        false,
+        &[],
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        false,
+        &[],
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        false,
+        &[],
+    ),
+    (
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        false,
+        &["pc"],
+    ),
     ("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
-    ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[]),
+    (
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        true,
+        &[],
+    ),
     ("events.k8s.io", "v1", "Event", "events", true, &["ev"]),
-    ("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", false, &["csr"]),
-    ("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", false, &[]),
-    ("apiregistration.k8s.io", "v1", "APIService", "apiservices", false, &[]),
-    ("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", "flowschemas", false, &[]),
-    ("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration", "prioritylevelconfigurations", false, &[]),
-    ("snapshot.storage.k8s.io", "v1", "VolumeSnapshot", "volumesnapshots", true, &["vs"]),
-    ("snapshot.storage.k8s.io", "v1", "VolumeSnapshotContent", "volumesnapshotcontents", false, &["vsc", "vscs"]),
-    ("snapshot.storage.k8s.io", "v1", "VolumeSnapshotClass", "volumesnapshotclasses", false, &["vsclass", "vsclasses"]),
+    (
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        false,
+        &["csr"],
+    ),
+    (
+        "node.k8s.io",
+        "v1",
+        "RuntimeClass",
+        "runtimeclasses",
+        false,
+        &[],
+    ),
+    (
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        false,
+        &[],
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        "FlowSchema",
+        "flowschemas",
+        false,
+        &[],
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        "PriorityLevelConfiguration",
+        "prioritylevelconfigurations",
+        false,
+        &[],
+    ),
+    (
+        "snapshot.storage.k8s.io",
+        "v1",
+        "VolumeSnapshot",
+        "volumesnapshots",
+        true,
+        &["vs"],
+    ),
+    (
+        "snapshot.storage.k8s.io",
+        "v1",
+        "VolumeSnapshotContent",
+        "volumesnapshotcontents",
+        false,
+        &["vsc", "vscs"],
+    ),
+    (
+        "snapshot.storage.k8s.io",
+        "v1",
+        "VolumeSnapshotClass",
+        "volumesnapshotclasses",
+        false,
+        &["vsclass", "vsclasses"],
+    ),
     ("velero.io", "v1", "Backup", "backups", true, &[]),
     ("velero.io", "v1", "Restore", "restores", true, &[]),
     ("velero.io", "v1", "Schedule", "schedules", true, &[]),
-    ("velero.io", "v1", "BackupStorageLocation", "backupstoragelocations", true, &["bsl"]),
-    ("velero.io", "v1", "VolumeSnapshotLocation", "volumesnapshotlocations", true, &["vsl"]),
-    ("velero.io", "v1", "PodVolumeBackup", "podvolumebackups", true, &[]),
-    ("velero.io", "v1", "PodVolumeRestore", "podvolumerestores", true, &[]),
-    ("velero.io", "v1", "BackupRepository", "backuprepositories", true, &[]),
-    ("velero.io", "v1", "DeleteBackupRequest", "deletebackuprequests", true, &[]),
-    ("velero.io", "v1", "DownloadRequest", "downloadrequests", true, &[]),
-    ("velero.io", "v1", "ServerStatusRequest", "serverstatusrequests", true, &["ssr"]),
-    ("velero.io", "v2alpha1", "DataUpload", "datauploads", true, &[]),
-    ("velero.io", "v2alpha1", "DataDownload", "datadownloads", true, &[]),
+    (
+        "velero.io",
+        "v1",
+        "BackupStorageLocation",
+        "backupstoragelocations",
+        true,
+        &["bsl"],
+    ),
+    (
+        "velero.io",
+        "v1",
+        "VolumeSnapshotLocation",
+        "volumesnapshotlocations",
+        true,
+        &["vsl"],
+    ),
+    (
+        "velero.io",
+        "v1",
+        "PodVolumeBackup",
+        "podvolumebackups",
+        true,
+        &[],
+    ),
+    (
+        "velero.io",
+        "v1",
+        "PodVolumeRestore",
+        "podvolumerestores",
+        true,
+        &[],
+    ),
+    (
+        "velero.io",
+        "v1",
+        "BackupRepository",
+        "backuprepositories",
+        true,
+        &[],
+    ),
+    (
+        "velero.io",
+        "v1",
+        "DeleteBackupRequest",
+        "deletebackuprequests",
+        true,
+        &[],
+    ),
+    (
+        "velero.io",
+        "v1",
+        "DownloadRequest",
+        "downloadrequests",
+        true,
+        &[],
+    ),
+    (
+        "velero.io",
+        "v1",
+        "ServerStatusRequest",
+        "serverstatusrequests",
+        true,
+        &["ssr"],
+    ),
+    (
+        "velero.io",
+        "v2alpha1",
+        "DataUpload",
+        "datauploads",
+        true,
+        &[],
+    ),
+    (
+        "velero.io",
+        "v2alpha1",
+        "DataDownload",
+        "datadownloads",
+        true,
+        &[],
+    ),
 ];
 
 /// Why a name did not resolve.
@@ -191,7 +506,11 @@ impl Discovery {
         let namespaced = match crd.str_at(&["spec", "scope"]) {
             Some("Namespaced") => true,
             Some("Cluster") => false,
-            other => return Err(format!("CRD {plural}.{group} has scope {other:?}, expected Namespaced or Cluster")),
+            other => {
+                return Err(format!(
+                    "CRD {plural}.{group} has scope {other:?}, expected Namespaced or Cluster"
+                ))
+            }
         };
         // The storage version, else the first served one, else the first listed.
         let versions = crd
@@ -207,16 +526,25 @@ impl Discovery {
         };
         let version = pick("storage")
             .or_else(|| pick("served"))
-            .or_else(|| versions.first().and_then(|v| v.get("name")?.as_str().map(str::to_string)))
+            .or_else(|| {
+                versions
+                    .first()
+                    .and_then(|v| v.get("name")?.as_str().map(str::to_string))
+            })
             .or_else(|| s(&["spec", "version"]))
             .ok_or_else(|| format!("CRD {plural}.{group} lists no version"))?;
         let short_names = crd
             .get(&["spec", "names", "shortNames"])
             .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let r = Resource {
-            singular: s(&["spec", "names", "singular"]).unwrap_or_else(|| kind.to_ascii_lowercase()),
+            singular: s(&["spec", "names", "singular"])
+                .unwrap_or_else(|| kind.to_ascii_lowercase()),
             group,
             version,
             kind,
@@ -271,7 +599,11 @@ impl Discovery {
                     }
                     return Err(ResolveError::Ambiguous {
                         name: name.into(),
-                        candidates: many.iter().map(|r| r.group_resource()).collect::<Vec<_>>().join(", "),
+                        candidates: many
+                            .iter()
+                            .map(|r| r.group_resource())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         example: many[0].group_resource(),
                     });
                 }
@@ -300,11 +632,17 @@ mod tests {
             ("crds", "customresourcedefinitions.apiextensions.k8s.io"),
             ("events", "events"),
             ("events.events.k8s.io", "events.events.k8s.io"),
-            ("volumesnapshotclass.snapshot.storage.k8s.io", "volumesnapshotclasses.snapshot.storage.k8s.io"),
+            (
+                "volumesnapshotclass.snapshot.storage.k8s.io",
+                "volumesnapshotclasses.snapshot.storage.k8s.io",
+            ),
         ] {
             assert_eq!(d.resolve(name).unwrap().group_resource(), expect, "{name}");
         }
-        assert!(matches!(d.resolve("widgets"), Err(ResolveError::Unknown(_))));
+        assert!(matches!(
+            d.resolve("widgets"),
+            Err(ResolveError::Unknown(_))
+        ));
         assert!(!d.resolve("pv").unwrap().namespaced);
     }
 
@@ -323,7 +661,10 @@ mod tests {
         .unwrap();
         let r = d.add_crd(&crd).unwrap();
         assert_eq!((r.version.as_str(), r.namespaced), ("v1", true));
-        assert_eq!(d.resolve("wd").unwrap().group_resource(), "widgets.example.com");
+        assert_eq!(
+            d.resolve("wd").unwrap().group_resource(),
+            "widgets.example.com"
+        );
         let obj = Object::from_value(
             json!({"apiVersion": "example.com/v1beta1", "kind": "Widget", "metadata": {"name": "w"}}),
             "t",

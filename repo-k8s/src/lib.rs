@@ -3,8 +3,10 @@
 //! repository (one blob per object).
 
 pub mod discovery;
+pub mod filter;
 pub mod manifest;
 pub mod object;
+pub mod selector;
 
 pub use discovery::{Discovery, Resource};
 pub use object::{Object, ObjectError};

@@ -98,7 +98,9 @@ fn add(v: Value, origin: &str, out: &mut Manifest) {
                 .is_some_and(|k| k.ends_with("List"))
                 && m.get("items").is_some_and(Value::is_array) =>
         {
-            let Value::Object(mut m) = v else { unreachable!() };
+            let Value::Object(mut m) = v else {
+                unreachable!()
+            };
             let Some(Value::Array(items)) = m.remove("items") else {
                 unreachable!()
             };
@@ -147,12 +149,18 @@ mod tests {
     fn multi_document_yaml_lists_and_json() {
         let yaml = "# comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s}\n- kind: Broken\n---\nkind: NoVersion\nmetadata: {name: x}\n";
         let m = read(yaml.as_bytes(), "f.yaml");
-        let names: Vec<_> = m.objects.iter().map(|(o, _)| (o.kind(), o.name())).collect();
+        let names: Vec<_> = m
+            .objects
+            .iter()
+            .map(|(o, _)| (o.kind(), o.name()))
+            .collect();
         assert_eq!(names, vec![("ConfigMap", "a"), ("Secret", "s")]);
         assert_eq!(m.objects[1].1, "f.yaml (document 3, item 1)");
         assert_eq!(m.problems.len(), 2, "{:?}", m.problems);
         assert!(m.problems[0].to_string().contains("document 3, item 2"));
-        assert!(m.problems[1].to_string().contains("`apiVersion` is missing"));
+        assert!(m.problems[1]
+            .to_string()
+            .contains("`apiVersion` is missing"));
 
         let json = br#"{"apiVersion":"v1","kind":"PodList","items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"n"}}]}"#;
         let m = read(json, "f.json");
@@ -172,7 +180,9 @@ mod tests {
             let m = read(bytes, "bad.yaml");
             assert!(m.objects.is_empty());
             assert!(
-                m.problems.iter().any(|p| p.to_string().contains(why) && p.origin.starts_with("bad.yaml")),
+                m.problems
+                    .iter()
+                    .any(|p| p.to_string().contains(why) && p.origin.starts_with("bad.yaml")),
                 "{:?}",
                 m.problems
             );

@@ -38,13 +38,23 @@ impl Object {
         for field in ["apiVersion", "kind"] {
             match o.value.get(field) {
                 Some(Value::String(s)) if !s.is_empty() => {}
-                Some(v) => return Err(bad(format!("`{field}` must be a non-empty string, found {}", kind_of(v)))),
+                Some(v) => {
+                    return Err(bad(format!(
+                        "`{field}` must be a non-empty string, found {}",
+                        kind_of(v)
+                    )))
+                }
                 None => return Err(bad(format!("`{field}` is missing"))),
             }
         }
         let meta = match o.value.get("metadata") {
             Some(Value::Object(m)) => m,
-            Some(v) => return Err(bad(format!("`metadata` must be a mapping, found {}", kind_of(v)))),
+            Some(v) => {
+                return Err(bad(format!(
+                    "`metadata` must be a mapping, found {}",
+                    kind_of(v)
+                )))
+            }
             None => return Err(bad(format!("{} has no `metadata`", o.kind()))),
         };
         match (meta.get("name"), meta.get("generateName")) {
@@ -59,7 +69,12 @@ impl Object {
         }
         match meta.get("namespace") {
             None | Some(Value::String(_)) | Some(Value::Null) => {}
-            Some(v) => return Err(bad(format!("`metadata.namespace` must be a string, found {}", kind_of(v)))),
+            Some(v) => {
+                return Err(bad(format!(
+                    "`metadata.namespace` must be a string, found {}",
+                    kind_of(v)
+                )))
+            }
         }
         Ok(o)
     }
@@ -86,7 +101,8 @@ impl Object {
 
     /// `metadata.namespace`, if set and not empty.
     pub fn namespace(&self) -> Option<&str> {
-        self.str_at(&["metadata", "namespace"]).filter(|s| !s.is_empty())
+        self.str_at(&["metadata", "namespace"])
+            .filter(|s| !s.is_empty())
     }
 
     pub fn set_namespace(&mut self, ns: Option<&str>) {
@@ -232,12 +248,27 @@ mod tests {
         assert!(!o.is_being_deleted());
         for (bad, why) in [
             (json!([1]), "expected a mapping"),
-            (json!({"kind": "Pod", "metadata": {"name": "p"}}), "`apiVersion` is missing"),
-            (json!({"apiVersion": "v1", "metadata": {"name": "p"}}), "`kind` is missing"),
+            (
+                json!({"kind": "Pod", "metadata": {"name": "p"}}),
+                "`apiVersion` is missing",
+            ),
+            (
+                json!({"apiVersion": "v1", "metadata": {"name": "p"}}),
+                "`kind` is missing",
+            ),
             (json!({"apiVersion": "v1", "kind": "Pod"}), "no `metadata`"),
-            (json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}}), "no `metadata.name`"),
-            (json!({"apiVersion": 1, "kind": "Pod", "metadata": {"name": "p"}}), "non-empty string"),
-            (json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": 3}}), "namespace` must be a string"),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}}),
+                "no `metadata.name`",
+            ),
+            (
+                json!({"apiVersion": 1, "kind": "Pod", "metadata": {"name": "p"}}),
+                "non-empty string",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": 3}}),
+                "namespace` must be a string",
+            ),
         ] {
             let e = Object::from_value(bad, "file.yaml (document 2)").unwrap_err();
             assert!(e.to_string().contains(why), "{e}");
