@@ -2,6 +2,7 @@
 //! Velero's backup filters and restore order, and backups of objects into a cairn
 //! repository (one blob per object).
 
+pub mod backup;
 pub mod discovery;
 pub mod filter;
 pub mod manifest;

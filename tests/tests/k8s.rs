@@ -74,3 +74,94 @@ fn the_corpus_reads_completely_and_a_default_backup_takes_every_object() {
     );
     assert_eq!(sel.items.len() + skipped.len(), objects.len());
 }
+
+#[test]
+fn a_backup_of_the_corpus_lays_objects_out_like_velero_and_dedups_unchanged_ones() {
+    use cairn_tests::*;
+    use repo_k8s::backup::{self, BackupOptions};
+    let s =
+        repo_core::storage::open_url("memory://k8s-corpus-backup", &Default::default()).unwrap();
+    let repo = init(s);
+    let (objects, problems) = backup::read_dir(&corpus());
+    assert!(problems.is_empty(), "{problems:?}");
+    let out = backup::backup(&repo, "nightly", &objects, &[], &BackupOptions::default()).unwrap();
+    // Duplicates in the corpus (the same object in two files) are kept once, with a warning
+    // naming both files.
+    let dup_warnings = out.results.warnings.len();
+    eprintln!("{} items, {dup_warnings} warnings", out.items);
+    // Every object is taken: identical duplicates once, differing ones both (the later under
+    // duplicates/), each with a warning naming the files.
+    let identical = out
+        .results
+        .warnings
+        .namespaces
+        .values()
+        .chain([&out.results.warnings.cluster])
+        .flatten()
+        .filter(|w| w.contains("stored once"))
+        .count();
+    assert_eq!(out.items + identical, 840, "{:?}", out.results.warnings);
+    let snap = repo.get_snapshot(&out.snapshot).unwrap();
+    assert!(snap.tags.contains(&"backup-name=nightly".to_string()));
+    let read = |path: &str| {
+        let mut v = Vec::new();
+        repo.dump_file(&out.snapshot, path, &mut v).unwrap();
+        v
+    };
+    assert_eq!(read("metadata/version"), b"1.1.0");
+    let list: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_slice(&read("resource-list.json")).unwrap();
+    let differing = out
+        .results
+        .warnings
+        .namespaces
+        .values()
+        .chain([&out.results.warnings.cluster])
+        .flatten()
+        .filter(|w| w.contains("both kept"))
+        .count();
+    assert_eq!(
+        list.values().map(Vec::len).sum::<usize>() + differing,
+        out.items
+    );
+    let deploys = &list["apps/v1/Deployment"];
+    let first = &deploys[0];
+    let (ns, name) = first
+        .split_once('/')
+        .expect("namespaced entries are ns/name");
+    let obj: serde_json::Value = serde_json::from_slice(&read(&format!(
+        "resources/deployments.apps/namespaces/{ns}/{name}.json"
+    )))
+    .unwrap();
+    assert_eq!(obj["kind"], "Deployment");
+    assert_eq!(obj["metadata"]["name"], name);
+    let crds = &list["apiextensions.k8s.io/v1/CustomResourceDefinition"];
+    read(&format!(
+        "resources/customresourcedefinitions.apiextensions.k8s.io/cluster/{}.json",
+        crds[0]
+    ));
+    let results: backup::Results = serde_json::from_slice(&read("results.json")).unwrap();
+    assert_eq!(results, out.results);
+
+    // A second backup with one object changed stores little.
+    let mut changed = objects.clone();
+    let (o, _) = changed
+        .iter_mut()
+        .find(|(o, _)| o.kind() == "ConfigMap" && o.to_json().len() < 2000)
+        .unwrap();
+    o.map_at_mut(&["data"]).insert("added".into(), "1".into());
+    let again =
+        backup::backup(&repo, "nightly-2", &changed, &[], &BackupOptions::default()).unwrap();
+    eprintln!(
+        "first backup {} new bytes, second {}",
+        out.new_bytes, again.new_bytes
+    );
+    // The object, the directory listings on its path, and results.json (its warnings
+    // changed: the object was an identical duplicate and now differs).
+    assert!(
+        again.new_bytes * 33 < out.new_bytes,
+        "{} vs {}",
+        again.new_bytes,
+        out.new_bytes
+    );
+}
