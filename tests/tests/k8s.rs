@@ -165,3 +165,123 @@ fn a_backup_of_the_corpus_lays_objects_out_like_velero_and_dedups_unchanged_ones
         out.new_bytes
     );
 }
+
+#[test]
+fn cairn_server_backup_from_dir_with_velero_flags() {
+    use cairn_tests::*;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let cache = dir.path().join("cache");
+    let out = agent(repo, &cache).args(FAST_INIT).output().unwrap();
+    assert!(out.status.success());
+    let server = node_agent().with_file_name("cairn-server");
+    let run = |args: &[&str]| {
+        std::process::Command::new(&server)
+            .env("CAIRN_REPO", repo)
+            .env("CAIRN_PASSWORD", std::str::from_utf8(PASSWORD).unwrap())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let corpus = corpus();
+    let c = corpus.to_str().unwrap();
+    let out = run(&["backup", "all", "--from-dir", c, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["phase"], "Completed");
+    assert_eq!(v["items"], 703);
+    let out = run(&[
+        "backup",
+        "some",
+        "--from-dir",
+        c,
+        "--include-namespaces",
+        "argo*",
+        "--include-resources",
+        "deploy,svc",
+        "--ttl",
+        "24h",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["backups", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["all", "some"]);
+    assert!(list[1]["expires"].is_string());
+    // Velero's validation errors, as errors naming the problem.
+    for (args, msg) in [
+        (
+            vec!["--exclude-namespaces", "*"],
+            "excludes list cannot contain '*'",
+        ),
+        (
+            vec!["--include-resources", "widgets"],
+            "unknown resource \"widgets\"",
+        ),
+        (
+            vec!["--selector", "a=b", "--or-selector", "c=d"],
+            "only one can be specified",
+        ),
+        (
+            vec!["--include-namespaces", "a{b,c}"],
+            "invalid namespace pattern",
+        ),
+        (
+            vec![
+                "--include-resources",
+                "pods",
+                "--include-cluster-scoped-resources",
+                "sc",
+            ],
+            "cannot be used together",
+        ),
+    ] {
+        let mut full = vec!["backup", "x", "--from-dir", c];
+        full.extend(args);
+        let out = run(&full);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(msg), "{err}");
+    }
+    // A directory with a malformed manifest: the backup is written, PartiallyFailed (exit
+    // 8), and the error names the file.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(
+        bad.join("ok.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: b}\n",
+    )
+    .unwrap();
+    std::fs::write(bad.join("broken.yaml"), "apiVersion: v1\nkind: [\n").unwrap();
+    std::fs::write(
+        bad.join("noname.json"),
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{}}"#,
+    )
+    .unwrap();
+    let out = run(&["backup", "partial", "--from-dir", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(8));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("broken.yaml (document 1): invalid YAML"),
+        "{text}"
+    );
+    assert!(
+        text.contains("noname.json (document 1): Secret has no `metadata.name`"),
+        "{text}"
+    );
+    assert!(text.contains("PartiallyFailed: 1 item(s)"), "{text}");
+}

@@ -1,39 +1,265 @@
-//! `cairn-server`: will take backup and restore requests over HTTP (later issues). For now
-//! it opens the repository and reports whether it is reachable, so deployments can be wired.
+//! `cairn-server`: backs up Kubernetes objects into a cairn repository with Velero's flags.
+//! It becomes a long-running server in a later issue; today it runs one command and exits.
+//!
+//! Exit codes: 0 success, 1 failure, 2 usage, 3 wrong password, 5 no repository,
+//! 8 backup written with errors in its results (Velero's PartiallyFailed).
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use repo_core::{Error, NoProgress, OpenOptions, Repository, SnapshotFilter};
+use repo_k8s::backup::{self, BackupOptions, BACKUP_NAME_TAG};
+use repo_k8s::filter::BackupFilter;
+use repo_k8s::selector::LabelSelector;
 
 #[derive(Parser)]
 #[command(
     name = "cairn-server",
     version,
-    about = "cairn's backup and restore server (grows in later issues)"
+    about = "cairn: Kubernetes backups with Velero's semantics"
 )]
 struct Cli {
-    /// Repository URL.
-    #[arg(long, env = "CAIRN_REPO")]
-    repo: String,
-    /// Password (else CAIRN_PASSWORD).
-    #[arg(long, env = "CAIRN_PASSWORD", hide_env_values = true)]
-    password: String,
+    /// Repository URL (a path, s3://…, gs://…, az://…).
+    #[arg(long, env = "CAIRN_REPO", global = true)]
+    repo: Option<String>,
+    /// File holding the password (else CAIRN_PASSWORD).
+    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true)]
+    password_file: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let result = repo_core::storage::open_url(&cli.repo, &Default::default())
-        .and_then(|s| repo_core::Repository::open(s, cli.password.as_bytes(), Default::default()));
-    match result {
-        Ok(repo) => {
+#[derive(Subcommand)]
+enum Command {
+    /// Back up Kubernetes objects (from a directory of manifests) as backup NAME.
+    Backup(BackupArgs),
+    /// List backups.
+    Backups,
+    /// Open the repository and say whether it is reachable.
+    Ping,
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    name: String,
+    /// Read the objects from the manifests (YAML or JSON) below this directory.
+    #[arg(long)]
+    from_dir: PathBuf,
+    /// Namespaces to include (globs `*`, `?`, `[abc]`; default all).
+    #[arg(long, value_delimiter = ',')]
+    include_namespaces: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    exclude_namespaces: Vec<String>,
+    /// Resources to include (`resource.group`, short names work; default all).
+    #[arg(long, value_delimiter = ',')]
+    include_resources: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    exclude_resources: Vec<String>,
+    /// Include cluster-scoped resources: true, false, or unset (Velero's default).
+    #[arg(long)]
+    include_cluster_resources: Option<bool>,
+    #[arg(long, value_delimiter = ',')]
+    include_cluster_scoped_resources: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    exclude_cluster_scoped_resources: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    include_namespace_scoped_resources: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    exclude_namespace_scoped_resources: Vec<String>,
+    /// Only objects matching this label selector (`app=web,tier in (a,b)`).
+    #[arg(long, short = 'l')]
+    selector: Option<String>,
+    /// Objects matching any of these selectors (repeatable; not with --selector).
+    #[arg(long)]
+    or_selector: Vec<String>,
+    /// How long the backup is kept (e.g. 720h): `node-agent forget` removes it afterwards.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    ttl: Option<std::time::Duration>,
+}
+
+struct Failure(u8, String);
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match e {
+            Error::WrongPassword { .. } => 3,
+            Error::NoRepository { .. } => 5,
+            _ => 1,
+        };
+        Failure(code, e.to_string())
+    }
+}
+
+fn open(cli: &Cli) -> Result<Repository, Failure> {
+    let url = cli
+        .repo
+        .as_deref()
+        .ok_or_else(|| Failure(1, "no repository: pass --repo or set CAIRN_REPO".into()))?;
+    let password = match &cli.password_file {
+        Some(f) => std::fs::read(f)
+            .map(|mut p| {
+                while p.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                    p.pop();
+                }
+                p
+            })
+            .map_err(|e| Failure(1, format!("cannot read password file {}: {e}", f.display())))?,
+        None => std::env::var_os("CAIRN_PASSWORD")
+            .filter(|p| !p.is_empty())
+            .map(|p| p.into_encoded_bytes())
+            .ok_or_else(|| {
+                Failure(
+                    1,
+                    "no password: set CAIRN_PASSWORD or --password-file".into(),
+                )
+            })?,
+    };
+    let storage = repo_core::storage::open_url(url, &Default::default())?;
+    Ok(Repository::open(
+        storage,
+        &password,
+        OpenOptions::default(),
+    )?)
+}
+
+fn selectors(a: &BackupArgs) -> Result<(Option<LabelSelector>, Vec<LabelSelector>), Failure> {
+    let parse = |s: &str| LabelSelector::parse(s).map_err(|e| Failure(2, e));
+    Ok((
+        a.selector.as_deref().map(parse).transpose()?,
+        a.or_selector
+            .iter()
+            .map(|s| parse(s))
+            .collect::<Result<_, _>>()?,
+    ))
+}
+
+fn run(cli: &Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Ping => {
+            let repo = open(cli)?;
             println!(
                 "repository {} at {} is reachable",
                 repo.config().id,
                 repo.location()
             );
-            std::process::ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("cairn-server: {e}");
-            std::process::ExitCode::FAILURE
+        Command::Backup(a) => {
+            let (label_selector, or_label_selectors) = selectors(a)?;
+            let opts = BackupOptions {
+                filter: BackupFilter {
+                    include_namespaces: a.include_namespaces.clone(),
+                    exclude_namespaces: a.exclude_namespaces.clone(),
+                    include_resources: a.include_resources.clone(),
+                    exclude_resources: a.exclude_resources.clone(),
+                    include_cluster_resources: a.include_cluster_resources,
+                    include_cluster_scoped_resources: a.include_cluster_scoped_resources.clone(),
+                    exclude_cluster_scoped_resources: a.exclude_cluster_scoped_resources.clone(),
+                    include_namespace_scoped_resources: a
+                        .include_namespace_scoped_resources
+                        .clone(),
+                    exclude_namespace_scoped_resources: a
+                        .exclude_namespace_scoped_resources
+                        .clone(),
+                    label_selector,
+                    or_label_selectors,
+                },
+                ttl: a.ttl,
+                host: None,
+            };
+            if !a.from_dir.is_dir() {
+                return Err(Failure(
+                    1,
+                    format!("--from-dir {}: not a directory", a.from_dir.display()),
+                ));
+            }
+            let (objects, problems) = backup::read_dir(&a.from_dir);
+            let repo = open(cli)?.load_index(&NoProgress)?;
+            let out = backup::backup(&repo, &a.name, &objects, &problems, &opts)?;
+            let phase = if out.results.errors.is_empty() {
+                "Completed"
+            } else {
+                "PartiallyFailed"
+            };
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": a.name, "phase": phase, "snapshot_id": out.snapshot.to_string(),
+                        "items": out.items, "newBytes": out.new_bytes, "results": out.results})
+                );
+            } else {
+                for (label, r) in [
+                    ("warning", &out.results.warnings),
+                    ("error", &out.results.errors),
+                ] {
+                    for m in r.velero.iter().chain(&r.cluster) {
+                        println!("{label}: {m}");
+                    }
+                    for (ns, ms) in &r.namespaces {
+                        for m in ms {
+                            println!("{label}: namespace {ns}: {m}");
+                        }
+                    }
+                }
+                println!(
+                    "backup {} {phase}: {} item(s), {} new bytes, snapshot {}",
+                    a.name, out.items, out.new_bytes, out.snapshot
+                );
+            }
+            if phase != "Completed" {
+                return Err(Failure(8, String::new()));
+            }
+        }
+        Command::Backups => {
+            let repo = open(cli)?;
+            let prefix = format!("{BACKUP_NAME_TAG}=");
+            let list = repo.list_snapshots(&SnapshotFilter::default())?;
+            let backups: Vec<_> = list
+                .iter()
+                .filter_map(|(id, s)| {
+                    let name = s.tags.iter().find_map(|t| t.strip_prefix(&prefix))?;
+                    Some((name.to_string(), id, s))
+                })
+                .collect();
+            if cli.json {
+                let v: Vec<_> = backups
+                    .iter()
+                    .map(|(name, id, s)| serde_json::json!({"name": name, "snapshot_id": id.to_string(), "time": s.time, "items": s.summary.files, "expires": s.expires}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                println!(
+                    "{:<30} {:<32} {:>8}  {:<12} expires",
+                    "name", "time", "items", "snapshot"
+                );
+                for (name, id, s) in &backups {
+                    println!(
+                        "{:<30} {:<32} {:>8}  {:<12} {}",
+                        name,
+                        s.time,
+                        s.summary.files,
+                        id.short(),
+                        s.expires.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, msg)) => {
+            if !msg.is_empty() {
+                eprintln!("cairn-server: {msg}");
+            }
+            ExitCode::from(code)
         }
     }
 }
