@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Back up Kubernetes objects (from a directory of manifests) as backup NAME.
-    Backup(BackupArgs),
+    Backup(Box<BackupArgs>),
     /// List backups.
     Backups,
     /// Open the repository and say whether it is reachable.
