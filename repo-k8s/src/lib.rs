@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod filter;
 pub mod manifest;
 pub mod object;
+pub mod restore;
 pub mod selector;
 
 pub use discovery::{Discovery, Resource};

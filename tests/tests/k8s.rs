@@ -257,6 +257,94 @@ fn cairn_server_backup_from_dir_with_velero_flags() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(msg), "{err}");
     }
+    // Restore to a directory: numbered files in Velero's order, namespaces mapped, and every
+    // object of the backup either planned, skipped by a named rule, or named as a duplicate.
+    let out_dir = dir.path().join("restored");
+    let out = run(&[
+        "restore",
+        "all",
+        "--to-dir",
+        out_dir.to_str().unwrap(),
+        "--namespace-mappings",
+        "argocd:argocd-copy",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planned = v["items"].as_array().unwrap().len();
+    let skipped = v["skipped"].as_array().unwrap().len();
+    let dups = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n.as_str().unwrap().contains("second, different object"))
+        .count();
+    assert_eq!(planned + skipped, 703 - dups, "{v}");
+    let mut files: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), planned);
+    assert!(
+        files[0].starts_with("0001-customresourcedefinitions.apiextensions.k8s.io-"),
+        "{}",
+        files[0]
+    );
+    let first_ns = files
+        .iter()
+        .position(|f| f.contains("-namespaces-"))
+        .unwrap();
+    let first_pod = files.iter().position(|f| f.contains("-pods-")).unwrap();
+    let first_deploy = files
+        .iter()
+        .position(|f| f.contains("-deployments.apps-"))
+        .unwrap();
+    assert!(first_ns < first_pod && first_pod < first_deploy);
+    let namespaces: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["namespace"].as_str())
+        .collect();
+    assert!(
+        namespaces.contains(&"argocd-copy") && !namespaces.contains(&"argocd"),
+        "argocd is mapped"
+    );
+    let any: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join(&files[first_deploy])).unwrap())
+            .unwrap();
+    assert_eq!(any["metadata"]["labels"]["velero.io/backup-name"], "all");
+    assert!(any["metadata"].get("uid").is_none() && any.get("status").is_none());
+    // The same backup restores in the same order every time.
+    let again = dir.path().join("again");
+    let out = run(&[
+        "restore",
+        "all",
+        "--to-dir",
+        again.to_str().unwrap(),
+        "--namespace-mappings",
+        "argocd:argocd-copy",
+    ]);
+    assert!(out.status.success());
+    let mut files2: Vec<String> = std::fs::read_dir(&again)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files2.sort();
+    assert_eq!(files, files2);
+    let out = run(&["restore", "all", "--to-dir", again.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not empty"),
+        "refuses a non-empty target"
+    );
+    let out = run(&["restore", "nope", "--dry-run"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no backup named \"nope\""));
+
     // A directory with a malformed manifest: the backup is written, PartiallyFailed (exit
     // 8), and the error names the file.
     let bad = dir.path().join("bad");

@@ -37,6 +37,9 @@ struct Cli {
 enum Command {
     /// Back up Kubernetes objects (from a directory of manifests) as backup NAME.
     Backup(Box<BackupArgs>),
+    /// Restore backup NAME: plan (Velero's order and clean-up), then write the objects as
+    /// numbered files ready for `kubectl apply` (`--to-dir`), or print the plan (`--dry-run`).
+    Restore(RestoreArgs),
     /// List backups.
     Backups,
     /// Open the repository and say whether it is reachable.
@@ -79,6 +82,29 @@ struct BackupArgs {
     /// How long the backup is kept (e.g. 720h): `node-agent forget` removes it afterwards.
     #[arg(long, value_parser = humantime::parse_duration)]
     ttl: Option<std::time::Duration>,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    name: String,
+    /// Write the ordered, cleaned objects into this (empty) directory.
+    #[arg(long, required_unless_present = "dry_run")]
+    to_dir: Option<PathBuf>,
+    /// `old:new` namespace renames (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    namespace_mappings: Vec<String>,
+    /// Keep Services' node ports.
+    #[arg(long)]
+    preserve_nodeports: bool,
+    /// Resources whose status is restored (`resource.group`, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    restore_status: Vec<String>,
+    /// Name recorded in the `velero.io/restore-name` label (default: NAME-restore).
+    #[arg(long)]
+    restore_name: Option<String>,
+    /// Print the plan and write nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 struct Failure(u8, String);
@@ -213,6 +239,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 return Err(Failure(8, String::new()));
             }
         }
+        Command::Restore(a) => restore(cli, a)?,
         Command::Backups => {
             let repo = open(cli)?;
             let prefix = format!("{BACKUP_NAME_TAG}=");
@@ -246,6 +273,83 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     );
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
+    let mut mappings = std::collections::BTreeMap::new();
+    for m in &a.namespace_mappings {
+        let (from, to) = m
+            .split_once(':')
+            .filter(|(f, t)| !f.is_empty() && !t.is_empty())
+            .ok_or_else(|| Failure(2, format!("--namespace-mappings {m:?}: expected old:new")))?;
+        mappings.insert(from.to_string(), to.to_string());
+    }
+    let repo = open(cli)?.load_index(&NoProgress)?;
+    let filter = SnapshotFilter {
+        tags: vec![format!("{BACKUP_NAME_TAG}={}", a.name)],
+        ..Default::default()
+    };
+    let (id, _) = repo.list_snapshots(&filter)?.pop().ok_or_else(|| {
+        Failure(
+            1,
+            format!("no backup named {:?}; see `cairn-server backups`", a.name),
+        )
+    })?;
+    let (objects, notes) = repo_k8s::restore::load_backup(&repo, &id)?;
+    let plan = repo_k8s::restore::plan(
+        &objects,
+        &repo_k8s::restore::RestoreOptions {
+            backup_name: a.name.clone(),
+            restore_name: a
+                .restore_name
+                .clone()
+                .unwrap_or_else(|| format!("{}-restore", a.name)),
+            namespace_mappings: mappings,
+            preserve_node_ports: a.preserve_nodeports,
+            restore_status: a.restore_status.clone(),
+            priorities: None,
+        },
+    );
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"backup": a.name, "items": plan.items.iter().map(|i| serde_json::json!({"resource": i.resource, "namespace": i.namespace, "name": i.name})).collect::<Vec<_>>(),
+                "skipped": plan.skipped, "notes": notes})
+        );
+    } else {
+        for n in &notes {
+            println!("note: {n}");
+        }
+        for (what, why) in &plan.skipped {
+            println!("skip: {what}: {why}");
+        }
+        if a.dry_run {
+            for (i, item) in plan.items.iter().enumerate() {
+                println!(
+                    "{:>5} {} {}{}",
+                    i + 1,
+                    item.resource,
+                    item.namespace
+                        .as_deref()
+                        .map(|n| format!("{n}/"))
+                        .unwrap_or_default(),
+                    item.name
+                );
+            }
+        }
+    }
+    if let Some(dir) = a.to_dir.as_ref().filter(|_| !a.dry_run) {
+        let n = repo_k8s::restore::write_to_dir(&plan, dir)
+            .map_err(|e| Failure(1, format!("writing {}: {e}", dir.display())))?;
+        if !cli.json {
+            println!(
+                "restore of {} Completed: {n} object(s) written to {}",
+                a.name,
+                dir.display()
+            );
         }
     }
     Ok(())

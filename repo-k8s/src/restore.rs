@@ -1,0 +1,632 @@
+//! Restore planning: which objects to create, in which order, and cleaned how, with
+//! Velero's semantics. Plan first (printable with `--dry-run`), then execute.
+//!
+//! Order: Velero's default resource priorities (CRDs and namespaces first, workloads after
+//! what they use), then every other resource alphabetically, then the low-priority list;
+//! within a resource, by namespace then name, so the same backup always restores in the
+//! same order.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::discovery::Discovery;
+use crate::object::Object;
+
+/// Velero's default restore priorities (high), as `resource.group`.
+pub const HIGH_PRIORITIES: &[&str] = &[
+    "customresourcedefinitions.apiextensions.k8s.io",
+    "namespaces",
+    "storageclasses.storage.k8s.io",
+    "volumesnapshotclasses.snapshot.storage.k8s.io",
+    "volumesnapshotcontents.snapshot.storage.k8s.io",
+    "volumesnapshots.snapshot.storage.k8s.io",
+    "datauploads.velero.io",
+    "persistentvolumes",
+    "persistentvolumeclaims",
+    "clusterroles.rbac.authorization.k8s.io",
+    "roles.rbac.authorization.k8s.io",
+    "serviceaccounts",
+    "clusterrolebindings.rbac.authorization.k8s.io",
+    "rolebindings.rbac.authorization.k8s.io",
+    "secrets",
+    "configmaps",
+    "limitranges",
+    "priorityclasses.scheduling.k8s.io",
+    "pods",
+    "replicasets.apps",
+    "clusterclasses.cluster.x-k8s.io",
+    "endpoints",
+    "services",
+];
+
+/// Velero's low priorities: restored last.
+pub const LOW_PRIORITIES: &[&str] = &[
+    "clusterbootstraps.run.tanzu.vmware.com",
+    "clusters.cluster.x-k8s.io",
+    "clusterresourcesets.addons.cluster.x-k8s.io",
+];
+
+/// Resources a restore never creates (Velero's non-restorable resources).
+pub const NEVER_RESTORED: &[&str] = &[
+    "nodes",
+    "events",
+    "events.events.k8s.io",
+    "backups.velero.io",
+    "restores.velero.io",
+    "schedules.velero.io",
+    "backuprepositories.velero.io",
+    "resticrepositories.velero.io",
+    "podvolumebackups.velero.io",
+    "podvolumerestores.velero.io",
+    "deletebackuprequests.velero.io",
+    "downloadrequests.velero.io",
+    "serverstatusrequests.velero.io",
+    "csinodes.storage.k8s.io",
+    "volumeattachments.storage.k8s.io",
+];
+
+/// Annotation asking for an object's status to be restored.
+pub const RESTORE_STATUS_ANNOTATION: &str = "velero.io/restore-status";
+
+/// Options of a restore plan.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Backup and restore names, recorded as labels on every restored object.
+    pub backup_name: String,
+    pub restore_name: String,
+    /// `old namespace → new namespace`.
+    pub namespace_mappings: BTreeMap<String, String>,
+    /// Keep Services' node ports.
+    pub preserve_node_ports: bool,
+    /// Resources (`resource.group`) whose status is restored.
+    pub restore_status: Vec<String>,
+    /// Priorities replacing Velero's high list (`resource.group` names).
+    pub priorities: Option<Vec<String>>,
+}
+
+/// One object of the plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct Planned {
+    pub resource: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub object: Value,
+}
+
+/// A restore plan.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Plan {
+    pub items: Vec<Planned>,
+    /// Objects left out, with why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// The position of a resource in the restore order.
+fn rank(gr: &str, high: &[String]) -> (u8, usize, String) {
+    if let Some(i) = high.iter().position(|h| h == gr) {
+        return (0, i, String::new());
+    }
+    if let Some(i) = LOW_PRIORITIES.iter().position(|h| *h == gr) {
+        return (2, i, String::new());
+    }
+    (1, 0, gr.to_string())
+}
+
+/// Plans the restore of `objects`.
+pub fn plan(objects: &[Object], opts: &RestoreOptions) -> Plan {
+    let mut d = Discovery::built_in();
+    for o in objects
+        .iter()
+        .filter(|o| o.kind() == "CustomResourceDefinition")
+    {
+        let _ = d.add_crd(o);
+    }
+    let high: Vec<String> = opts
+        .priorities
+        .clone()
+        .unwrap_or_else(|| HIGH_PRIORITIES.iter().map(|s| s.to_string()).collect());
+    let mut plan = Plan::default();
+    let mut items: Vec<((u8, usize, String), String, String, Planned)> = Vec::new();
+    for o in objects {
+        let gr = crate::backup::object_path(o, &d)[1].clone();
+        let ns = crate::backup::object_namespace(o, &d).map(str::to_string);
+        let id = format!(
+            "{gr} {}{}",
+            ns.as_deref().map(|n| format!("{n}/")).unwrap_or_default(),
+            o.name()
+        );
+        if let Some(why) = skip_reason(o, &gr) {
+            plan.skipped.push((id, why));
+            continue;
+        }
+        let mut obj = o.clone();
+        let new_ns = ns.as_deref().map(|n| {
+            opts.namespace_mappings
+                .get(n)
+                .map(String::as_str)
+                .unwrap_or(n)
+                .to_string()
+        });
+        sanitize(&mut obj, &gr, opts, new_ns.as_deref());
+        items.push((
+            rank(&gr, &high),
+            new_ns.clone().unwrap_or_default(),
+            obj.name().to_string(),
+            Planned {
+                resource: gr,
+                namespace: new_ns,
+                name: obj.name().to_string(),
+                object: obj.into_value(),
+            },
+        ));
+    }
+    items.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
+    plan.items = items.into_iter().map(|(_, _, _, p)| p).collect();
+    plan
+}
+
+/// Why Velero would not restore this object.
+fn skip_reason(o: &Object, gr: &str) -> Option<String> {
+    if NEVER_RESTORED.contains(&gr) {
+        return Some(format!("{gr} are never restored"));
+    }
+    if gr == "pods" {
+        if o.annotation("kubernetes.io/config.mirror").is_some() {
+            return Some("mirror pod (the kubelet recreates it)".into());
+        }
+        if matches!(o.str_at(&["status", "phase"]), Some("Succeeded" | "Failed")) {
+            return Some("pod has completed".into());
+        }
+    }
+    if gr == "jobs.batch"
+        && o.get(&["status", "completionTime"])
+            .is_some_and(|v| !v.is_null())
+    {
+        return Some("job has completed".into());
+    }
+    None
+}
+
+/// Velero's clean-up of a backed-up object before it is created again.
+fn sanitize(o: &mut Object, gr: &str, opts: &RestoreOptions, ns: Option<&str>) {
+    let restore_status = opts.restore_status.iter().any(|r| r == gr || r == "*")
+        || o.annotation(RESTORE_STATUS_ANNOTATION).is_some();
+    // Metadata: only name, generateName, namespace, labels and annotations survive.
+    let meta = o.map_at_mut(&["metadata"]);
+    meta.retain(|k, _| {
+        matches!(
+            k.as_str(),
+            "name" | "generateName" | "namespace" | "labels" | "annotations"
+        )
+    });
+    if !restore_status {
+        o.remove(&["status"]);
+    }
+    o.set_namespace(ns);
+    let labels = o.map_at_mut(&["metadata", "labels"]);
+    if !opts.backup_name.is_empty() {
+        labels.insert(
+            "velero.io/backup-name".into(),
+            opts.backup_name.clone().into(),
+        );
+    }
+    if !opts.restore_name.is_empty() {
+        labels.insert(
+            "velero.io/restore-name".into(),
+            opts.restore_name.clone().into(),
+        );
+    }
+    match gr {
+        "namespaces" => {
+            let name = o.name().to_string();
+            if let Some(new) = opts.namespace_mappings.get(&name) {
+                o.map_at_mut(&["metadata"])
+                    .insert("name".into(), new.clone().into());
+            }
+            o.remove(&["spec", "finalizers"]);
+        }
+        "pods" => {
+            o.remove(&["spec", "nodeName"]);
+            o.remove(&["spec", "priority"]);
+        }
+        "services" => {
+            let headless = o.str_at(&["spec", "clusterIP"]) == Some("None");
+            if !headless {
+                o.remove(&["spec", "clusterIP"]);
+                o.remove(&["spec", "clusterIPs"]);
+            }
+            if !opts.preserve_node_ports {
+                if let Some(Value::Array(ports)) = o.map_at_mut(&["spec"]).get_mut("ports") {
+                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        p.remove("nodePort");
+                    }
+                }
+            }
+        }
+        "persistentvolumeclaims" => {
+            let ann = o.map_at_mut(&["metadata", "annotations"]);
+            for k in [
+                "pv.kubernetes.io/bind-completed",
+                "pv.kubernetes.io/bound-by-controller",
+                "volume.kubernetes.io/selected-node",
+            ] {
+                ann.remove(k);
+            }
+        }
+        "persistentvolumes" => {
+            if let Some(old) = o
+                .str_at(&["spec", "claimRef", "namespace"])
+                .map(str::to_string)
+            {
+                if let Some(new) = opts.namespace_mappings.get(&old) {
+                    o.map_at_mut(&["spec", "claimRef"])
+                        .insert("namespace".into(), new.clone().into());
+                }
+            }
+            for k in ["uid", "resourceVersion"] {
+                o.remove(&["spec", "claimRef", k]);
+            }
+        }
+        "jobs.batch" => {
+            for path in [
+                &["spec", "selector", "matchLabels"][..],
+                &["spec", "template", "metadata", "labels"][..],
+            ] {
+                let m = o.map_at_mut(path);
+                m.remove("controller-uid");
+                m.remove("batch.kubernetes.io/controller-uid");
+            }
+            // An empty selector would select every pod; without one, Kubernetes generates
+            // a fresh one for the new job.
+            remove_if_empty(o, &["spec", "selector", "matchLabels"]);
+            remove_if_empty(o, &["spec", "selector"]);
+            remove_if_empty(o, &["spec", "template", "metadata", "labels"]);
+        }
+        _ => {}
+    }
+    // An annotation map emptied above goes (it may not have been there).
+    if o.get(&["metadata", "annotations"])
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.is_empty())
+    {
+        o.remove(&["metadata", "annotations"]);
+    }
+}
+
+/// Removes the map at `path` if it is empty.
+fn remove_if_empty(o: &mut Object, path: &[&str]) {
+    if o.get(path)
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.is_empty())
+    {
+        o.remove(path);
+    }
+}
+
+/// Reads the objects of a backup snapshot (`resources/…`). Objects kept under
+/// `duplicates/` are reported, not restored: the backup had two different objects with one
+/// identity, and only the first can exist in a cluster.
+pub fn load_backup(
+    repo: &repo_core::IndexedRepository,
+    snapshot: &repo_core::ObjectId,
+) -> repo_core::Result<(Vec<Object>, Vec<String>)> {
+    let snap = repo.get_snapshot(snapshot)?;
+    let root = repo.read_dir(&snap.root)?;
+    let mut objects = Vec::new();
+    let mut notes = Vec::new();
+    for top in &root {
+        let name = top.name.display();
+        match (name.as_str(), top.subtree) {
+            ("resources", Some(t)) => collect(repo, t, "resources", &mut objects, &mut notes)?,
+            ("duplicates", Some(t)) => {
+                let mut dups = Vec::new();
+                collect(repo, t, "duplicates", &mut dups, &mut notes)?;
+                for d in dups {
+                    notes.push(format!(
+                        "{} {:?} in namespace {:?}: a second, different object with this identity is in the backup; only the first is restored",
+                        d.kind(),
+                        d.name(),
+                        d.namespace().unwrap_or("-")
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((objects, notes))
+}
+
+fn collect(
+    repo: &repo_core::IndexedRepository,
+    tree: repo_core::BlobId,
+    path: &str,
+    out: &mut Vec<Object>,
+    notes: &mut Vec<String>,
+) -> repo_core::Result<()> {
+    for node in repo.read_dir(&tree)? {
+        let here = format!("{path}/{}", node.name.display());
+        if let Some(sub) = node.subtree {
+            collect(repo, sub, &here, out, notes)?;
+        } else if here.ends_with(".json") {
+            let mut bytes = Vec::with_capacity(node.size as usize);
+            repo_core::reader::dump(repo, &node.content, &mut bytes, 2)?;
+            match serde_json::from_slice(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|v| Object::from_value(v, &here).map_err(|e| e.to_string()))
+            {
+                Ok(o) => out.push(o),
+                Err(e) => notes.push(format!("{here}: not restorable: {e}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the plan as numbered files (`0001-namespaces-shop.json`, …) into `dir`, which
+/// must be empty or absent, ready for `kubectl apply -f` in name order.
+pub fn write_to_dir(plan: &Plan, dir: &std::path::Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    if std::fs::read_dir(dir)?.next().is_some() {
+        return Err(std::io::Error::other(format!(
+            "{} is not empty; restore into an empty directory",
+            dir.display()
+        )));
+    }
+    let width = plan.items.len().max(1).to_string().len().max(4);
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._:-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    for (i, item) in plan.items.iter().enumerate() {
+        let mut name = format!("{:0width$}-{}", i + 1, safe(&item.resource));
+        if let Some(ns) = &item.namespace {
+            name.push('-');
+            name.push_str(&safe(ns));
+        }
+        name.push('-');
+        name.push_str(&safe(&item.name));
+        name.push_str(".json");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir.join(&name))?;
+        std::io::Write::write_all(
+            &mut f,
+            &serde_json::to_vec_pretty(&item.object).expect("serializes"),
+        )?;
+    }
+    Ok(plan.items.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn o(v: Value) -> Object {
+        Object::from_value(v, "t").unwrap()
+    }
+
+    fn order(objects: &[Object], opts: &RestoreOptions) -> Vec<String> {
+        plan(objects, opts)
+            .items
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {}/{}",
+                    p.resource,
+                    p.namespace.as_deref().unwrap_or("-"),
+                    p.name
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn velero_priorities_then_alphabetical_then_low_and_deterministic_within_a_type() {
+        let objects = vec![
+            o(
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "b"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "a"}}),
+            ),
+            o(
+                json!({"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster", "metadata": {"name": "c1", "namespace": "a"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "z", "namespace": "b"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "b"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m", "namespace": "a"}}),
+            ),
+            o(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "b"}})),
+            o(
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "clusters.cluster.x-k8s.io"},
+                     "spec": {"group": "cluster.x-k8s.io", "scope": "Namespaced", "names": {"plural": "clusters", "kind": "Cluster"}, "versions": [{"name": "v1beta1", "storage": true}]}}),
+            ),
+            o(
+                json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cj", "namespace": "a"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "d", "namespace": "a"}}),
+            ),
+        ];
+        let got = order(&objects, &RestoreOptions::default());
+        assert_eq!(
+            got,
+            vec![
+                "customresourcedefinitions.apiextensions.k8s.io -/clusters.cluster.x-k8s.io",
+                "namespaces -/b",
+                "persistentvolumeclaims a/d",
+                "configmaps a/m",
+                "configmaps b/a",
+                "configmaps b/z",
+                "services a/web",
+                "cronjobs.batch a/cj",
+                "deployments.apps b/web",
+                "clusters.cluster.x-k8s.io a/c1",
+            ]
+        );
+        // The same objects in another input order give the same plan.
+        let mut rev = objects.clone();
+        rev.reverse();
+        assert_eq!(order(&rev, &RestoreOptions::default()), got);
+        // Configurable priorities.
+        let custom = RestoreOptions {
+            priorities: Some(vec!["deployments.apps".into()]),
+            ..Default::default()
+        };
+        assert_eq!(order(&objects, &custom)[0], "deployments.apps b/web");
+    }
+
+    #[test]
+    fn skip_rules() {
+        let objects = vec![
+            o(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})),
+            o(
+                json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e", "namespace": "a"}}),
+            ),
+            o(
+                json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "b", "namespace": "velero"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "mirror", "namespace": "a", "annotations": {"kubernetes.io/config.mirror": "x"}}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "done", "namespace": "a"}, "status": {"phase": "Succeeded"}}),
+            ),
+            o(
+                json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "a"}, "status": {"completionTime": "2026-01-01T00:00:00Z"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "live", "namespace": "a"}, "status": {"phase": "Running"}}),
+            ),
+        ];
+        let p = plan(&objects, &RestoreOptions::default());
+        assert_eq!(p.items.len(), 1);
+        assert_eq!(p.items[0].name, "live");
+        assert_eq!(p.skipped.len(), 6, "{:?}", p.skipped);
+    }
+
+    #[test]
+    fn sanitization_and_namespace_mapping() {
+        let opts = RestoreOptions {
+            backup_name: "nightly".into(),
+            restore_name: "r1".into(),
+            namespace_mappings: [("shop".to_string(), "shop-copy".to_string())].into(),
+            ..Default::default()
+        };
+        let objects = vec![
+            o(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "uid": "u"}, "spec": {"finalizers": ["kubernetes"]}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop", "uid": "u", "resourceVersion": "5",
+                     "generation": 2, "creationTimestamp": "x", "selfLink": "/x", "ownerReferences": [{"name": "rs"}], "managedFields": []},
+                     "spec": {"nodeName": "n1", "priority": 10, "containers": []}, "status": {"phase": "Running"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "shop"},
+                     "spec": {"type": "NodePort", "clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"], "ports": [{"port": 80, "nodePort": 30080}]}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "h", "namespace": "shop"}, "spec": {"clusterIP": "None"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "d", "namespace": "shop",
+                     "annotations": {"pv.kubernetes.io/bind-completed": "yes", "keep": "me"}}, "spec": {"volumeName": "pv1"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv1"},
+                     "spec": {"claimRef": {"namespace": "shop", "name": "d", "uid": "u", "resourceVersion": "1"}}}),
+            ),
+            o(
+                json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "shop"},
+                     "spec": {"selector": {"matchLabels": {"controller-uid": "u"}}, "template": {"metadata": {"labels": {"controller-uid": "u", "app": "j"}}}}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "st", "namespace": "shop", "annotations": {RESTORE_STATUS_ANNOTATION: "true"}}, "status": {"x": 1}}),
+            ),
+        ];
+        let p = plan(&objects, &opts);
+        let get = |name: &str| {
+            &p.items
+                .iter()
+                .find(|i| i.name == name || i.object["metadata"]["name"] == name)
+                .unwrap()
+                .object
+        };
+        let ns = get("shop-copy");
+        assert!(ns["spec"].get("finalizers").is_none() && ns["metadata"].get("uid").is_none());
+        let pod = get("p");
+        assert_eq!(pod["metadata"]["namespace"], "shop-copy");
+        for k in [
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "selfLink",
+            "ownerReferences",
+            "managedFields",
+        ] {
+            assert!(pod["metadata"].get(k).is_none(), "{k}");
+        }
+        assert!(pod.get("status").is_none());
+        assert!(pod["spec"].get("nodeName").is_none() && pod["spec"].get("priority").is_none());
+        assert_eq!(
+            pod["metadata"]["labels"]["velero.io/backup-name"],
+            "nightly"
+        );
+        assert_eq!(pod["metadata"]["labels"]["velero.io/restore-name"], "r1");
+        let svc = get("s");
+        assert!(svc["spec"].get("clusterIP").is_none() && svc["spec"].get("clusterIPs").is_none());
+        assert!(svc["spec"]["ports"][0].get("nodePort").is_none());
+        assert_eq!(
+            get("h")["spec"]["clusterIP"],
+            "None",
+            "headless keeps clusterIP: None"
+        );
+        let pvc = get("d");
+        assert!(pvc["metadata"]["annotations"]
+            .get("pv.kubernetes.io/bind-completed")
+            .is_none());
+        assert_eq!(pvc["metadata"]["annotations"]["keep"], "me");
+        let pv = get("pv1");
+        assert_eq!(pv["spec"]["claimRef"]["namespace"], "shop-copy");
+        assert!(pv["spec"]["claimRef"].get("uid").is_none());
+        let job = get("j");
+        assert!(job["spec"].get("selector").is_none());
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"],
+            json!({"app": "j"})
+        );
+        assert_eq!(
+            get("st")["status"]["x"],
+            1,
+            "the restore-status annotation keeps status"
+        );
+        // Preserving node ports.
+        let keep = plan(
+            &objects,
+            &RestoreOptions {
+                preserve_node_ports: true,
+                ..Default::default()
+            },
+        );
+        let svc = &keep.items.iter().find(|i| i.name == "s").unwrap().object;
+        assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30080);
+    }
+}
