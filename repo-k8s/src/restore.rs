@@ -103,6 +103,9 @@ pub struct Plan {
     pub skipped: Vec<(String, String)>,
 }
 
+/// Where an item goes: resource rank, then namespace, then name.
+type Rank = ((u8, usize, String), String, String);
+
 /// The position of a resource in the restore order.
 fn rank(gr: &str, high: &[String]) -> (u8, usize, String) {
     if let Some(i) = high.iter().position(|h| h == gr) {
@@ -128,7 +131,7 @@ pub fn plan(objects: &[Object], opts: &RestoreOptions) -> Plan {
         .clone()
         .unwrap_or_else(|| HIGH_PRIORITIES.iter().map(|s| s.to_string()).collect());
     let mut plan = Plan::default();
-    let mut items: Vec<((u8, usize, String), String, String, Planned)> = Vec::new();
+    let mut items: Vec<(Rank, Planned)> = Vec::new();
     for o in objects {
         let gr = crate::backup::object_path(o, &d)[1].clone();
         let ns = crate::backup::object_namespace(o, &d).map(str::to_string);
@@ -150,10 +153,13 @@ pub fn plan(objects: &[Object], opts: &RestoreOptions) -> Plan {
                 .to_string()
         });
         sanitize(&mut obj, &gr, opts, new_ns.as_deref());
-        items.push((
+        let key = (
             rank(&gr, &high),
             new_ns.clone().unwrap_or_default(),
             obj.name().to_string(),
+        );
+        items.push((
+            key,
             Planned {
                 resource: gr,
                 namespace: new_ns,
@@ -162,8 +168,8 @@ pub fn plan(objects: &[Object], opts: &RestoreOptions) -> Plan {
             },
         ));
     }
-    items.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
-    plan.items = items.into_iter().map(|(_, _, _, p)| p).collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    plan.items = items.into_iter().map(|(_, p)| p).collect();
     plan
 }
 
