@@ -101,6 +101,15 @@ impl IndexFile {
         let payload = format::open_object(key, Kind::Index, bytes, object)?;
         Self::decode_payload(&payload, object)
     }
+
+    /// Opens the stored bytes of `index/<id>`, checking first that they hash to `id`.
+    pub fn open_stored(key: &MasterKey, id: &ObjectId, bytes: &[u8]) -> Result<Self> {
+        let object = index_key(id);
+        if ObjectId::of(bytes) != *id {
+            return Err(Error::corrupt(&object, "content does not match its name"));
+        }
+        Self::open(key, bytes, &object)
+    }
 }
 
 /// Where a blob is, as the in-memory index keeps it.

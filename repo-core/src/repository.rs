@@ -214,6 +214,23 @@ impl Repository {
         self.storage.location()
     }
 
+    /// Whether the repository is a local directory (no URL scheme): reads and writes are
+    /// then cheap, so fewer run at once.
+    pub fn is_local(&self) -> bool {
+        !self.location().contains("://")
+    }
+
+    /// Reads parallel to use for many small objects (index files, trees): 2 on a local
+    /// directory, where more only contend for the disk, 8 on object stores, where each
+    /// request waits on the network.
+    pub fn read_parallelism(&self) -> usize {
+        if self.is_local() {
+            2
+        } else {
+            8
+        }
+    }
+
     /// The key file this repository was opened with.
     pub fn current_key(&self) -> ObjectId {
         self.key_id
@@ -547,8 +564,7 @@ impl IndexedRepository {
         // Each file is staged by the thread that decoded it, so at most `threads` decoded
         // files exist at once (an ordered hand-off held up to 64 of them: 100 MB at a
         // million blobs). Staging order does not matter: the table is sorted once at the end.
-        let local = !self.storage.location().contains("://");
-        let threads = if local { 2 } else { 8 };
+        let threads = self.read_parallelism();
         let mut fetched = Vec::new();
         let mut failure = None;
         let mut vanished = false;
@@ -638,10 +654,7 @@ impl IndexedRepository {
             }
         }
         let bytes = self.storage.get(&key)?.to_vec();
-        if ObjectId::of(&bytes) != *id {
-            return Err(Error::corrupt(&key, "content does not match its name"));
-        }
-        let f = IndexFile::open(&self.key, &bytes, &key)?;
+        let f = IndexFile::open_stored(&self.key, id, &bytes)?;
         Ok((f, bytes, true))
     }
 

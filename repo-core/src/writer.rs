@@ -361,10 +361,9 @@ impl<'r> Writer<'r> {
         // One queued pack besides those uploading keeps memory bounded.
         let (tx, rx) = sync_channel::<FinishedPack>(1);
         let rx = Arc::new(Mutex::new(rx));
-        let local = !repo.location().contains("://");
         let uploading = opts
             .upload_concurrency
-            .unwrap_or(if local { 1 } else { 3 })
+            .unwrap_or(if repo.is_local() { 1 } else { 3 })
             .max(1);
         let uploaders = (0..uploading)
             .map(|i| {

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::discovery::Discovery;
 use crate::filter::{BackupFilter, Filter};
-use crate::object::{split_api_version, Object};
+use crate::object::Object;
 
 /// Velero's backup format version, written to `metadata/version`.
 pub const FORMAT_VERSION: &str = "1.1.0";
@@ -57,9 +57,20 @@ impl VeleroResult {
     }
 
     pub fn len(&self) -> usize {
-        self.velero.len()
-            + self.cluster.len()
-            + self.namespaces.values().map(Vec::len).sum::<usize>()
+        self.messages().count()
+    }
+
+    /// Every message with its namespace (`None` for Velero's and the cluster's).
+    pub fn messages(&self) -> impl Iterator<Item = (Option<&str>, &str)> {
+        self.velero
+            .iter()
+            .chain(&self.cluster)
+            .map(|m| (None, m.as_str()))
+            .chain(
+                self.namespaces
+                    .iter()
+                    .flat_map(|(ns, ms)| ms.iter().map(move |m| (Some(ns.as_str()), m.as_str()))),
+            )
     }
 }
 
@@ -94,20 +105,8 @@ pub struct BackupOutcome {
 /// `resources/<gr>/cluster/<name>.json`. An object of an unknown resource is filed under
 /// `<lowercase kind>s.<group>`, the guess kubectl makes too.
 pub fn object_path(o: &Object, d: &Discovery) -> Vec<String> {
-    let gr = match d.for_object(o) {
-        Some(r) => r.group_resource(),
-        None => {
-            let (group, _) = split_api_version(o.api_version());
-            let plural = format!("{}s", o.kind().to_ascii_lowercase());
-            if group.is_empty() {
-                plural
-            } else {
-                format!("{plural}.{group}")
-            }
-        }
-    };
-    let mut p = vec!["resources".to_string(), gr];
-    match object_namespace(o, d) {
+    let mut p = vec!["resources".to_string(), d.group_resource_of(o)];
+    match d.namespace_of(o) {
         Some(ns) => {
             p.push("namespaces".into());
             p.push(ns.into());
@@ -116,16 +115,6 @@ pub fn object_path(o: &Object, d: &Discovery) -> Vec<String> {
     }
     p.push(format!("{}.json", o.name()));
     p
-}
-
-/// The namespace an object lives in: its own, or `default` for a namespaced object that
-/// names none (a manifest applied with kubectl lands there); `None` for cluster-scoped ones.
-pub fn object_namespace<'a>(o: &'a Object, d: &Discovery) -> Option<&'a str> {
-    let namespaced = d
-        .for_object(o)
-        .map(|r| r.namespaced)
-        .unwrap_or(o.namespace().is_some());
-    namespaced.then(|| o.namespace().unwrap_or("default"))
 }
 
 /// A directory being assembled.
@@ -206,9 +195,8 @@ pub fn backup(
     }
     let filter = Filter::new(&opts.filter, &d)
         .map_err(|errs| Error::invalid("backup filter", errs.join("; ")))?;
-    let plain: Vec<Object> = objects.iter().map(|(o, _)| o.clone()).collect();
-    let selection = filter.select(&plain, &d);
-    drop(plain);
+    let refs: Vec<&Object> = objects.iter().map(|(o, _)| o).collect();
+    let selection = filter.select(&refs, &d);
     for (ns, ws) in &selection.warnings {
         for w in ws {
             results.warnings.add(ns, w.clone());
@@ -238,7 +226,7 @@ pub fn backup(
         }
         let json = o.to_json();
         let digest = blake3::hash(&json);
-        let ns = object_namespace(o, &d).unwrap_or_default();
+        let ns = d.namespace_of(o).unwrap_or_default();
         if let Some((first, first_digest)) = where_from.get(&path) {
             if *first_digest == digest {
                 results.warnings.add(
@@ -266,7 +254,7 @@ pub fn backup(
         let chunks = writer.write_bytes(&json)?;
         root.add(&path, (chunks, json.len() as u64));
         where_from.insert(path, (origin.as_str(), digest));
-        let entry = match object_namespace(o, &d) {
+        let entry = match d.namespace_of(o) {
             Some(ns) => format!("{ns}/{}", o.name()),
             None => o.name().to_string(),
         };

@@ -7,6 +7,7 @@
 //! kind (`Deployment`), each optionally qualified by group (`deployments.apps`,
 //! `Deployment.apps`) or by version and group (`deployments.v1.apps`).
 
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::object::Object;
@@ -458,6 +459,9 @@ pub enum ResolveError {
 #[derive(Clone, Debug)]
 pub struct Discovery {
     resources: Vec<Resource>,
+    /// `(group, kind)` → index in `resources`: [`Discovery::for_object`] runs several times
+    /// per object, over hundreds of thousands of objects.
+    by_kind: HashMap<(String, String), usize>,
 }
 
 impl Default for Discovery {
@@ -469,7 +473,8 @@ impl Default for Discovery {
 impl Discovery {
     /// The built-in table.
     pub fn built_in() -> Self {
-        Discovery {
+        let mut d = Discovery {
+            by_kind: HashMap::new(),
             resources: BUILT_IN
                 .iter()
                 .map(|(g, v, k, p, ns, short)| Resource {
@@ -482,6 +487,17 @@ impl Discovery {
                     namespaced: *ns,
                 })
                 .collect(),
+        };
+        d.reindex();
+        d
+    }
+
+    fn reindex(&mut self) {
+        self.by_kind.clear();
+        for (i, r) in self.resources.iter().enumerate() {
+            self.by_kind
+                .entry((r.group.clone(), r.kind.clone()))
+                .or_insert(i);
         }
     }
 
@@ -494,6 +510,7 @@ impl Discovery {
         self.resources
             .retain(|o| !(o.group == r.group && o.plural == r.plural));
         self.resources.push(r);
+        self.reindex();
     }
 
     /// Adds the resource a CustomResourceDefinition defines. Returns it, or why the CRD is
@@ -559,9 +576,35 @@ impl Discovery {
     /// The resource of an object, by its apiVersion group and kind.
     pub fn for_object(&self, o: &Object) -> Option<&Resource> {
         let (group, _) = o.group_version();
-        self.resources
-            .iter()
-            .find(|r| r.group == group && r.kind == o.kind())
+        self.by_kind
+            .get(&(group.to_string(), o.kind().to_string()))
+            .map(|&i| &self.resources[i])
+    }
+
+    /// The `resource.group` of an object: its resource's, or for an unknown one the guess
+    /// kubectl makes too (`<lowercase kind>s.<group>`).
+    pub fn group_resource_of(&self, o: &Object) -> String {
+        if let Some(r) = self.for_object(o) {
+            return r.group_resource();
+        }
+        let (group, _) = o.group_version();
+        let plural = format!("{}s", o.kind().to_ascii_lowercase());
+        if group.is_empty() {
+            plural
+        } else {
+            format!("{plural}.{group}")
+        }
+    }
+
+    /// The namespace an object lives in: its own, or `default` for a namespaced object that
+    /// names none (a manifest applied with kubectl lands there); `None` for cluster-scoped
+    /// ones (an unknown resource counts as namespaced when it names a namespace).
+    pub fn namespace_of<'a>(&self, o: &'a Object) -> Option<&'a str> {
+        let namespaced = self
+            .for_object(o)
+            .map(|r| r.namespaced)
+            .unwrap_or(o.namespace().is_some());
+        namespaced.then(|| o.namespace().unwrap_or("default"))
     }
 
     /// Resolves a user-given name (see the module docs).

@@ -422,7 +422,13 @@ impl Filter {
 
     /// Chooses the items of `objects` a backup takes. CRDs among the objects must already
     /// be in `d` (see [`Discovery::add_crd`]).
-    pub fn select(&self, objects: &[Object], d: &Discovery) -> Selection {
+    pub fn select<O: std::borrow::Borrow<Object>>(
+        &self,
+        objects: &[O],
+        d: &Discovery,
+    ) -> Selection {
+        let objects: Vec<&Object> = objects.iter().map(|o| o.borrow()).collect();
+        let objects = objects.as_slice();
         let mut sel = Selection::default();
         let namespaces: BTreeSet<&str> = objects
             .iter()
@@ -538,112 +544,98 @@ impl Filter {
     }
 
     /// Follows relations from chosen items to the candidates in `pool` (cluster-scoped items
-    /// that only come in as related items), repeating until nothing changes.
+    /// that only come in as related items), and on from what they bring in. Each item is
+    /// visited once: relations are looked up in maps built up front, never by scanning.
     fn add_related(
         &self,
-        objects: &[Object],
+        objects: &[&Object],
         d: &Discovery,
         chosen: &mut [Option<Reason>],
         pool: &[usize],
     ) {
-        // Index candidates and all namespaced objects by (kind, namespace, name).
-        let key = |o: &Object| {
-            (
-                o.kind().to_string(),
-                o.namespace().unwrap_or_default().to_string(),
-                o.name().to_string(),
-            )
-        };
-        let by_key: HashMap<(String, String, String), usize> = objects
+        type Key = (String, String, String);
+        let key =
+            |kind: &str, ns: &str, name: &str| -> Key { (kind.into(), ns.into(), name.into()) };
+        let by_key: HashMap<Key, usize> = objects
             .iter()
             .enumerate()
-            .map(|(i, o)| (key(o), i))
+            .map(|(i, o)| {
+                (
+                    key(o.kind(), o.namespace().unwrap_or_default(), o.name()),
+                    i,
+                )
+            })
             .collect();
-        let crd_of: HashMap<String, usize> = objects
+        let crd_of: HashMap<&str, usize> = objects
             .iter()
             .enumerate()
             .filter(|(_, o)| o.kind() == "CustomResourceDefinition")
-            .map(|(i, o)| (o.name().to_string(), i))
+            .map(|(i, o)| (o.name(), i))
             .collect();
-        let allowed = |i: usize, chosen: &[Option<Reason>]| {
-            chosen[i].is_none() && (pool.contains(&i) || self.related_allowed(&objects[i], d))
-        };
-        let mut changed = true;
-        while changed {
-            changed = false;
-            let current: Vec<usize> = chosen
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.is_some())
-                .map(|(i, _)| i)
-                .collect();
-            for i in current {
-                let o = &objects[i];
-                let ns = o.namespace().unwrap_or_default().to_string();
-                let mut wants: Vec<usize> = Vec::new();
-                match o.kind() {
-                    "Pod" => {
-                        for v in o
-                            .get(&["spec", "volumes"])
-                            .and_then(|v| v.as_array())
-                            .into_iter()
-                            .flatten()
-                        {
-                            if let Some(claim) = v
-                                .get("persistentVolumeClaim")
-                                .and_then(|c| c.get("claimName"))
-                                .and_then(|c| c.as_str())
-                            {
-                                wants.extend(by_key.get(&(
-                                    "PersistentVolumeClaim".into(),
-                                    ns.clone(),
-                                    claim.into(),
-                                )));
-                            }
-                        }
-                    }
-                    "PersistentVolumeClaim" => {
-                        if let Some(pv) = o.str_at(&["spec", "volumeName"]) {
-                            wants.extend(by_key.get(&(
-                                "PersistentVolume".into(),
-                                String::new(),
-                                pv.into(),
-                            )));
-                        }
-                    }
-                    "ServiceAccount" => {
-                        for (j, b) in objects.iter().enumerate() {
-                            if b.kind() == "ClusterRoleBinding"
-                                && binds_service_account(b, o.name(), &ns)
-                            {
-                                wants.push(j);
-                            }
-                        }
-                    }
-                    "ClusterRoleBinding"
-                        if o.str_at(&["roleRef", "kind"]) == Some("ClusterRole") =>
+        // Cluster role bindings by the service accounts (namespace, name) they name.
+        let mut bindings_of: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+        for (j, b) in objects
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.kind() == "ClusterRoleBinding")
+        {
+            for (ns, name) in bound_service_accounts(b) {
+                bindings_of.entry((ns, name)).or_default().push(j);
+            }
+        }
+        let mut in_pool = vec![false; objects.len()];
+        for &i in pool {
+            in_pool[i] = true;
+        }
+        let mut queue: Vec<usize> = (0..objects.len())
+            .filter(|&i| chosen[i].is_some())
+            .collect();
+        while let Some(i) = queue.pop() {
+            let o = objects[i];
+            let ns = o.namespace().unwrap_or_default();
+            let mut wants: Vec<usize> = Vec::new();
+            match o.kind() {
+                "Pod" => {
+                    for v in o
+                        .get(&["spec", "volumes"])
+                        .and_then(|v| v.as_array())
+                        .into_iter()
+                        .flatten()
                     {
-                        if let Some(role) = o.str_at(&["roleRef", "name"]) {
-                            wants.extend(by_key.get(&(
-                                "ClusterRole".into(),
-                                String::new(),
-                                role.into(),
-                            )));
+                        if let Some(claim) = v
+                            .get("persistentVolumeClaim")
+                            .and_then(|c| c.get("claimName"))
+                            .and_then(|c| c.as_str())
+                        {
+                            wants.extend(by_key.get(&key("PersistentVolumeClaim", ns, claim)));
                         }
                     }
-                    _ => {}
                 }
-                // A custom resource brings its CRD.
-                if let Some(r) = d.for_object(o) {
-                    if let Some(&c) = crd_of.get(&r.group_resource()) {
-                        wants.push(c);
+                "PersistentVolumeClaim" => {
+                    if let Some(pv) = o.str_at(&["spec", "volumeName"]) {
+                        wants.extend(by_key.get(&key("PersistentVolume", "", pv)));
                     }
                 }
-                for j in wants {
-                    if allowed(j, chosen) {
-                        chosen[j] = Some(Reason::Related);
-                        changed = true;
+                "ServiceAccount" => {
+                    wants.extend(bindings_of.get(&(ns, o.name())).into_iter().flatten());
+                }
+                "ClusterRoleBinding" if o.str_at(&["roleRef", "kind"]) == Some("ClusterRole") => {
+                    if let Some(role) = o.str_at(&["roleRef", "name"]) {
+                        wants.extend(by_key.get(&key("ClusterRole", "", role)));
                     }
+                }
+                _ => {}
+            }
+            // A custom resource brings its CRD.
+            if let Some(r) = d.for_object(o) {
+                if let Some(&c) = crd_of.get(r.group_resource().as_str()) {
+                    wants.push(c);
+                }
+            }
+            for j in wants {
+                if chosen[j].is_none() && (in_pool[j] || self.related_allowed(objects[j], d)) {
+                    chosen[j] = Some(Reason::Related);
+                    queue.push(j);
                 }
             }
         }
@@ -666,17 +658,15 @@ impl Filter {
     }
 }
 
-fn binds_service_account(binding: &Object, name: &str, ns: &str) -> bool {
+/// The service accounts a binding names, as (namespace, name).
+fn bound_service_accounts(binding: &Object) -> impl Iterator<Item = (&str, &str)> {
     binding
         .get(&["subjects"])
         .and_then(|s| s.as_array())
         .into_iter()
         .flatten()
-        .any(|s| {
-            s.get("kind").and_then(|k| k.as_str()) == Some("ServiceAccount")
-                && s.get("name").and_then(|k| k.as_str()) == Some(name)
-                && s.get("namespace").and_then(|k| k.as_str()) == Some(ns)
-        })
+        .filter(|s| s.get("kind").and_then(|k| k.as_str()) == Some("ServiceAccount"))
+        .filter_map(|s| Some((s.get("namespace")?.as_str()?, s.get("name")?.as_str()?)))
 }
 
 #[cfg(test)]

@@ -133,8 +133,8 @@ pub fn plan(objects: &[Object], opts: &RestoreOptions) -> Plan {
     let mut plan = Plan::default();
     let mut items: Vec<(Rank, Planned)> = Vec::new();
     for o in objects {
-        let gr = crate::backup::object_path(o, &d)[1].clone();
-        let ns = crate::backup::object_namespace(o, &d).map(str::to_string);
+        let gr = d.group_resource_of(o);
+        let ns = d.namespace_of(o).map(str::to_string);
         let id = format!(
             "{gr} {}{}",
             ns.as_deref().map(|n| format!("{n}/")).unwrap_or_default(),

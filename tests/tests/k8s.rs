@@ -94,11 +94,8 @@ fn a_backup_of_the_corpus_lays_objects_out_like_velero_and_dedups_unchanged_ones
     let identical = out
         .results
         .warnings
-        .namespaces
-        .values()
-        .chain([&out.results.warnings.cluster])
-        .flatten()
-        .filter(|w| w.contains("stored once"))
+        .messages()
+        .filter(|(_, w)| w.contains("stored once"))
         .count();
     assert_eq!(out.items + identical, 840, "{:?}", out.results.warnings);
     let snap = repo.get_snapshot(&out.snapshot).unwrap();
@@ -114,11 +111,8 @@ fn a_backup_of_the_corpus_lays_objects_out_like_velero_and_dedups_unchanged_ones
     let differing = out
         .results
         .warnings
-        .namespaces
-        .values()
-        .chain([&out.results.warnings.cluster])
-        .flatten()
-        .filter(|w| w.contains("both kept"))
+        .messages()
+        .filter(|(_, w)| w.contains("both kept"))
         .count();
     assert_eq!(
         list.values().map(Vec::len).sum::<usize>() + differing,

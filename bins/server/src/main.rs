@@ -221,12 +221,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     ("warning", &out.results.warnings),
                     ("error", &out.results.errors),
                 ] {
-                    for m in r.velero.iter().chain(&r.cluster) {
-                        println!("{label}: {m}");
-                    }
-                    for (ns, ms) in &r.namespaces {
-                        for m in ms {
-                            println!("{label}: namespace {ns}: {m}");
+                    for (ns, m) in r.messages() {
+                        match ns {
+                            Some(ns) => println!("{label}: namespace {ns}: {m}"),
+                            None => println!("{label}: {m}"),
                         }
                     }
                 }

@@ -318,7 +318,8 @@ pub(crate) fn sweep(
         .into_iter()
         .filter(|s| !marked.contains(s))
         .collect();
-    let files: Vec<ObjectId> = scan::list_index(repo)?.into_iter().map(|f| f.0).collect();
+    let index_sizes: HashMap<ObjectId, u64> = scan::list_index(repo)?.into_iter().collect();
+    let files: Vec<ObjectId> = index_sizes.keys().copied().collect();
     let stored_packs = scan::list_packs(repo)?;
 
     // Rescue what snapshots committed since the mark reference.
@@ -477,7 +478,6 @@ pub(crate) fn sweep(
     progress.finish();
 
     // Only now delete: old index files first, then packs, then the plan.
-    let index_sizes: HashMap<ObjectId, u64> = scan::list_index(repo)?.into_iter().collect();
     for chunk in affected.chunks(256) {
         lease.ensure_held()?;
         for file_id in chunk {

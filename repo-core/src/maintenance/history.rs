@@ -98,6 +98,14 @@ impl History {
             .rev()
             .find(|r| r.mode == "full" && r.outcome == "success")
     }
+
+    /// When full maintenance is next due: `interval` after the last successful full run
+    /// (`None`: never ran, due now).
+    pub fn next_full_due(&self, interval: std::time::Duration) -> Option<std::time::SystemTime> {
+        self.last_full()
+            .and_then(|r| crate::time::parse_rfc3339(&r.started))
+            .map(|t| t + interval)
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::gcplan::{GcPlan, PLANS_PREFIX};
 use crate::repository::id_from_key;
-use crate::time::{format_rfc3339, parse_rfc3339};
+use crate::time::format_rfc3339;
 use crate::{Error, ObjectId, Progress, Repository, Result};
 
 pub use compact::CompactStats;
@@ -244,10 +244,7 @@ fn run_steps(
     progress: &dyn Progress,
 ) -> Result<()> {
     let history = History::load(repo.storage(), repo.key()).unwrap_or_default();
-    let due_at = history
-        .last_full()
-        .and_then(|r| parse_rfc3339(&r.started))
-        .map(|t| t + opts.full_interval);
+    let due_at = history.next_full_due(opts.full_interval);
     if opts.mode == Mode::Full && !opts.force {
         if let Some(due) = due_at.filter(|d| *d > now) {
             report.outcome = Outcome::NotDue;
@@ -503,16 +500,11 @@ pub fn status(repo: &Repository, opts: &MaintenanceOptions) -> Result<Status> {
             waits_for,
         });
     }
-    let history = History::load(repo.storage(), repo.key())
-        .unwrap_or_default()
-        .runs;
-    let last_full = history
-        .iter()
-        .rev()
-        .find(|r| r.mode == "full" && r.outcome == "success");
-    let next_full_due = last_full
-        .and_then(|r| parse_rfc3339(&r.started))
-        .map(|t| format_rfc3339(t + opts.full_interval));
+    let history = History::load(repo.storage(), repo.key()).unwrap_or_default();
+    let next_full_due = history
+        .next_full_due(opts.full_interval)
+        .map(format_rfc3339);
+    let history = history.runs;
     let measured = history
         .iter()
         .rev()

@@ -34,22 +34,10 @@ pub(crate) fn list_packs(repo: &Repository) -> Result<HashMap<ObjectId, (u64, Sy
         .collect())
 }
 
-fn threads_for(repo: &Repository) -> usize {
-    if repo.location().contains("://") {
-        8
-    } else {
-        2
-    }
-}
-
 /// Reads and verifies one index file from storage.
 pub(crate) fn read_index_file(repo: &Repository, id: &ObjectId) -> Result<IndexFile> {
-    let key = index_key(id);
-    let bytes = repo.storage().get(&key)?;
-    if ObjectId::of(&bytes) != *id {
-        return Err(Error::corrupt(&key, "content does not match its name"));
-    }
-    IndexFile::open(repo.key(), &bytes, &key)
+    let bytes = repo.storage().get(&index_key(id))?;
+    IndexFile::open_stored(repo.key(), id, &bytes)
 }
 
 /// Calls `f` with each index file, in order, reading a few ahead in parallel. A file that
@@ -60,7 +48,7 @@ pub(crate) fn each_index_file(
     files: &[ObjectId],
     mut f: impl FnMut(ObjectId, IndexFile) -> Result<()>,
 ) -> Result<()> {
-    let threads = threads_for(repo);
+    let threads = repo.read_parallelism();
     let mut failure = None;
     crate::parallel::ordered_map(
         files.len(),
@@ -178,7 +166,7 @@ pub(crate) fn walk(
         return Ok(());
     }
     let mut frontier = vec![root];
-    let threads = threads_for(repo) * 2;
+    let threads = repo.read_parallelism() * 2;
     while !frontier.is_empty() {
         let mut next = Vec::new();
         let mut failure = None;
