@@ -67,7 +67,7 @@ pub use id::{BlobId, ObjectId};
 pub use progress::{NoProgress, Progress};
 pub use repository::{IndexedRepository, InitOptions, OpenOptions, Repository};
 pub use snapshot::{Snapshot, SnapshotFilter, Summary};
-pub use writer::{StreamContent, WriteStats, Writer, WriterOptions, SPLIT_DIR_NODES};
+pub use writer::{DirSplit, StreamContent, WriteStats, Writer, WriterOptions, SPLIT_DIR_NODES};
 
 impl IndexedRepository {
     /// Writes file `name` of snapshot `id` to `out` (parallel, range-coalesced reads).

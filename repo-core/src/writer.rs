@@ -311,16 +311,33 @@ const INDEX_EVERY_BLOBS: usize = 65_536;
 
 /// Directories with more entries than this are split into parts.
 pub const SPLIT_DIR_NODES: usize = 4096;
-/// Fewest entries in a part (except the last), so parts are never tiny.
-const MIN_DIR_PART: usize = 256;
-/// One name in this many ends a part: about 1,000 entries (~200 KB of JSON) per part.
-const DIR_PART_AVERAGE: u16 = 1024;
 
-/// Whether a directory part ends after this name: decided by the name alone, so the cut
-/// points of a directory do not move when an entry elsewhere is added or removed.
-fn ends_dir_part(name: &Name) -> bool {
-    let h = blake3::hash(&name.0);
-    u16::from_le_bytes([h.as_bytes()[0], h.as_bytes()[1]]) % DIR_PART_AVERAGE == 0
+/// How a large directory is cut into parts (see [`Writer::write_dir_split`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirSplit {
+    /// Directories with more entries than this are split.
+    pub above: usize,
+    /// Fewest entries in a part (except the last), so parts are never tiny.
+    pub min_part: usize,
+    /// One name in this many ends a part.
+    pub average: u16,
+}
+
+impl DirSplit {
+    /// For file trees: about 1,000 entries (~200 KB of JSON) per part, directories of
+    /// up to 4,096 entries whole.
+    pub const FILES: DirSplit = DirSplit {
+        above: SPLIT_DIR_NODES,
+        min_part: 256,
+        average: 1024,
+    };
+
+    /// Whether a part ends after this name: decided by the name alone, so the cut points
+    /// of a directory do not move when an entry elsewhere is added or removed.
+    fn ends_part(&self, name: &Name) -> bool {
+        let h = blake3::hash(&name.0);
+        u16::from_le_bytes([h.as_bytes()[0], h.as_bytes()[1]]) % self.average == 0
+    }
 }
 
 /// Size of each read from the input: several average chunks, so workers stay busy.
@@ -429,7 +446,19 @@ impl<'r> Writer<'r> {
     /// where a name's hash says so (content-defined, so an insertion changes one or two
     /// parts, not every one after it) and a tree listing them. `nodes` must be sorted.
     pub fn write_dir(&self, nodes: Vec<Node>) -> Result<BlobId> {
-        if nodes.len() <= SPLIT_DIR_NODES {
+        self.write_dir_split(nodes, DirSplit::FILES)
+    }
+
+    /// [`Writer::write_dir`] with other part sizes: a directory of many small files that
+    /// change a few at a time (Kubernetes objects) costs less per change in small parts.
+    pub fn write_dir_split(&self, nodes: Vec<Node>, split: DirSplit) -> Result<BlobId> {
+        // Parts number at most entries / min_part (+1); keep them within one listing tree.
+        let split = if nodes.len() / split.min_part.max(1) >= MAX_TREE_NODES {
+            DirSplit::FILES
+        } else {
+            split
+        };
+        if nodes.len() <= split.above {
             return self.write_tree(&Tree {
                 nodes,
                 ..Default::default()
@@ -439,7 +468,8 @@ impl<'r> Writer<'r> {
         let mut part = Vec::new();
         for node in nodes {
             let len = part.len() + 1;
-            let cut = (len >= MIN_DIR_PART && ends_dir_part(&node.name)) || len >= MAX_TREE_NODES;
+            let cut =
+                (len >= split.min_part && split.ends_part(&node.name)) || len >= MAX_TREE_NODES;
             part.push(node);
             if cut {
                 parts.push(self.write_tree(&Tree {

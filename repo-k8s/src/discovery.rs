@@ -575,9 +575,18 @@ impl Discovery {
 
     /// The resource of an object, by its apiVersion group and kind.
     pub fn for_object(&self, o: &Object) -> Option<&Resource> {
-        let (group, _) = o.group_version();
+        self.for_group_kind(o.group_version().0, o.kind())
+    }
+
+    /// The resource of a summarised object.
+    pub fn for_summary(&self, s: &crate::summary::Summary) -> Option<&Resource> {
+        self.for_group_kind(s.group_version().0, s.kind())
+    }
+
+    /// The resource of a kind in an API group.
+    pub fn for_group_kind(&self, group: &str, kind: &str) -> Option<&Resource> {
         self.by_kind
-            .get(&(group.to_string(), o.kind().to_string()))
+            .get(&(group.to_string(), kind.to_string()))
             .map(|&i| &self.resources[i])
     }
 

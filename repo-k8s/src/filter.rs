@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::discovery::{Discovery, Resource};
 use crate::object::Object;
 use crate::selector::LabelSelector;
+use crate::summary::Summary;
 
 /// Label that keeps an item out of every backup.
 pub const EXCLUDE_LABEL: &str = "velero.io/exclude-from-backup";
@@ -366,8 +367,12 @@ impl Filter {
         })
     }
 
-    fn labels_match(&self, o: &Object) -> bool {
-        self.selectors.is_empty() || self.selectors.iter().any(|s| s.matches(o))
+    fn labels_match(&self, o: &Summary) -> bool {
+        self.selectors.is_empty()
+            || self
+                .selectors
+                .iter()
+                .any(|s| s.matches_labels(|k| o.label(k)))
     }
 
     /// Whether a resource passes the resource filters; for cluster-scoped ones also whether
@@ -427,8 +432,12 @@ impl Filter {
         objects: &[O],
         d: &Discovery,
     ) -> Selection {
-        let objects: Vec<&Object> = objects.iter().map(|o| o.borrow()).collect();
-        let objects = objects.as_slice();
+        let summaries: Vec<Summary> = objects.iter().map(|o| Summary::of(o.borrow())).collect();
+        self.select_summaries(&summaries, d)
+    }
+
+    /// [`Filter::select`] over summaries: what a backup of many objects holds in memory.
+    pub fn select_summaries(&self, objects: &[Summary], d: &Discovery) -> Selection {
         let mut sel = Selection::default();
         let namespaces: BTreeSet<&str> = objects
             .iter()
@@ -453,7 +462,7 @@ impl Filter {
         let mut used_namespaces: BTreeSet<String> = BTreeSet::new();
         for (i, o) in objects.iter().enumerate() {
             let ns = o.namespace().unwrap_or_default();
-            let r = d.for_object(o);
+            let r = d.for_summary(o);
             let namespaced = match r {
                 Some(r) => r.namespaced,
                 None => {
@@ -510,7 +519,7 @@ impl Filter {
         // ones when no label selector narrows the backup.
         for (i, o) in objects.iter().enumerate() {
             let is_ns = d
-                .for_object(o)
+                .for_summary(o)
                 .is_some_and(|r| r.group.is_empty() && r.plural == "namespaces");
             if !is_ns || o.label(EXCLUDE_LABEL) == Some("true") || o.is_being_deleted() {
                 continue;
@@ -548,7 +557,7 @@ impl Filter {
     /// visited once: relations are looked up in maps built up front, never by scanning.
     fn add_related(
         &self,
-        objects: &[&Object],
+        objects: &[Summary],
         d: &Discovery,
         chosen: &mut [Option<Reason>],
         pool: &[usize],
@@ -579,7 +588,7 @@ impl Filter {
             .enumerate()
             .filter(|(_, b)| b.kind() == "ClusterRoleBinding")
         {
-            for (ns, name) in bound_service_accounts(b) {
+            for (ns, name) in b.service_accounts() {
                 bindings_of.entry((ns, name)).or_default().push(j);
             }
         }
@@ -591,49 +600,38 @@ impl Filter {
             .filter(|&i| chosen[i].is_some())
             .collect();
         while let Some(i) = queue.pop() {
-            let o = objects[i];
+            let o = &objects[i];
             let ns = o.namespace().unwrap_or_default();
             let mut wants: Vec<usize> = Vec::new();
             match o.kind() {
                 "Pod" => {
-                    for v in o
-                        .get(&["spec", "volumes"])
-                        .and_then(|v| v.as_array())
-                        .into_iter()
-                        .flatten()
-                    {
-                        if let Some(claim) = v
-                            .get("persistentVolumeClaim")
-                            .and_then(|c| c.get("claimName"))
-                            .and_then(|c| c.as_str())
-                        {
-                            wants.extend(by_key.get(&key("PersistentVolumeClaim", ns, claim)));
-                        }
+                    for claim in o.refs() {
+                        wants.extend(by_key.get(&key("PersistentVolumeClaim", ns, claim)));
                     }
                 }
                 "PersistentVolumeClaim" => {
-                    if let Some(pv) = o.str_at(&["spec", "volumeName"]) {
+                    for pv in o.refs() {
                         wants.extend(by_key.get(&key("PersistentVolume", "", pv)));
                     }
                 }
                 "ServiceAccount" => {
                     wants.extend(bindings_of.get(&(ns, o.name())).into_iter().flatten());
                 }
-                "ClusterRoleBinding" if o.str_at(&["roleRef", "kind"]) == Some("ClusterRole") => {
-                    if let Some(role) = o.str_at(&["roleRef", "name"]) {
+                "ClusterRoleBinding" => {
+                    for role in o.refs() {
                         wants.extend(by_key.get(&key("ClusterRole", "", role)));
                     }
                 }
                 _ => {}
             }
             // A custom resource brings its CRD.
-            if let Some(r) = d.for_object(o) {
+            if let Some(r) = d.for_summary(o) {
                 if let Some(&c) = crd_of.get(r.group_resource().as_str()) {
                     wants.push(c);
                 }
             }
             for j in wants {
-                if chosen[j].is_none() && (in_pool[j] || self.related_allowed(objects[j], d)) {
+                if chosen[j].is_none() && (in_pool[j] || self.related_allowed(&objects[j], d)) {
                     chosen[j] = Some(Reason::Related);
                     queue.push(j);
                 }
@@ -643,11 +641,11 @@ impl Filter {
 
     /// Whether an item not selected by itself may come in as related: it must pass the
     /// resource filters (related items never override an explicit exclusion).
-    fn related_allowed(&self, o: &Object, d: &Discovery) -> bool {
+    fn related_allowed(&self, o: &Summary, d: &Discovery) -> bool {
         if o.label(EXCLUDE_LABEL) == Some("true") || o.is_being_deleted() {
             return false;
         }
-        match d.for_object(o) {
+        match d.for_summary(o) {
             Some(r) if r.namespaced => {
                 self.namespaces.includes(o.namespace().unwrap_or_default())
                     && self.resource_rule(r).is_some()
@@ -656,17 +654,6 @@ impl Filter {
             None => false,
         }
     }
-}
-
-/// The service accounts a binding names, as (namespace, name).
-fn bound_service_accounts(binding: &Object) -> impl Iterator<Item = (&str, &str)> {
-    binding
-        .get(&["subjects"])
-        .and_then(|s| s.as_array())
-        .into_iter()
-        .flatten()
-        .filter(|s| s.get("kind").and_then(|k| k.as_str()) == Some("ServiceAccount"))
-        .filter_map(|s| Some((s.get("namespace")?.as_str()?, s.get("name")?.as_str()?)))
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ pub mod manifest;
 pub mod object;
 pub mod restore;
 pub mod selector;
+pub mod summary;
+pub mod tarball;
 
 pub use discovery::{Discovery, Resource};
 pub use object::{Object, ObjectError};

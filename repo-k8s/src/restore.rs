@@ -351,23 +351,19 @@ fn collect(
     out: &mut Vec<Object>,
     notes: &mut Vec<String>,
 ) -> repo_core::Result<()> {
-    for node in repo.read_dir(&tree)? {
-        let here = format!("{path}/{}", node.name.display());
-        if let Some(sub) = node.subtree {
-            collect(repo, sub, &here, out, notes)?;
-        } else if here.ends_with(".json") {
-            let mut bytes = Vec::with_capacity(node.size as usize);
-            repo_core::reader::dump(repo, &node.content, &mut bytes, 2)?;
-            match serde_json::from_slice(&bytes)
-                .map_err(|e| e.to_string())
-                .and_then(|v| Object::from_value(v, &here).map_err(|e| e.to_string()))
-            {
-                Ok(o) => out.push(o),
-                Err(e) => notes.push(format!("{here}: not restorable: {e}")),
-            }
+    crate::backup::for_each_file(repo, tree, path, &mut |here, bytes| {
+        if !here.ends_with(".json") {
+            return Ok(());
         }
-    }
-    Ok(())
+        match serde_json::from_slice(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|v| Object::from_value(v, here).map_err(|e| e.to_string()))
+        {
+            Ok(o) => out.push(o),
+            Err(e) => notes.push(format!("{here}: not restorable: {e}")),
+        }
+        Ok(())
+    })
 }
 
 /// Writes the plan as numbered files (`0001-namespaces-shop.json`, …) into `dir`, which

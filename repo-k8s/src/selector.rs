@@ -123,11 +123,16 @@ impl LabelSelector {
 
     /// Whether the object's labels satisfy every term.
     pub fn matches(&self, o: &Object) -> bool {
+        self.matches_labels(|k| o.label(k))
+    }
+
+    /// Whether labels, looked up by `label`, match.
+    pub fn matches_labels<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.match_labels
             .iter()
-            .all(|(k, v)| o.label(k) == Some(v.as_str()))
+            .all(|(k, v)| label(k) == Some(v.as_str()))
             && self.match_expressions.iter().all(|r| {
-                let got = o.label(&r.key);
+                let got = label(&r.key);
                 match r.operator {
                     Operator::In => got.is_some_and(|g| r.values.iter().any(|v| v == g)),
                     Operator::NotIn => got.is_none_or(|g| r.values.iter().all(|v| v != g)),

@@ -367,3 +367,239 @@ fn cairn_server_backup_from_dir_with_velero_flags() {
     );
     assert!(text.contains("PartiallyFailed: 1 item(s)"), "{text}");
 }
+
+/// A repository in `dir` and a way to run `cairn-server` on it.
+fn server_on(dir: &Path) -> impl Fn(&[&str]) -> std::process::Output {
+    use cairn_tests::*;
+    let repo = dir.join("repo").to_str().unwrap().to_string();
+    let out = agent(&repo, &dir.join("cache"))
+        .args(FAST_INIT)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let server = node_agent().with_file_name("cairn-server");
+    move |args: &[&str]| {
+        std::process::Command::new(&server)
+            .env("CAIRN_REPO", &repo)
+            .env("CAIRN_PASSWORD", std::str::from_utf8(PASSWORD).unwrap())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+fn ok_json(out: std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_velero_tarball_round_trips_through_export_and_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = server_on(dir.path());
+    let c = corpus();
+    ok_json(run(&[
+        "backup",
+        "all",
+        "--from-dir",
+        c.to_str().unwrap(),
+        "--json",
+    ]));
+    let tgz = dir.path().join("all.tar.gz");
+    let v = ok_json(run(&[
+        "export-velero",
+        "all",
+        tgz.to_str().unwrap(),
+        "--json",
+    ]));
+    // 69 objects in the corpus are second, different copies of an identity: the backup keeps
+    // them under duplicates/, a tarball holds one object per identity.
+    assert_eq!(v["duplicatesLeftOut"], 69);
+    assert_eq!(v["items"], 703 - 69);
+
+    // GNU tar reads it, with Velero's layout.
+    let list = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(&tgz)
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+    let list = String::from_utf8(list.stdout).unwrap();
+    let names: Vec<&str> = list.lines().collect();
+    assert_eq!(names[0], "metadata/version");
+    assert_eq!(names.len(), 1 + 2 * (703 - 69));
+    assert!(names.contains(&"resources/namespaces/cluster/velero.json"));
+    assert!(names.contains(&"resources/namespaces/v1-preferredversion/cluster/velero.json"));
+    assert!(names
+        .iter()
+        .any(|n| n.starts_with("resources/deployments.apps/v1-preferredversion/namespaces/")));
+    let version = std::process::Command::new("tar")
+        .args(["-xzOf"])
+        .arg(&tgz)
+        .arg("metadata/version")
+        .output()
+        .unwrap();
+    assert_eq!(version.stdout, b"1.1.0");
+
+    // Import it under another name: the same objects, in the same restore order.
+    let v = ok_json(run(&[
+        "import-velero",
+        tgz.to_str().unwrap(),
+        "copy",
+        "--json",
+    ]));
+    assert_eq!(v["phase"], "Completed", "{v}");
+    assert_eq!(v["items"], 703 - 69);
+    let plan = |name: &str| {
+        let v = ok_json(run(&["restore", name, "--dry-run", "--json"]));
+        v["items"].clone()
+    };
+    assert_eq!(plan("all"), plan("copy"));
+    // Exporting the import gives the same entries with the same objects; the only change is
+    // that a namespaced object that named no namespace now names the one its path says
+    // (Velero's restore takes it from the path too).
+    let tgz2 = dir.path().join("copy.tar.gz");
+    ok_json(run(&[
+        "export-velero",
+        "copy",
+        tgz2.to_str().unwrap(),
+        "--json",
+    ]));
+    let entries = |p: &Path| {
+        let file = std::fs::File::open(p).unwrap();
+        let mut a = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut out = Vec::new();
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+            out.push((e.path().unwrap().display().to_string(), bytes));
+        }
+        out
+    };
+    let (a, b) = (entries(&tgz), entries(&tgz2));
+    assert_eq!(a.len(), b.len());
+    let mut namespace_filled = 0;
+    for ((path, x), (path2, y)) in a.iter().zip(&b).skip(1) {
+        assert_eq!(path, path2);
+        if x == y {
+            continue;
+        }
+        let x: serde_json::Value = serde_json::from_slice(x).unwrap();
+        let mut y: serde_json::Value = serde_json::from_slice(y).unwrap();
+        assert!(x["metadata"].get("namespace").is_none(), "{path}");
+        let ns = y["metadata"].as_object_mut().unwrap().remove("namespace");
+        assert_eq!(
+            ns.as_ref().and_then(|n| n.as_str()),
+            path.split('/').nth_back(1)
+        );
+        assert_eq!(x, y, "{path}");
+        namespace_filled += 1;
+    }
+    assert!(namespace_filled > 0);
+    // A second round trip changes nothing.
+    ok_json(run(&[
+        "import-velero",
+        tgz2.to_str().unwrap(),
+        "copy2",
+        "--json",
+    ]));
+    let tgz3 = dir.path().join("copy2.tar.gz");
+    ok_json(run(&[
+        "export-velero",
+        "copy2",
+        tgz3.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(entries(&tgz2) == entries(&tgz3));
+    // The file name names the backup when NAME is not given.
+    let v = ok_json(run(&["import-velero", tgz3.to_str().unwrap(), "--json"]));
+    assert_eq!(v["name"], "copy2");
+}
+
+#[test]
+fn a_hostile_tarball_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = server_on(dir.path());
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let cm = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"b"}}"#;
+    for path in [
+        "metadata/version",
+        "resources/configmaps/namespaces/b/a.json",
+        "../../evil.json",
+    ] {
+        let bytes: &[u8] = if path == "metadata/version" {
+            b"1.1.0"
+        } else {
+            cm
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_cksum();
+        b.append(&h, bytes).unwrap();
+    }
+    let tgz = dir.path().join("evil.tar.gz");
+    std::fs::write(&tgz, b.into_inner().unwrap().finish().unwrap()).unwrap();
+    let out = run(&["import-velero", tgz.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"../../evil.json\" escapes the archive")
+            && err.contains("nothing was imported"),
+        "{err}"
+    );
+    let v = ok_json(run(&["backups", "--json"]));
+    assert_eq!(v, serde_json::json!([]), "no backup was written");
+    // A truncated tarball says so.
+    let bytes = std::fs::read(&tgz).unwrap();
+    std::fs::write(&tgz, &bytes[..bytes.len() / 2]).unwrap();
+    let out = run(&["import-velero", tgz.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+}
+
+#[test]
+fn a_backup_from_a_directory_reads_objects_twice_and_notices_changes_in_between() {
+    use cairn_tests::*;
+    use repo_k8s::backup::{self, BackupOptions};
+    let s = repo_core::storage::open_url("memory://k8s-two-pass", &Default::default()).unwrap();
+    let repo = init(s);
+    // The two-pass backup of the corpus stores exactly what the in-memory one does.
+    let opts = BackupOptions::default();
+    let (objects, problems) = backup::read_dir(&corpus());
+    let in_memory = backup::backup(&repo, "a", &objects, &problems, &opts).unwrap();
+    let two_pass = backup::backup_dir(&repo, "b", &corpus(), &opts).unwrap();
+    let root = |id| repo.get_snapshot(id).unwrap().root;
+    assert_eq!(root(&in_memory.snapshot), root(&two_pass.snapshot));
+    assert_eq!(two_pass.new_bytes, 0, "nothing new the second time");
+
+    // A file rewritten between the passes: its objects are errors naming it, not wrong data.
+    let dir = tempfile::tempdir().unwrap();
+    let cm = |name: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: x}}\n")
+    };
+    std::fs::write(dir.path().join("a.yaml"), cm("one")).unwrap();
+    std::fs::write(dir.path().join("b.yaml"), cm("two")).unwrap();
+    let (inventory, mut source) = backup::scan_dir(dir.path());
+    std::fs::write(dir.path().join("a.yaml"), cm("other")).unwrap();
+    let out = backup::backup_from(&repo, "c", &inventory, &mut source, &opts).unwrap();
+    assert_eq!(out.items, 1, "only b.yaml's object is stored");
+    let errors: Vec<_> = out.results.errors.messages().collect();
+    assert_eq!(
+        errors,
+        [(
+            Some("x"),
+            "a.yaml (document 1): changed while the backup ran; back it up again"
+        )]
+    );
+}

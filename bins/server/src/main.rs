@@ -4,11 +4,13 @@
 //! Exit codes: 0 success, 1 failure, 2 usage, 3 wrong password, 5 no repository,
 //! 8 backup written with errors in its results (Velero's PartiallyFailed).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use repo_core::{Error, NoProgress, OpenOptions, Repository, SnapshotFilter};
+use repo_core::{
+    Error, IndexedRepository, NoProgress, ObjectId, OpenOptions, Repository, SnapshotFilter,
+};
 use repo_k8s::backup::{self, BackupOptions, BACKUP_NAME_TAG};
 use repo_k8s::filter::BackupFilter;
 use repo_k8s::selector::LabelSelector;
@@ -42,6 +44,15 @@ enum Command {
     Restore(RestoreArgs),
     /// List backups.
     Backups,
+    /// Write backup NAME as a Velero-compatible .tar.gz (legacy paths and the
+    /// `<version>-preferredversion` copies, format 1.1.0).
+    ExportVelero { name: String, out: PathBuf },
+    /// Import a Velero backup tarball (.tar.gz or .tar) as backup NAME (default: the file
+    /// name without .tar.gz).
+    ImportVelero {
+        input: PathBuf,
+        name: Option<String>,
+    },
     /// Open the repository and say whether it is reachable.
     Ping,
 }
@@ -194,7 +205,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     or_label_selectors,
                 },
                 ttl: a.ttl,
-                host: None,
+                ..Default::default()
             };
             if !a.from_dir.is_dir() {
                 return Err(Failure(
@@ -202,42 +213,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     format!("--from-dir {}: not a directory", a.from_dir.display()),
                 ));
             }
-            let (objects, problems) = backup::read_dir(&a.from_dir);
             let repo = open(cli)?.load_index(&NoProgress)?;
-            let out = backup::backup(&repo, &a.name, &objects, &problems, &opts)?;
-            let phase = if out.results.errors.is_empty() {
-                "Completed"
-            } else {
-                "PartiallyFailed"
-            };
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"name": a.name, "phase": phase, "snapshot_id": out.snapshot.to_string(),
-                        "items": out.items, "newBytes": out.new_bytes, "results": out.results})
-                );
-            } else {
-                for (label, r) in [
-                    ("warning", &out.results.warnings),
-                    ("error", &out.results.errors),
-                ] {
-                    for (ns, m) in r.messages() {
-                        match ns {
-                            Some(ns) => println!("{label}: namespace {ns}: {m}"),
-                            None => println!("{label}: {m}"),
-                        }
-                    }
-                }
-                println!(
-                    "backup {} {phase}: {} item(s), {} new bytes, snapshot {}",
-                    a.name, out.items, out.new_bytes, out.snapshot
-                );
-            }
-            if phase != "Completed" {
-                return Err(Failure(8, String::new()));
-            }
+            let out = backup::backup_dir(&repo, &a.name, &a.from_dir, &opts)?;
+            report_backup(cli, &a.name, &out)?;
         }
         Command::Restore(a) => restore(cli, a)?,
+        Command::ExportVelero { name, out } => export_velero(cli, name, out)?,
+        Command::ImportVelero { input, name } => import_velero(cli, input, name.as_deref())?,
         Command::Backups => {
             let repo = open(cli)?;
             let prefix = format!("{BACKUP_NAME_TAG}=");
@@ -276,6 +258,143 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The newest snapshot of backup `name`.
+fn find_backup(repo: &IndexedRepository, name: &str) -> Result<ObjectId, Failure> {
+    let filter = SnapshotFilter {
+        tags: vec![format!("{BACKUP_NAME_TAG}={name}")],
+        ..Default::default()
+    };
+    let (id, _) = repo.list_snapshots(&filter)?.pop().ok_or_else(|| {
+        Failure(
+            1,
+            format!("no backup named {name:?}; see `cairn-server backups`"),
+        )
+    })?;
+    Ok(id)
+}
+
+/// Prints a backup's results; a backup with errors is Velero's PartiallyFailed (exit 8).
+fn report_backup(cli: &Cli, name: &str, out: &backup::BackupOutcome) -> Result<(), Failure> {
+    let phase = if out.results.errors.is_empty() {
+        "Completed"
+    } else {
+        "PartiallyFailed"
+    };
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"name": name, "phase": phase, "snapshot_id": out.snapshot.to_string(),
+                        "items": out.items, "newBytes": out.new_bytes, "storedBytes": out.stored_bytes, "results": out.results})
+        );
+    } else {
+        for (label, r) in [
+            ("warning", &out.results.warnings),
+            ("error", &out.results.errors),
+        ] {
+            for (ns, m) in r.messages() {
+                match ns {
+                    Some(ns) => println!("{label}: namespace {ns}: {m}"),
+                    None => println!("{label}: {m}"),
+                }
+            }
+        }
+        println!(
+            "backup {} {phase}: {} item(s), {} new bytes, snapshot {}",
+            name, out.items, out.new_bytes, out.snapshot
+        );
+    }
+    if phase != "Completed" {
+        return Err(Failure(8, String::new()));
+    }
+    Ok(())
+}
+
+/// Writes the tarball next to `out` and renames it into place once complete, so a failed
+/// export leaves no half tarball under the name asked for.
+fn export_velero(cli: &Cli, name: &str, out: &Path) -> Result<(), Failure> {
+    let repo = open(cli)?.load_index(&NoProgress)?;
+    let id = find_backup(&repo, name)?;
+    let mut tmp_name = out.as_os_str().to_owned();
+    tmp_name.push(".partial");
+    let tmp = PathBuf::from(tmp_name);
+    let written = (|| -> Result<_, Failure> {
+        let file = std::fs::File::create(&tmp)
+            .map_err(|e| Failure(1, format!("creating {}: {e}", tmp.display())))?;
+        let mut w = std::io::BufWriter::new(file);
+        let done = repo_k8s::tarball::export(&repo, &id, &mut w)?;
+        std::io::Write::flush(&mut w)
+            .and_then(|()| w.get_ref().sync_all())
+            .and_then(|()| std::fs::rename(&tmp, out))
+            .map_err(|e| Failure(1, format!("writing {}: {e}", out.display())))?;
+        Ok(done)
+    })();
+    let done = written.inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"name": name, "out": out, "items": done.items,
+                "duplicatesLeftOut": done.duplicates_left_out})
+        );
+    } else {
+        if done.duplicates_left_out > 0 {
+            println!(
+                "note: {} second copies of objects (kept under duplicates/ in the backup) are \
+                 not in the tarball, which holds one object per identity",
+                done.duplicates_left_out
+            );
+        }
+        println!(
+            "backup {name} exported to {}: {} item(s)",
+            out.display(),
+            done.items
+        );
+    }
+    Ok(())
+}
+
+fn import_velero(cli: &Cli, input: &Path, name: Option<&str>) -> Result<(), Failure> {
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => {
+            let file = input.file_name().and_then(|f| f.to_str()).unwrap_or("");
+            [".tar.gz", ".tgz", ".tar"]
+                .iter()
+                .find_map(|ext| file.strip_suffix(ext))
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| {
+                    Failure(
+                        2,
+                        format!(
+                            "cannot name the backup after {}; give NAME",
+                            input.display()
+                        ),
+                    )
+                })?
+                .to_string()
+        }
+    };
+    let file = std::fs::File::open(input)
+        .map_err(|e| Failure(1, format!("opening {}: {e}", input.display())))?;
+    let imported = repo_k8s::tarball::read(file, &repo_k8s::tarball::Limits::default())
+        .map_err(|e| Failure(1, format!("{}: {e}", input.display())))?;
+    if imported.other_versions > 0 && !cli.json {
+        // Velero writes them with EnableAPIGroupVersions; the preferred copy is the object.
+        println!(
+            "note: {} copies of objects in non-preferred API versions were not imported",
+            imported.other_versions
+        );
+    }
+    let repo = open(cli)?.load_index(&NoProgress)?;
+    let opts = BackupOptions {
+        discovery: imported.discovery,
+        ..Default::default()
+    };
+    let out = backup::backup(&repo, &name, &imported.objects, &imported.problems, &opts)?;
+    report_backup(cli, &name, &out)
+}
+
 fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
     let mut mappings = std::collections::BTreeMap::new();
     for m in &a.namespace_mappings {
@@ -286,16 +405,7 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
         mappings.insert(from.to_string(), to.to_string());
     }
     let repo = open(cli)?.load_index(&NoProgress)?;
-    let filter = SnapshotFilter {
-        tags: vec![format!("{BACKUP_NAME_TAG}={}", a.name)],
-        ..Default::default()
-    };
-    let (id, _) = repo.list_snapshots(&filter)?.pop().ok_or_else(|| {
-        Failure(
-            1,
-            format!("no backup named {:?}; see `cairn-server backups`", a.name),
-        )
-    })?;
+    let id = find_backup(&repo, &a.name)?;
     let (objects, notes) = repo_k8s::restore::load_backup(&repo, &id)?;
     let plan = repo_k8s::restore::plan(
         &objects,
