@@ -529,20 +529,42 @@ pub fn scan_dir(dir: &Path) -> (Inventory, DirSource) {
 }
 
 /// Calls `f` with the path (below `path`) and content of every file in `tree`, in name order.
+/// Files are read in batches spread over threads (objects are small and many; one at a time
+/// made restoring 100,000 of them take 18 s).
 pub fn for_each_file(
     repo: &IndexedRepository,
     tree: BlobId,
     path: &str,
     f: &mut dyn FnMut(&str, Vec<u8>) -> repo_core::Result<()>,
 ) -> repo_core::Result<()> {
+    use rayon::prelude::*;
+    let mut files = Vec::new();
+    list_files(repo, tree, path, &mut files)?;
+    for batch in files.chunks(1024) {
+        let contents: Vec<repo_core::Result<Vec<u8>>> = batch
+            .par_iter()
+            .map(|(_, chunks)| repo_core::reader::read_all(repo, chunks))
+            .collect();
+        for ((path, _), bytes) in batch.iter().zip(contents) {
+            f(path, bytes?)?;
+        }
+    }
+    Ok(())
+}
+
+/// The files below `tree` with their content, in name order.
+fn list_files(
+    repo: &IndexedRepository,
+    tree: BlobId,
+    path: &str,
+    out: &mut Vec<(String, Vec<ChunkRef>)>,
+) -> repo_core::Result<()> {
     for node in repo.read_dir(&tree)? {
         let here = format!("{path}/{}", node.name.display());
         if let Some(sub) = node.subtree {
-            for_each_file(repo, sub, &here, f)?;
+            list_files(repo, sub, &here, out)?;
         } else if node.kind == NodeKind::File {
-            let mut bytes = Vec::with_capacity(node.size as usize);
-            repo_core::reader::dump(repo, &node.content, &mut bytes, 2)?;
-            f(&here, bytes)?;
+            out.push((here, node.content));
         }
     }
     Ok(())

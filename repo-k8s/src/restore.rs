@@ -117,8 +117,8 @@ fn rank(gr: &str, high: &[String]) -> (u8, usize, String) {
     (1, 0, gr.to_string())
 }
 
-/// Plans the restore of `objects`.
-pub fn plan(objects: &[Object], opts: &RestoreOptions) -> Plan {
+/// Plans the restore of `objects` (taken, not copied: a restore may hold 100,000 of them).
+pub fn plan(objects: Vec<Object>, opts: &RestoreOptions) -> Plan {
     let mut d = Discovery::built_in();
     for o in objects
         .iter()
@@ -132,19 +132,18 @@ pub fn plan(objects: &[Object], opts: &RestoreOptions) -> Plan {
         .unwrap_or_else(|| HIGH_PRIORITIES.iter().map(|s| s.to_string()).collect());
     let mut plan = Plan::default();
     let mut items: Vec<(Rank, Planned)> = Vec::new();
-    for o in objects {
-        let gr = d.group_resource_of(o);
-        let ns = d.namespace_of(o).map(str::to_string);
+    for mut obj in objects {
+        let gr = d.group_resource_of(&obj);
+        let ns = d.namespace_of(&obj).map(str::to_string);
         let id = format!(
             "{gr} {}{}",
             ns.as_deref().map(|n| format!("{n}/")).unwrap_or_default(),
-            o.name()
+            obj.name()
         );
-        if let Some(why) = skip_reason(o, &gr) {
+        if let Some(why) = skip_reason(&obj, &gr) {
             plan.skipped.push((id, why));
             continue;
         }
-        let mut obj = o.clone();
         let new_ns = ns.as_deref().map(|n| {
             opts.namespace_mappings
                 .get(n)
@@ -517,7 +516,7 @@ mod tests {
                 json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "live", "namespace": "a"}, "status": {"phase": "Running"}}),
             ),
         ];
-        let p = plan(&objects, &RestoreOptions::default());
+        let p = plan(objects.clone(), &RestoreOptions::default());
         assert_eq!(p.items.len(), 1);
         assert_eq!(p.items[0].name, "live");
         assert_eq!(p.skipped.len(), 6, "{:?}", p.skipped);
@@ -563,7 +562,7 @@ mod tests {
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "st", "namespace": "shop", "annotations": {RESTORE_STATUS_ANNOTATION: "true"}}, "status": {"x": 1}}),
             ),
         ];
-        let p = plan(&objects, &opts);
+        let p = plan(objects.clone(), &opts);
         let get = |name: &str| {
             &p.items
                 .iter()

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: repositories with fast KDF settings, test data,
 //! the `node-agent` binary, and the S3 test server's address.
 
+pub mod apiserver;
+
 use std::path::PathBuf;
 use std::process::Command;
 

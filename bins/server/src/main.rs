@@ -408,7 +408,7 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
     let id = find_backup(&repo, &a.name)?;
     let (objects, notes) = repo_k8s::restore::load_backup(&repo, &id)?;
     let plan = repo_k8s::restore::plan(
-        &objects,
+        objects,
         &repo_k8s::restore::RestoreOptions {
             backup_name: a.name.clone(),
             restore_name: a

@@ -1,0 +1,862 @@
+//! A small in-process Kubernetes API server for tests: no real kube-apiserver can be
+//! installed on these machines.
+//!
+//! It speaks the REST protocol of the real one for what cairn (through kube-rs) and
+//! `kubectl get/apply/create` use, and keeps its rules honestly:
+//!
+//! - discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/<group>/<version>`, served
+//!   from repo-k8s's built-in table plus every CRD created (which is Established at once);
+//! - list with `limit` and `continue` (and `labelSelector`), get, create (201; 409
+//!   AlreadyExists; 404 when the namespace does not exist), update (PUT: 409 Conflict
+//!   unless `metadata.resourceVersion` is the current one), patch (merge patch; a
+//!   strategic merge patch is applied as a merge patch, so lists are replaced whole, which
+//!   is where it differs from the real server), delete;
+//! - one resourceVersion counter for everything; uid, creationTimestamp and generation
+//!   set by the server; `status` kept out of create and update, as for resources with a
+//!   status subresource;
+//! - errors as `Status` objects with the real reasons and codes.
+//!
+//! Stand-in controllers, for readiness gates: a Deployment becomes Available and a Pod
+//! Ready `ready_after` after creation, unless labelled `cairn.test/never-ready: "true"`.
+//! `throttle_first` answers that many requests with 429 and `Retry-After: 0`, to exercise
+//! client retries.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use repo_k8s::selector::LabelSelector;
+use repo_k8s::{Discovery, Object, Resource};
+use serde_json::{json, Map, Value};
+
+/// What a test wants of the server.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// How long after creation Deployments become Available and Pods Ready.
+    pub ready_after: Duration,
+    /// Answer this many requests with 429 Too Many Requests first.
+    pub throttle_first: usize,
+}
+
+/// Label that keeps a Deployment or Pod from ever becoming ready.
+pub const NEVER_READY: &str = "cairn.test/never-ready";
+
+struct Stored {
+    value: Value,
+    created: Instant,
+}
+
+/// (group, plural, namespace or "", name)
+type Key = (String, String, String, String);
+
+struct State {
+    opts: Options,
+    discovery: Discovery,
+    objects: BTreeMap<Key, Stored>,
+    resource_version: u64,
+    /// Every request as `METHOD path?query`, for tests to check what a client did.
+    log: Vec<String>,
+}
+
+/// A running server; dropped, it stops.
+pub struct ApiServer {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ApiServer {
+    pub fn start(opts: Options) -> ApiServer {
+        let state = Arc::new(Mutex::new(State {
+            opts,
+            discovery: Discovery::built_in(),
+            objects: BTreeMap::new(),
+            resource_version: 1,
+            log: Vec::new(),
+        }));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let shared = state.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = axum::Router::new().fallback(
+                    move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                        let state = shared.clone();
+                        async move {
+                            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                            st.handle(&method, &uri, &headers, &body)
+                        }
+                    },
+                );
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        ApiServer {
+            addr,
+            state,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Writes a kubeconfig for this server into `dir` and returns its path.
+    pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n\
+             contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
+             current-context: test\nusers:\n- name: test\n  user: {{}}\n",
+            self.url()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The requests served so far.
+    pub fn log(&self) -> Vec<String> {
+        self.lock().log.clone()
+    }
+
+    /// An object as stored (with its simulated status), if it exists.
+    pub fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let st = self.lock();
+        let (group, _) = repo_k8s::object::split_api_version(api_version);
+        let r = st.discovery.for_group_kind(group, kind)?.clone();
+        let key = (
+            r.group.clone(),
+            r.plural.clone(),
+            ns.unwrap_or("").into(),
+            name.into(),
+        );
+        st.objects.get(&key).map(|s| st.with_status(&r, s))
+    }
+
+    /// Creates objects directly (a cluster's existing state before a restore).
+    pub fn seed(&self, objects: &[Value]) {
+        let mut st = self.lock();
+        for o in objects {
+            let (group, _) = repo_k8s::object::split_api_version(o["apiVersion"].as_str().unwrap());
+            let r = st
+                .discovery
+                .for_group_kind(group, o["kind"].as_str().unwrap())
+                .unwrap()
+                .clone();
+            let ns = o["metadata"]["namespace"].as_str().map(str::to_string);
+            let (code, body) = st.create(&r, ns.as_deref(), o.clone());
+            assert_eq!(code, StatusCode::CREATED, "{body}");
+        }
+    }
+
+    /// Number of objects stored.
+    pub fn len(&self) -> usize {
+        self.lock().objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn status(code: StatusCode, reason: &str, message: String) -> (StatusCode, Value) {
+    (
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code.as_u16()}),
+    )
+}
+
+fn not_found(r: &Resource, name: &str) -> (StatusCode, Value) {
+    let mut s = status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("{} {name:?} not found", r.group_resource()),
+    );
+    s.1["details"] = json!({"name": name, "group": r.group, "kind": r.plural});
+    s
+}
+
+fn now_rfc3339() -> String {
+    repo_core::time::format_rfc3339(std::time::SystemTime::now())
+        .split('.')
+        .next()
+        .unwrap()
+        .trim_end_matches('Z')
+        .to_string()
+        + "Z"
+}
+
+/// RFC 7386 merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            let t = target.as_object_mut().unwrap();
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+impl State {
+    fn handle(&mut self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Response {
+        self.log.push(format!(
+            "{method} {}",
+            uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        ));
+        if self.opts.throttle_first > 0 {
+            self.opts.throttle_first -= 1;
+            let (code, v) = status(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "too many requests, please try again later".into(),
+            );
+            return (code, [("Retry-After", "0")], axum::Json(v)).into_response();
+        }
+        let query: BTreeMap<String, String> = uri
+            .query()
+            .map(|q| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+                    .map(|(k, v)| (k.to_string(), percent_decode(v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (code, v) = self.route(method, uri.path(), &query, headers, body);
+        (code, axum::Json(v)).into_response()
+    }
+
+    fn route(
+        &mut self,
+        method: &Method,
+        path: &str,
+        query: &BTreeMap<String, String>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> (StatusCode, Value) {
+        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (group, version, rest) = match segs.as_slice() {
+            ["version"] => {
+                return (
+                    StatusCode::OK,
+                    json!({"major": "1", "minor": "34", "gitVersion": "v1.34.0-cairn-test",
+                        "platform": "linux/amd64"}),
+                )
+            }
+            ["api"] => {
+                return (
+                    StatusCode::OK,
+                    json!({"kind": "APIVersions", "versions": ["v1"],
+                        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
+                )
+            }
+            ["apis"] => return (StatusCode::OK, self.group_list()),
+            ["api", "v1", rest @ ..] => ("", "v1", rest),
+            ["apis", g, v, rest @ ..] => (*g, *v, rest),
+            _ => {
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("the server could not find the requested resource ({path})"),
+                )
+            }
+        };
+        if rest.is_empty() {
+            return match self.resource_list(group, version) {
+                Some(v) => (StatusCode::OK, v),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("the server could not find the requested resource ({path})"),
+                ),
+            };
+        }
+        // [plural], [plural, name], [plural, name, status],
+        // [namespaces, ns, plural], [namespaces, ns, plural, name(, status)]
+        let (ns, plural, name, sub) = match rest {
+            ["namespaces", ns, plural, tail @ ..] if !matches!(*plural, "status" | "finalize") => (
+                Some(*ns),
+                *plural,
+                tail.first().copied(),
+                tail.get(1).copied(),
+            ),
+            [plural, tail @ ..] => (None, *plural, tail.first().copied(), tail.get(1).copied()),
+            [] => unreachable!(),
+        };
+        let Some(r) = self
+            .discovery
+            .resources()
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
+        else {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("the server could not find the requested resource ({path})"),
+            );
+        };
+        if sub.is_some_and(|s| s != "status") {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("subresource {sub:?} is not served here"),
+            );
+        }
+        if ns.is_some() && !r.namespaced {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("{} is cluster-scoped", r.group_resource()),
+            );
+        }
+        let body_json = || -> Result<Value, (StatusCode, Value)> {
+            serde_json::from_slice(body).map_err(|_| {
+                let ct = headers
+                    .get("content-type")
+                    .and_then(|c| c.to_str().ok())
+                    .unwrap_or("none");
+                status(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    format!("this test server reads JSON bodies only (got content-type {ct})"),
+                )
+            })
+        };
+        match (method.as_str(), name) {
+            ("GET", None) => self.list(&r, ns, query),
+            ("GET", Some(name)) => {
+                let key = self.key(&r, ns, name);
+                match self.objects.get(&key) {
+                    Some(s) => (StatusCode::OK, self.with_status(&r, s)),
+                    None => not_found(&r, name),
+                }
+            }
+            ("POST", None) => match body_json() {
+                Ok(v) => self.create(&r, ns, v),
+                Err(e) => e,
+            },
+            ("PUT", Some(name)) => match body_json() {
+                Ok(v) => self.update(&r, ns, name, v, sub.is_some()),
+                Err(e) => e,
+            },
+            ("PATCH", Some(name)) => {
+                let ct = headers
+                    .get("content-type")
+                    .and_then(|c| c.to_str().ok())
+                    .unwrap_or("");
+                if !ct.starts_with("application/merge-patch+json")
+                    && !ct.starts_with("application/strategic-merge-patch+json")
+                {
+                    return status(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "UnsupportedMediaType",
+                        format!("patch type {ct:?} is not supported here (merge and strategic merge are)"),
+                    );
+                }
+                match body_json() {
+                    Ok(p) => self.patch(&r, ns, name, &p),
+                    Err(e) => e,
+                }
+            }
+            ("DELETE", Some(name)) => {
+                let key = self.key(&r, ns, name);
+                match self.objects.remove(&key) {
+                    Some(s) => {
+                        if r.group.is_empty() && r.plural == "namespaces" {
+                            self.objects.retain(|k, _| k.2 != name);
+                        }
+                        (StatusCode::OK, s.value)
+                    }
+                    None => not_found(&r, name),
+                }
+            }
+            _ => status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("{method} is not allowed on {path}"),
+            ),
+        }
+    }
+
+    fn key(&self, r: &Resource, ns: Option<&str>, name: &str) -> Key {
+        (
+            r.group.clone(),
+            r.plural.clone(),
+            ns.unwrap_or("").to_string(),
+            name.to_string(),
+        )
+    }
+
+    fn next_rv(&mut self) -> String {
+        self.resource_version += 1;
+        self.resource_version.to_string()
+    }
+
+    fn group_list(&self) -> Value {
+        let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for r in self
+            .discovery
+            .resources()
+            .iter()
+            .filter(|r| !r.group.is_empty())
+        {
+            let vs = groups.entry(&r.group).or_default();
+            if !vs.contains(&r.version.as_str()) {
+                vs.push(&r.version);
+            }
+        }
+        let groups: Vec<Value> = groups
+            .into_iter()
+            .map(|(g, vs)| {
+                let versions: Vec<Value> = vs
+                    .iter()
+                    .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+                    .collect();
+                json!({"name": g, "versions": versions, "preferredVersion": versions[0]})
+            })
+            .collect();
+        json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+    }
+
+    fn resource_list(&self, group: &str, version: &str) -> Option<Value> {
+        let rs: Vec<Value> = self
+            .discovery
+            .resources()
+            .iter()
+            .filter(|r| r.group == group && r.version == version)
+            .flat_map(|r| {
+                let main = json!({"name": r.plural, "singularName": r.singular,
+                    "namespaced": r.namespaced, "kind": r.kind,
+                    "verbs": ["create", "delete", "get", "list", "patch", "update"],
+                    "shortNames": r.short_names});
+                let status = json!({"name": format!("{}/status", r.plural), "singularName": "",
+                    "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]});
+                [main, status]
+            })
+            .collect();
+        if rs.is_empty() {
+            return None;
+        }
+        let gv = if group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{group}/{version}")
+        };
+        Some(
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": rs}),
+        )
+    }
+
+    /// The object with the status the stand-in controllers would have given it by now.
+    fn with_status(&self, r: &Resource, s: &Stored) -> Value {
+        let mut v = s.value.clone();
+        let never = v["metadata"]["labels"][NEVER_READY] == "true";
+        let ready = !never && s.created.elapsed() >= self.opts.ready_after;
+        let t = if ready { "True" } else { "False" };
+        match (r.group.as_str(), r.plural.as_str()) {
+            ("apps", "deployments") => {
+                let want = v["spec"]["replicas"].as_u64().unwrap_or(1);
+                let have = if ready { want } else { 0 };
+                v["status"] = json!({"observedGeneration": v["metadata"]["generation"],
+                    "replicas": want, "readyReplicas": have, "availableReplicas": have,
+                    "conditions": [{"type": "Available", "status": t, "reason": if ready {"MinimumReplicasAvailable"} else {"MinimumReplicasUnavailable"}}]});
+            }
+            ("", "pods") => {
+                v["status"] = json!({"phase": if ready {"Running"} else {"Pending"},
+                    "conditions": [{"type": "Ready", "status": t}]});
+            }
+            ("apiextensions.k8s.io", "customresourcedefinitions") => {
+                v["status"] = json!({"conditions": [{"type": "Established", "status": "True"},
+                    {"type": "NamesAccepted", "status": "True"}],
+                    "acceptedNames": v["spec"]["names"]});
+            }
+            _ => {}
+        }
+        v
+    }
+
+    fn list(
+        &self,
+        r: &Resource,
+        ns: Option<&str>,
+        query: &BTreeMap<String, String>,
+    ) -> (StatusCode, Value) {
+        let selector = match query.get("labelSelector").filter(|s| !s.is_empty()) {
+            Some(s) => match LabelSelector::parse(s) {
+                Ok(sel) => Some(sel),
+                Err(e) => {
+                    return status(
+                        StatusCode::BAD_REQUEST,
+                        "BadRequest",
+                        format!("unable to parse requirement: {e}"),
+                    )
+                }
+            },
+            None => None,
+        };
+        let limit: usize = query
+            .get("limit")
+            .and_then(|l| l.parse().ok())
+            .filter(|&l| l > 0)
+            .unwrap_or(usize::MAX);
+        // The continue token is the last key returned: ns/name, hex-encoded.
+        let after: Option<(String, String)> = match query.get("continue").filter(|c| !c.is_empty())
+        {
+            Some(c) => match hex::decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| {
+                    s.split_once('/')
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                }) {
+                Some(k) => Some(k),
+                None => {
+                    return status(
+                        StatusCode::BAD_REQUEST,
+                        "BadRequest",
+                        "invalid continue token".into(),
+                    )
+                }
+            },
+            None => None,
+        };
+        let mut items = Vec::new();
+        let mut more = false;
+        for ((g, p, o_ns, name), s) in &self.objects {
+            if g != &r.group || p != &r.plural || ns.is_some_and(|n| n != o_ns) {
+                continue;
+            }
+            if after
+                .as_ref()
+                .is_some_and(|(a_ns, a_name)| (o_ns, name) <= (a_ns, a_name))
+            {
+                continue;
+            }
+            let v = self.with_status(r, s);
+            if let Some(sel) = &selector {
+                let o = Object::from_value(v.clone(), "list").unwrap();
+                if !sel.matches(&o) {
+                    continue;
+                }
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            let mut v = v;
+            // The real server leaves kind and apiVersion out of list items.
+            let m = v.as_object_mut().unwrap();
+            m.remove("kind");
+            m.remove("apiVersion");
+            items.push(v);
+        }
+        // When an item beyond the page exists, the token is the page's last item.
+        let cont = more.then(|| {
+            let last = items.last().unwrap();
+            hex::encode(format!(
+                "{}/{}",
+                last["metadata"]["namespace"].as_str().unwrap_or(""),
+                last["metadata"]["name"].as_str().unwrap()
+            ))
+        });
+        let mut meta = json!({"resourceVersion": self.resource_version.to_string()});
+        if let Some(c) = cont {
+            meta["continue"] = json!(c);
+        }
+        (
+            StatusCode::OK,
+            json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(),
+                "metadata": meta, "items": items}),
+        )
+    }
+
+    fn create(&mut self, r: &Resource, ns: Option<&str>, mut v: Value) -> (StatusCode, Value) {
+        if v["kind"] != r.kind.as_str() || v["apiVersion"] != r.api_version().as_str() {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!(
+                    "the API version in the data ({}) does not match the expected API version ({}) or kind ({})",
+                    v["apiVersion"], r.api_version(), r.kind
+                ),
+            );
+        }
+        let meta = v["metadata"].as_object_mut();
+        let Some(meta) = meta else {
+            return status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid",
+                "metadata is required".into(),
+            );
+        };
+        if meta
+            .get("name")
+            .and_then(|n| n.as_str())
+            .is_none_or(str::is_empty)
+        {
+            match meta.get("generateName").and_then(|n| n.as_str()) {
+                Some(g) => {
+                    let n = format!("{g}{:05x}", self.resource_version % 0xfffff);
+                    meta.insert("name".into(), json!(n));
+                }
+                None => {
+                    return status(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "Invalid",
+                        format!("{} is invalid: metadata.name: Required value: name or generateName is required", r.kind),
+                    )
+                }
+            }
+        }
+        let name = meta["name"].as_str().unwrap().to_string();
+        if r.namespaced {
+            let body_ns = meta.get("namespace").and_then(|n| n.as_str());
+            match (ns, body_ns) {
+                (Some(p), Some(b)) if p != b => {
+                    return status(StatusCode::BAD_REQUEST, "BadRequest",
+                        "the namespace of the provided object does not match the namespace sent on the request".into())
+                }
+                (None, _) => {
+                    return status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed",
+                        format!("{} must be created in a namespace", r.group_resource()))
+                }
+                _ => {}
+            }
+            let ns = ns.unwrap();
+            meta.insert("namespace".into(), json!(ns));
+            if !self.objects.contains_key(&(
+                String::new(),
+                "namespaces".into(),
+                String::new(),
+                ns.into(),
+            )) {
+                let mut s = status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("namespaces {ns:?} not found"),
+                );
+                s.1["details"] = json!({"name": ns, "kind": "namespaces"});
+                return s;
+            }
+        } else {
+            meta.remove("namespace");
+        }
+        let key = self.key(r, ns, &name);
+        if self.objects.contains_key(&key) {
+            let mut s = status(
+                StatusCode::CONFLICT,
+                "AlreadyExists",
+                format!("{} {name:?} already exists", r.group_resource()),
+            );
+            s.1["details"] = json!({"name": name, "group": r.group, "kind": r.plural});
+            return s;
+        }
+        let rv = self.next_rv();
+        let meta = v["metadata"].as_object_mut().unwrap();
+        meta.insert(
+            "uid".into(),
+            json!(format!(
+                "00000000-0000-4000-8000-{:012x}",
+                self.resource_version
+            )),
+        );
+        meta.insert("resourceVersion".into(), json!(rv));
+        meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        meta.insert("generation".into(), json!(1));
+        v.as_object_mut().unwrap().remove("status");
+        if r.group == "apiextensions.k8s.io" && r.plural == "customresourcedefinitions" {
+            match Object::from_value(v.clone(), "crd")
+                .map_err(|e| e.to_string())
+                .and_then(|o| self.discovery.add_crd(&o))
+            {
+                Ok(_) => {}
+                Err(e) => {
+                    return status(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "Invalid",
+                        format!("CustomResourceDefinition {name:?} is invalid: {e}"),
+                    )
+                }
+            }
+        }
+        let stored = Stored {
+            value: v,
+            created: Instant::now(),
+        };
+        let out = self.with_status(r, &stored);
+        self.objects.insert(key, stored);
+        (StatusCode::CREATED, out)
+    }
+
+    fn update(
+        &mut self,
+        r: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        mut v: Value,
+        status_only: bool,
+    ) -> (StatusCode, Value) {
+        let key = self.key(r, ns, name);
+        let Some(current) = self.objects.get(&key) else {
+            return not_found(r, name);
+        };
+        let cur_rv = current.value["metadata"]["resourceVersion"].clone();
+        match v["metadata"]["resourceVersion"].as_str() {
+            None => {
+                return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid",
+                    format!("{} {name:?} is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update", r.kind))
+            }
+            Some(rv) if cur_rv != rv => {
+                let mut s = status(StatusCode::CONFLICT, "Conflict",
+                    format!("Operation cannot be fulfilled on {} {name:?}: the object has been modified; please apply your changes to the latest version and try again", r.group_resource()));
+                s.1["details"] = json!({"name": name, "group": r.group, "kind": r.plural});
+                return s;
+            }
+            _ => {}
+        }
+        let mut next = current.value.clone();
+        if status_only {
+            next["status"] = v["status"].take();
+        } else {
+            // Server-owned fields stay; status only through the status subresource.
+            for f in ["uid", "creationTimestamp"] {
+                v["metadata"][f] = current.value["metadata"][f].clone();
+            }
+            if v["spec"] != current.value["spec"] {
+                let g = current.value["metadata"]["generation"]
+                    .as_u64()
+                    .unwrap_or(1)
+                    + 1;
+                v["metadata"]["generation"] = json!(g);
+            } else {
+                v["metadata"]["generation"] = current.value["metadata"]["generation"].clone();
+            }
+            let st = current.value.get("status").cloned();
+            next = v;
+            match st {
+                Some(s) => next["status"] = s,
+                None => {
+                    next.as_object_mut().unwrap().remove("status");
+                }
+            }
+        }
+        let rv = self.next_rv();
+        next["metadata"]["resourceVersion"] = json!(rv);
+        let created = self.objects[&key].created;
+        let stored = Stored {
+            value: next,
+            created,
+        };
+        let out = self.with_status(r, &stored);
+        self.objects.insert(key, stored);
+        (StatusCode::OK, out)
+    }
+
+    fn patch(
+        &mut self,
+        r: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        p: &Value,
+    ) -> (StatusCode, Value) {
+        let key = self.key(r, ns, name);
+        let Some(current) = self.objects.get(&key) else {
+            return not_found(r, name);
+        };
+        let mut next = current.value.clone();
+        // A resourceVersion in the patch is a precondition, as on the real server.
+        if let Some(rv) = p["metadata"]["resourceVersion"].as_str() {
+            if next["metadata"]["resourceVersion"] != rv {
+                return status(StatusCode::CONFLICT, "Conflict",
+                    format!("Operation cannot be fulfilled on {} {name:?}: the object has been modified; please apply your changes to the latest version and try again", r.group_resource()));
+            }
+        }
+        merge_patch(&mut next, p);
+        next["metadata"]["resourceVersion"] = current.value["metadata"]["resourceVersion"].clone();
+        next["metadata"]["resourceVersion"] = json!(self.next_rv());
+        let created = self.objects[&key].created;
+        let stored = Stored {
+            value: next,
+            created,
+        };
+        let out = self.with_status(r, &stored);
+        self.objects.insert(key, stored);
+        (StatusCode::OK, out)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(x) => {
+                        out.push(x);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
