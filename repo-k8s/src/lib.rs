@@ -3,10 +3,13 @@
 //! repository (one blob per object).
 
 pub mod backup;
+pub mod cluster;
 pub mod discovery;
+pub mod execute;
 pub mod filter;
 pub mod manifest;
 pub mod object;
+pub mod phases;
 pub mod restore;
 pub mod selector;
 pub mod summary;

@@ -418,7 +418,7 @@ mod tests {
     }
 
     fn order(objects: &[Object], opts: &RestoreOptions) -> Vec<String> {
-        plan(objects, opts)
+        plan(objects.to_vec(), opts)
             .items
             .iter()
             .map(|p| {
@@ -621,7 +621,7 @@ mod tests {
         );
         // Preserving node ports.
         let keep = plan(
-            &objects,
+            objects.clone(),
             &RestoreOptions {
                 preserve_node_ports: true,
                 ..Default::default()

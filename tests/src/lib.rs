@@ -466,3 +466,35 @@ pub fn set_mtime(p: &std::path::Path, secs: i64, nsecs: i64) {
     };
     assert_eq!(rc, 0);
 }
+
+/// A repository in `dir` (fast KDF) and a way to run `cairn-server` on it; `KUBECONFIG`
+/// is cleared so a test names its cluster explicitly.
+pub fn cairn_server_on(dir: &std::path::Path) -> impl Fn(&[&str]) -> std::process::Output {
+    let repo = dir
+        .join("repo")
+        .to_str()
+        .expect("UTF-8 temp path")
+        .to_string();
+    let out = agent(&repo, &dir.join("cache"))
+        .args(FAST_INIT)
+        .output()
+        .expect("run node-agent");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = node_agent().with_file_name("cairn-server");
+    move |args: &[&str]| {
+        Command::new(&bin)
+            .env("CAIRN_REPO", &repo)
+            .env(
+                "CAIRN_PASSWORD",
+                std::str::from_utf8(PASSWORD).expect("ASCII"),
+            )
+            .env_remove("KUBECONFIG")
+            .args(args)
+            .output()
+            .expect("run cairn-server")
+    }
+}

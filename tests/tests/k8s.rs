@@ -368,26 +368,6 @@ fn cairn_server_backup_from_dir_with_velero_flags() {
     assert!(text.contains("PartiallyFailed: 1 item(s)"), "{text}");
 }
 
-/// A repository in `dir` and a way to run `cairn-server` on it.
-fn server_on(dir: &Path) -> impl Fn(&[&str]) -> std::process::Output {
-    use cairn_tests::*;
-    let repo = dir.join("repo").to_str().unwrap().to_string();
-    let out = agent(&repo, &dir.join("cache"))
-        .args(FAST_INIT)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let server = node_agent().with_file_name("cairn-server");
-    move |args: &[&str]| {
-        std::process::Command::new(&server)
-            .env("CAIRN_REPO", &repo)
-            .env("CAIRN_PASSWORD", std::str::from_utf8(PASSWORD).unwrap())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
 fn ok_json(out: std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),
@@ -401,7 +381,7 @@ fn ok_json(out: std::process::Output) -> serde_json::Value {
 #[test]
 fn a_velero_tarball_round_trips_through_export_and_import() {
     let dir = tempfile::tempdir().unwrap();
-    let run = server_on(dir.path());
+    let run = cairn_tests::cairn_server_on(dir.path());
     let c = corpus();
     ok_json(run(&[
         "backup",
@@ -525,7 +505,7 @@ fn a_velero_tarball_round_trips_through_export_and_import() {
 #[test]
 fn a_hostile_tarball_is_refused_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let run = server_on(dir.path());
+    let run = cairn_tests::cairn_server_on(dir.path());
     let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
         flate2::Compression::fast(),

@@ -101,7 +101,11 @@ fn the_test_api_server_speaks_kubectls_protocol() {
         "ns.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n".into(),
     );
-    let (ok, _, err) = kubectl(&server, dir.path(), &["create", "--validate=false", "-f", &ns]);
+    let (ok, _, err) = kubectl(
+        &server,
+        dir.path(),
+        &["create", "--validate=false", "-f", &ns],
+    );
     assert!(
         !ok && err.contains("AlreadyExists") && err.contains("already exists"),
         "{err}"
@@ -110,7 +114,11 @@ fn the_test_api_server_speaks_kubectls_protocol() {
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {n}, namespace: {ns}}}\n")
     };
     let lost = file("lost.yaml", cm("x", "nope"));
-    let (ok, _, err) = kubectl(&server, dir.path(), &["create", "--validate=false", "-f", &lost]);
+    let (ok, _, err) = kubectl(
+        &server,
+        dir.path(),
+        &["create", "--validate=false", "-f", &lost],
+    );
     assert!(
         !ok && err.contains("namespaces \"nope\" not found"),
         "{err}"
@@ -118,7 +126,11 @@ fn the_test_api_server_speaks_kubectls_protocol() {
     // Paging: kubectl lists in chunks of --chunk-size with limit/continue.
     for i in 0..7 {
         let f = file(&format!("c{i}.yaml"), cm(&format!("c{i}"), "shop"));
-        let (ok, _, err) = kubectl(&server, dir.path(), &["create", "--validate=false", "-f", &f]);
+        let (ok, _, err) = kubectl(
+            &server,
+            dir.path(),
+            &["create", "--validate=false", "-f", &f],
+        );
         assert!(ok, "{err}");
     }
     let (ok, out, err) = kubectl(
@@ -192,4 +204,362 @@ fn the_test_api_server_speaks_kubectls_protocol() {
     );
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "widget.example.com/w");
+}
+
+/// Backs up `objects` (written as one manifest) as backup `name`.
+fn backup_objects(
+    run: &impl Fn(&[&str]) -> std::process::Output,
+    dir: &std::path::Path,
+    name: &str,
+    objects: &[Value],
+) {
+    let manifests = dir.join(format!("manifests-{name}"));
+    std::fs::create_dir(&manifests).unwrap();
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    std::fs::write(
+        manifests.join("all.json"),
+        serde_json::to_vec(&list).unwrap(),
+    )
+    .unwrap();
+    let out = run(&["backup", name, "--from-dir", manifests.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `cairn-server restore NAME --to-cluster` into the cluster of kubeconfig `kc`.
+fn restore_to(
+    run: &impl Fn(&[&str]) -> std::process::Output,
+    kc: &std::path::Path,
+    name: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "restore",
+        name,
+        "--to-cluster",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    run(&args)
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn cm(ns: &str, name: &str, data: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns},
+        "data": {"v": data}})
+}
+
+fn ns(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+}
+
+fn deployment(ns: &str, name: &str, never_ready: bool) -> Value {
+    let mut labels = json!({"app": name});
+    if never_ready {
+        labels[cairn_tests::apiserver::NEVER_READY] = json!("true");
+    }
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+}
+
+fn widget_crd() -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true}]}})
+}
+
+fn widget(ns: &str, name: &str) -> Value {
+    json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": name, "namespace": ns}, "spec": {"size": 3}})
+}
+
+#[test]
+fn backup_from_a_cluster_pages_retries_and_round_trips_into_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = cairn_tests::cairn_server_on(dir.path());
+    // The source cluster throttles its first requests: the client must retry.
+    let source = ApiServer::start(Options {
+        throttle_first: 3,
+        ..Default::default()
+    });
+    let mut objects = vec![ns("shop"), ns("ops"), widget_crd()];
+    objects.extend((0..1203).map(|i| cm("shop", &format!("cm-{i:04}"), "x")));
+    objects.push(deployment("shop", "web", false));
+    objects.push(widget("shop", "w1"));
+    source.seed(&objects);
+    let src_dir = dir.path().join("src");
+    std::fs::create_dir(&src_dir).unwrap();
+    let kc = source.kubeconfig(&src_dir);
+    let out = run(&[
+        "backup",
+        "nightly",
+        "--from-cluster",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = json_of(&out);
+    assert_eq!(v["phase"], "Completed", "{v}");
+    assert_eq!(v["items"], objects.len());
+    let log = source.log();
+    assert!(
+        log[1..4].iter().all(|l| *l == log[0]),
+        "the throttled first request was retried: {:?}",
+        &log[..4]
+    );
+    let cm_pages: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("GET /api/v1/configmaps?"))
+        .collect();
+    assert_eq!(
+        cm_pages.len(),
+        3,
+        "1203 config maps in pages of 500: {cm_pages:?}"
+    );
+    assert!(cm_pages.iter().all(|l| l.contains("limit=500")));
+
+    // Restore into an empty cluster: everything, in Velero's order, labelled.
+    let target = ApiServer::start(Options::default());
+    let dst_dir = dir.path().join("dst");
+    std::fs::create_dir(&dst_dir).unwrap();
+    let kc = target.kubeconfig(&dst_dir);
+    let out = restore_to(&run, &kc, "nightly", &["--json"]);
+    let v = json_of(&out);
+    assert_eq!(v["result"]["phase"], "Completed", "{v}");
+    assert_eq!(target.len(), objects.len());
+    let posts: Vec<String> = target
+        .log()
+        .into_iter()
+        .filter(|l| l.starts_with("POST"))
+        .collect();
+    let first = |p: &str| {
+        posts
+            .iter()
+            .position(|l| l.contains(p))
+            .unwrap_or_else(|| panic!("no {p} in {posts:?}"))
+    };
+    assert!(first("customresourcedefinitions") < first("POST /api/v1/namespaces?"));
+    assert!(first("POST /api/v1/namespaces?") < first("/configmaps"));
+    assert!(first("/configmaps") < first("/deployments"));
+    assert!(
+        first("/deployments") < first("/widgets"),
+        "the rest alphabetically: deployments.apps < widgets.example.com"
+    );
+    let w = target
+        .get("example.com/v1", "Widget", Some("shop"), "w1")
+        .unwrap();
+    assert_eq!(w["metadata"]["labels"]["velero.io/backup-name"], "nightly");
+    assert_eq!(
+        w["metadata"]["labels"]["velero.io/restore-name"],
+        "nightly-restore"
+    );
+    assert_eq!(w["spec"]["size"], 3);
+}
+
+#[test]
+fn existing_objects_are_left_with_a_warning_or_updated() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = cairn_tests::cairn_server_on(dir.path());
+    backup_objects(
+        &run,
+        dir.path(),
+        "b",
+        &[
+            ns("shop"),
+            cm("shop", "same", "1"),
+            cm("shop", "changed", "backup"),
+            cm("shop", "new", "1"),
+        ],
+    );
+    let restore = |policy: &str| {
+        let server = ApiServer::start(Options::default());
+        let mut same = cm("shop", "same", "1");
+        same["metadata"]["labels"] =
+            json!({"velero.io/backup-name": "b", "velero.io/restore-name": "earlier"});
+        server.seed(&[ns("shop"), same, cm("shop", "changed", "in-cluster")]);
+        let d = tempfile::tempdir().unwrap();
+        let kc = server.kubeconfig(d.path());
+        let out = restore_to(
+            &run,
+            &kc,
+            "b",
+            &["--existing-resource-policy", policy, "--json"],
+        );
+        (server, json_of(&out), out.status.code())
+    };
+    let (server, v, code) = restore("none");
+    assert_eq!(code, Some(0), "warnings only: Completed");
+    let r = &v["result"];
+    assert_eq!(r["phase"], "Completed");
+    assert_eq!(r["phases"][0]["created"], 1, "{v}");
+    assert_eq!(
+        r["phases"][0]["unchanged"], 2,
+        "the namespace and the same config map"
+    );
+    assert_eq!(r["phases"][0]["skippedExisting"], 1);
+    let warnings = r["warnings"]["namespaces"]["shop"].to_string();
+    assert!(warnings.contains("could not restore, configmaps shop/changed already exists. Warning: the in-cluster version is different than the backed-up version"), "{warnings}");
+    assert_eq!(
+        server
+            .get("v1", "ConfigMap", Some("shop"), "changed")
+            .unwrap()["data"]["v"],
+        "in-cluster"
+    );
+    let (server, v, _) = restore("update");
+    assert_eq!(v["result"]["phases"][0]["updated"], 1, "{v}");
+    let changed = server
+        .get("v1", "ConfigMap", Some("shop"), "changed")
+        .unwrap();
+    assert_eq!(changed["data"]["v"], "backup");
+    assert_eq!(changed["metadata"]["labels"]["velero.io/backup-name"], "b");
+}
+
+#[test]
+fn a_phased_restore_waits_for_each_gate_and_stops_at_a_failed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = cairn_tests::cairn_server_on(dir.path());
+    backup_objects(
+        &run,
+        dir.path(),
+        "b",
+        &[
+            ns("ops"),
+            ns("shop"),
+            widget_crd(),
+            deployment("ops", "operator", false),
+            deployment("shop", "web", false),
+            deployment("shop", "stuck", true),
+            widget("shop", "w1"),
+            cm("shop", "cfg", "1"),
+        ],
+    );
+    let phases = |stuck_gate: &str| {
+        format!(
+            "phases:\n\
+             - name: operators\n  includeNamespaces: [ops]\n  wait:\n    timeout: 20s\n    deploymentsAvailable: [{{namespaces: [ops]}}]\n\
+             - name: platform\n  includeResources: [crd, namespaces]\n  wait: {{timeout: 20s, crdsEstablished: true}}\n\
+             - name: apps\n  includeNamespaces: [shop]\n  excludeResources: [widgets.example.com]\n  wait:\n    timeout: {stuck_gate}\n    deploymentsAvailable: [{{selector: app=web}}]\n    podsReady: []\n\
+             - name: widgets\n  includeResources: [widgets.example.com]\n"
+        )
+    };
+    // All gates pass: deployments become available 300 ms after creation.
+    let server = ApiServer::start(Options {
+        ready_after: std::time::Duration::from_millis(300),
+        ..Default::default()
+    });
+    let d = tempfile::tempdir().unwrap();
+    let kc = server.kubeconfig(d.path());
+    let file = d.path().join("phases.yaml");
+    std::fs::write(&file, phases("20s")).unwrap();
+    let out = restore_to(
+        &run,
+        &kc,
+        "b",
+        &["--phases", file.to_str().unwrap(), "--json"],
+    );
+    let v = json_of(&out);
+    let r = &v["result"];
+    assert_eq!(r["phase"], "Completed", "{v}");
+    let names: Vec<&str> = r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["operators", "platform", "apps", "widgets"]);
+    assert_eq!(r["phases"][0]["gate"], "passed");
+    // The ops namespace is created for the operator (as Velero does), so the platform
+    // phase finds it there, unchanged.
+    assert_eq!(r["phases"][0]["created"], 1);
+    assert_eq!(r["phases"][1]["unchanged"], 1);
+    assert_eq!(
+        r["phases"][1]["created"], 2,
+        "the CRD and the shop namespace"
+    );
+    assert_eq!(
+        r["phases"][2]["created"], 3,
+        "two deployments and the config map"
+    );
+    assert_eq!(r["phases"][3]["created"], 1);
+    // The operator was created only after nothing else, and the web gate waited for it.
+    let posts: Vec<String> = server
+        .log()
+        .into_iter()
+        .filter(|l| l.starts_with("POST"))
+        .collect();
+    assert!(
+        posts[1].contains("/namespaces/ops/deployments"),
+        "{posts:?}"
+    );
+
+    // A gate that cannot pass: `stuck` is never ready and the apps gate waits for all
+    // deployments in shop.
+    let server = ApiServer::start(Options::default());
+    let kc = server.kubeconfig(d.path());
+    std::fs::write(
+        &file,
+        phases("1s").replace(
+            "deploymentsAvailable: [{selector: app=web}]",
+            "deploymentsAvailable: [{}]",
+        ),
+    )
+    .unwrap();
+    let out = restore_to(
+        &run,
+        &kc,
+        "b",
+        &["--phases", file.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(out.status.code(), Some(1), "Failed");
+    let v = json_of(&out);
+    let r = &v["result"];
+    assert_eq!(r["phase"], "Failed");
+    let err = r["errors"]["cluster"][0].as_str().unwrap();
+    assert!(
+        err.starts_with(
+            "phase \"apps\": not ready after 1s: deployments in shop: 1 of 2 not ready (stuck)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("later phases were not run"));
+    assert_eq!(r["phases"][3]["gate"], "not run");
+    assert!(
+        server
+            .get("example.com/v1", "Widget", Some("shop"), "w1")
+            .is_none(),
+        "nothing of a later phase"
+    );
+    // And the text output names it for the operator.
+    let server = ApiServer::start(Options::default());
+    let kc = server.kubeconfig(d.path());
+    let out = restore_to(&run, &kc, "b", &["--phases", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("phase apps: 3 item(s): 3 created"), "{text}");
+    assert!(
+        text.contains("gate failed: deployments in shop: 1 of 2 not ready (stuck)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("phase widgets: 1 item(s): 0 created") && text.contains("gate not run"),
+        "{text}"
+    );
+    assert!(text.contains("restore of b Failed"), "{text}");
 }

@@ -12,7 +12,10 @@ use repo_core::{
     Error, IndexedRepository, NoProgress, ObjectId, OpenOptions, Repository, SnapshotFilter,
 };
 use repo_k8s::backup::{self, BackupOptions, BACKUP_NAME_TAG};
+use repo_k8s::cluster::Cluster;
+use repo_k8s::execute::RestoreResult;
 use repo_k8s::filter::BackupFilter;
+use repo_k8s::phases::{ExistingResourcePolicy, ResolvedPhase};
 use repo_k8s::selector::LabelSelector;
 
 #[derive(Parser)]
@@ -61,8 +64,17 @@ enum Command {
 struct BackupArgs {
     name: String,
     /// Read the objects from the manifests (YAML or JSON) below this directory.
+    #[arg(
+        long,
+        required_unless_present = "from_cluster",
+        conflicts_with = "from_cluster"
+    )]
+    from_dir: Option<PathBuf>,
+    /// Read the objects from the cluster of the kubeconfig (see --kubeconfig, --context).
     #[arg(long)]
-    from_dir: PathBuf,
+    from_cluster: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Namespaces to include (globs `*`, `?`, `[abc]`; default all).
     #[arg(long, value_delimiter = ',')]
     include_namespaces: Vec<String>,
@@ -99,8 +111,20 @@ struct BackupArgs {
 struct RestoreArgs {
     name: String,
     /// Write the ordered, cleaned objects into this (empty) directory.
-    #[arg(long, required_unless_present = "dry_run")]
+    #[arg(long, required_unless_present_any = ["dry_run", "to_cluster"], conflicts_with = "to_cluster")]
     to_dir: Option<PathBuf>,
+    /// Restore into the cluster of the kubeconfig (see --kubeconfig, --context).
+    #[arg(long)]
+    to_cluster: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// When an object exists and differs: none (leave it, warn) or update (patch it).
+    #[arg(long, default_value = "none")]
+    existing_resource_policy: ExistingResourcePolicy,
+    /// Restore in the ordered phases of this YAML file, each with its filters, policy and
+    /// readiness gate (see repo-k8s's phases module).
+    #[arg(long, requires = "to_cluster")]
+    phases: Option<PathBuf>,
     /// `old:new` namespace renames (comma-separated).
     #[arg(long, value_delimiter = ',')]
     namespace_mappings: Vec<String>,
@@ -116,6 +140,24 @@ struct RestoreArgs {
     /// Print the plan and write nothing.
     #[arg(long)]
     dry_run: bool,
+}
+
+/// Which cluster.
+#[derive(Args)]
+struct ClusterArgs {
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig (default: its current context).
+    #[arg(long)]
+    context: Option<String>,
+}
+
+impl ClusterArgs {
+    fn connect(&self) -> Result<Cluster, Failure> {
+        Cluster::connect(self.kubeconfig.as_deref(), self.context.as_deref())
+            .map_err(|e| Failure(1, e.to_string()))
+    }
 }
 
 struct Failure(u8, String);
@@ -207,14 +249,31 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 ttl: a.ttl,
                 ..Default::default()
             };
-            if !a.from_dir.is_dir() {
-                return Err(Failure(
-                    1,
-                    format!("--from-dir {}: not a directory", a.from_dir.display()),
-                ));
-            }
-            let repo = open(cli)?.load_index(&NoProgress)?;
-            let out = backup::backup_dir(&repo, &a.name, &a.from_dir, &opts)?;
+            let out = match &a.from_dir {
+                Some(dir) => {
+                    if !dir.is_dir() {
+                        return Err(Failure(
+                            1,
+                            format!("--from-dir {}: not a directory", dir.display()),
+                        ));
+                    }
+                    let repo = open(cli)?.load_index(&NoProgress)?;
+                    backup::backup_dir(&repo, &a.name, dir, &opts)?
+                }
+                None => {
+                    let snap = a
+                        .cluster
+                        .connect()?
+                        .read_all()
+                        .map_err(|e| Failure(1, e.to_string()))?;
+                    let repo = open(cli)?.load_index(&NoProgress)?;
+                    let opts = BackupOptions {
+                        discovery: snap.discovery,
+                        ..opts
+                    };
+                    backup::backup(&repo, &a.name, &snap.objects, &snap.problems, &opts)?
+                }
+            };
             report_backup(cli, &a.name, &out)?;
         }
         Command::Restore(a) => restore(cli, a)?,
@@ -407,6 +466,22 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
     let repo = open(cli)?.load_index(&NoProgress)?;
     let id = find_backup(&repo, &a.name)?;
     let (objects, notes) = repo_k8s::restore::load_backup(&repo, &id)?;
+    let phases = match &a.phases {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure(1, format!("reading {}: {e}", path.display())))?;
+            let mut d = repo_k8s::Discovery::built_in();
+            for o in objects
+                .iter()
+                .filter(|o| o.kind() == "CustomResourceDefinition")
+            {
+                let _ = d.add_crd(o);
+            }
+            repo_k8s::phases::parse(&text, &d)
+                .map_err(|errs| Failure(2, format!("{}: {}", path.display(), errs.join("; "))))?
+        }
+        None => vec![ResolvedPhase::everything(a.existing_resource_policy)],
+    };
     let plan = repo_k8s::restore::plan(
         objects,
         &repo_k8s::restore::RestoreOptions {
@@ -421,6 +496,17 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
             priorities: None,
         },
     );
+    if a.to_cluster && !a.dry_run {
+        let cluster = a.cluster.connect()?;
+        let result = repo_k8s::execute::execute(
+            &cluster,
+            &plan,
+            &phases,
+            a.existing_resource_policy,
+            &Default::default(),
+        );
+        return report_restore(cli, &a.name, &result, &notes, &plan.skipped);
+    }
     if cli.json {
         println!(
             "{}",
@@ -461,6 +547,50 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Prints a restore's result: per phase, then warnings and errors. PartiallyFailed exits
+/// 8, Failed 1.
+fn report_restore(
+    cli: &Cli,
+    name: &str,
+    result: &RestoreResult,
+    notes: &[String],
+    skipped: &[(String, String)],
+) -> Result<(), Failure> {
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"backup": name, "result": result, "notes": notes, "skipped": skipped})
+        );
+    } else {
+        for n in notes {
+            println!("note: {n}");
+        }
+        for (what, why) in skipped {
+            println!("skip: {what}: {why}");
+        }
+        for p in &result.phases {
+            println!(
+                "phase {}: {} item(s): {} created, {} unchanged, {} updated, {} left as they were, {} failed; gate {}",
+                p.name, p.items, p.created, p.unchanged, p.updated, p.skipped_existing, p.failed, p.gate
+            );
+        }
+        for (label, r) in [("warning", &result.warnings), ("error", &result.errors)] {
+            for (ns, m) in r.messages() {
+                match ns {
+                    Some(ns) => println!("{label}: namespace {ns}: {m}"),
+                    None => println!("{label}: {m}"),
+                }
+            }
+        }
+        println!("restore of {name} {}", result.phase);
+    }
+    match result.phase.as_str() {
+        "Completed" => Ok(()),
+        "PartiallyFailed" => Err(Failure(8, String::new())),
+        _ => Err(Failure(1, String::new())),
+    }
 }
 
 fn main() -> ExitCode {

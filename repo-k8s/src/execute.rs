@@ -1,0 +1,489 @@
+//! Running a restore plan against a cluster, phase by phase.
+//!
+//! Velero's rules: an object that exists and is the same is left alone; one that differs is
+//! left with a warning (`existingResourcePolicy: none`) or patched (`update`); a namespace
+//! an item needs is created if the backup does not restore it first; every failure is an
+//! error in the namespace it concerns and the restore goes on. A phase's readiness gate
+//! that times out stops the restore (phase `Failed`) and the result names the phase and
+//! what was not ready.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::backup::VeleroResult;
+use crate::cluster::{Cluster, Created};
+use crate::discovery::Resource;
+use crate::object::Object;
+use crate::phases::{ExistingResourcePolicy, Gate, ResolvedPhase, Selected};
+use crate::restore::{Plan, Planned};
+
+/// Labels Velero puts on restored objects; they do not make an object different.
+const RESTORE_LABELS: &[&str] = &["velero.io/backup-name", "velero.io/restore-name"];
+
+/// What one phase did.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseReport {
+    pub name: String,
+    pub items: usize,
+    pub created: usize,
+    /// Existing and the same as in the backup.
+    pub unchanged: usize,
+    /// Existing, different, patched (`update`).
+    pub updated: usize,
+    /// Existing, different, left alone (`none`).
+    pub skipped_existing: usize,
+    pub failed: usize,
+    /// `passed`, `failed: …`, `not run`, or `none`.
+    pub gate: String,
+}
+
+/// Velero's restore result.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreResult {
+    /// `Completed`, `PartiallyFailed` (errors) or `Failed` (a gate failed, or the cluster
+    /// could not be used).
+    pub phase: String,
+    pub phases: Vec<PhaseReport>,
+    pub warnings: VeleroResult,
+    pub errors: VeleroResult,
+}
+
+/// How long gates wait between looks.
+#[derive(Clone, Debug)]
+pub struct ExecuteOptions {
+    pub poll: Duration,
+}
+
+impl Default for ExecuteOptions {
+    fn default() -> Self {
+        ExecuteOptions {
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The resources a cluster serves, by `resource.group`; discovered again when a restored
+/// CRD's resource is not served yet.
+struct Served {
+    by_gr: BTreeMap<String, Resource>,
+}
+
+impl Served {
+    fn load(cluster: &Cluster) -> Result<Served, crate::cluster::ClusterError> {
+        Ok(Served {
+            by_gr: cluster
+                .discover()?
+                .into_iter()
+                .map(|r| (r.group_resource(), r))
+                .collect(),
+        })
+    }
+
+    /// The resource, discovering again once when it is not known, and then for up to
+    /// `patience` (a CRD created moments ago is served once the API server has set it up).
+    fn find(&mut self, cluster: &Cluster, gr: &str, patience: Duration) -> Option<Resource> {
+        let start = Instant::now();
+        let mut reloaded = false;
+        loop {
+            if let Some(r) = self.by_gr.get(gr) {
+                return Some(r.clone());
+            }
+            if reloaded {
+                if start.elapsed() >= patience {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if let Ok(s) = Served::load(cluster) {
+                *self = s;
+            }
+            reloaded = true;
+        }
+    }
+}
+
+/// Whether the existing object differs from the backed-up one in what a restore sets:
+/// labels and annotations (but Velero's own labels), and every top-level field but
+/// metadata and status.
+fn differs(backup: &Value, existing: &Object) -> bool {
+    let existing = existing.as_value();
+    let Some(b) = backup.as_object() else {
+        return true;
+    };
+    for (k, v) in b {
+        match k.as_str() {
+            "metadata" | "status" => {}
+            _ => {
+                if existing.get(k) != Some(v) {
+                    return true;
+                }
+            }
+        }
+    }
+    for field in ["labels", "annotations"] {
+        let strip = |m: Option<&Value>| -> BTreeMap<String, Value> {
+            m.and_then(|m| m.get(field))
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| !RESTORE_LABELS.contains(&k.as_str()))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        if strip(b.get("metadata")) != strip(existing.get("metadata")) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The merge patch that makes an existing object the backed-up one: its fields, labels and
+/// annotations.
+fn update_patch(backup: &Value) -> Value {
+    let mut p = backup.clone();
+    if let Some(m) = p.as_object_mut() {
+        m.remove("status");
+        m.remove("apiVersion");
+        m.remove("kind");
+        if let Some(Value::Object(meta)) = m.get_mut("metadata") {
+            meta.retain(|k, _| k == "labels" || k == "annotations");
+        }
+    }
+    p
+}
+
+/// Runs `plan` against `cluster` in `phases` (see [`crate::phases`]).
+pub fn execute(
+    cluster: &Cluster,
+    plan: &Plan,
+    phases: &[ResolvedPhase],
+    default_policy: ExistingResourcePolicy,
+    opts: &ExecuteOptions,
+) -> RestoreResult {
+    let mut result = RestoreResult::default();
+    let mut served = match Served::load(cluster) {
+        Ok(s) => s,
+        Err(e) => {
+            result.errors.add("", format!("{e}; nothing was restored"));
+            result.phase = "Failed".into();
+            return result;
+        }
+    };
+    // Items to phases: the first that takes each.
+    let mut assigned: Vec<Vec<&Planned>> = vec![Vec::new(); phases.len()];
+    for item in &plan.items {
+        match phases.iter().position(|p| p.takes(item)) {
+            Some(i) => assigned[i].push(item),
+            None => result.warnings.add(
+                item.namespace.as_deref().unwrap_or(""),
+                format!("{}: no phase takes it; not restored", describe_item(item)),
+            ),
+        }
+    }
+    let mut namespaces_known: BTreeSet<String> = BTreeSet::new();
+    let mut crds_restored = false;
+    let mut failed_gate = false;
+    for (phase, items) in phases.iter().zip(&assigned) {
+        let mut report = PhaseReport {
+            name: phase.phase.name.clone(),
+            items: items.len(),
+            gate: "none".into(),
+            ..Default::default()
+        };
+        if failed_gate {
+            report.gate = "not run".into();
+            result.phases.push(report);
+            continue;
+        }
+        let policy = phase
+            .phase
+            .existing_resource_policy
+            .unwrap_or(default_policy);
+        let mut restored_namespaces = BTreeSet::new();
+        let mut restored_crds = Vec::new();
+        for item in items {
+            let ns = item.namespace.as_deref().unwrap_or("");
+            let Some(r) = served.find(cluster, &item.resource, patience(crds_restored)) else {
+                fail(&mut result, &mut report, ns, format!("{}: the cluster does not serve {} (restore its CRD first, or install the API it belongs to)", describe_item(item), item.resource));
+                continue;
+            };
+            if let Some(ns) = &item.namespace {
+                restored_namespaces.insert(ns.clone());
+                if let Err(e) = ensure_namespace(cluster, &mut served, ns, &mut namespaces_known) {
+                    fail(
+                        &mut result,
+                        &mut report,
+                        ns,
+                        format!("{}: {e}", describe_item(item)),
+                    );
+                    continue;
+                }
+            }
+            let object = match Object::from_value(item.object.clone(), &item.name) {
+                Ok(o) => o,
+                Err(e) => {
+                    fail(
+                        &mut result,
+                        &mut report,
+                        ns,
+                        format!("{}: {e}", describe_item(item)),
+                    );
+                    continue;
+                }
+            };
+            match cluster.create(&r, &object) {
+                Ok(Created::Created(_)) => {
+                    report.created += 1;
+                    if r.group_resource() == "namespaces" {
+                        namespaces_known.insert(object.name().to_string());
+                    }
+                    if r.kind == "CustomResourceDefinition" {
+                        restored_crds.push(object.name().to_string());
+                        crds_restored = true;
+                    }
+                }
+                Ok(Created::AlreadyExists(existing)) => {
+                    if r.group_resource() == "namespaces" {
+                        namespaces_known.insert(object.name().to_string());
+                    }
+                    if r.kind == "CustomResourceDefinition" {
+                        restored_crds.push(object.name().to_string());
+                    }
+                    if !differs(&item.object, &existing) {
+                        report.unchanged += 1;
+                    } else if policy == ExistingResourcePolicy::None {
+                        report.skipped_existing += 1;
+                        result.warnings.add(ns, format!("could not restore, {} already exists. Warning: the in-cluster version is different than the backed-up version", describe_item(item)));
+                    } else {
+                        match cluster.merge_patch(
+                            &r,
+                            object.namespace(),
+                            object.name(),
+                            &update_patch(&item.object),
+                        ) {
+                            Ok(_) => report.updated += 1,
+                            Err(e) => {
+                                report.skipped_existing += 1;
+                                result.warnings.add(
+                                    ns,
+                                    format!(
+                                        "could not update existing {}: {e}",
+                                        describe_item(item)
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+                Err(e) => fail(&mut result, &mut report, ns, e.to_string()),
+            }
+        }
+        if let Some(gate) = &phase.phase.wait {
+            match wait(
+                cluster,
+                &mut served,
+                gate,
+                &restored_namespaces,
+                &restored_crds,
+                opts,
+            ) {
+                Ok(()) => report.gate = "passed".into(),
+                Err(not_ready) => {
+                    report.gate = format!("failed: {not_ready}");
+                    result.errors.add(
+                        "",
+                        format!(
+                            "phase {:?}: not ready after {}: {not_ready}; later phases were not run",
+                            phase.phase.name,
+                            humantime::format_duration(gate.timeout)
+                        ),
+                    );
+                    failed_gate = true;
+                }
+            }
+        }
+        result.phases.push(report);
+    }
+    result.phase = if failed_gate {
+        "Failed"
+    } else if !result.errors.is_empty() {
+        "PartiallyFailed"
+    } else {
+        "Completed"
+    }
+    .into();
+    result
+}
+
+/// Records a failed item.
+fn fail(result: &mut RestoreResult, report: &mut PhaseReport, ns: &str, msg: String) {
+    result.errors.add(ns, msg);
+    report.failed += 1;
+}
+
+/// How long to wait for a resource to be served: a while if the restore created CRDs (the
+/// API server serves a new CRD's resource moments later), else one more discovery.
+fn patience(crds_restored: bool) -> Duration {
+    if crds_restored {
+        Duration::from_secs(30)
+    } else {
+        Duration::ZERO
+    }
+}
+
+fn describe_item(item: &Planned) -> String {
+    match &item.namespace {
+        Some(ns) => format!("{} {ns}/{}", item.resource, item.name),
+        None => format!("{} {}", item.resource, item.name),
+    }
+}
+
+/// Creates a namespace an item needs unless it exists (as Velero does).
+fn ensure_namespace(
+    cluster: &Cluster,
+    served: &mut Served,
+    ns: &str,
+    known: &mut BTreeSet<String>,
+) -> Result<(), String> {
+    if known.contains(ns) {
+        return Ok(());
+    }
+    let r = served
+        .find(cluster, "namespaces", Duration::ZERO)
+        .ok_or("the cluster does not serve namespaces")?;
+    let o = Object::from_value(
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        ns,
+    )
+    .map_err(|e| e.to_string())?;
+    cluster.create(&r, &o).map_err(|e| e.to_string())?;
+    known.insert(ns.to_string());
+    Ok(())
+}
+
+/// Waits for a gate; `Err` says what was not ready at the timeout.
+fn wait(
+    cluster: &Cluster,
+    served: &mut Served,
+    gate: &Gate,
+    namespaces: &BTreeSet<String>,
+    crds: &[String],
+    opts: &ExecuteOptions,
+) -> Result<(), String> {
+    let deadline = Instant::now() + gate.timeout;
+    loop {
+        let not_ready = check(cluster, served, gate, namespaces, crds);
+        if not_ready.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(not_ready.join("; "));
+        }
+        std::thread::sleep(
+            opts.poll
+                .min(deadline.saturating_duration_since(Instant::now())),
+        );
+    }
+}
+
+fn condition_true(o: &Object, kind: &str) -> bool {
+    o.get(&["status", "conditions"])
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == kind && c["status"] == "True")
+        })
+}
+
+/// What is not ready now (empty: all is).
+fn check(
+    cluster: &Cluster,
+    served: &mut Served,
+    gate: &Gate,
+    namespaces: &BTreeSet<String>,
+    crds: &[String],
+) -> Vec<String> {
+    let mut not_ready = Vec::new();
+    let namespaces_of = |s: &Selected| -> Vec<String> {
+        if s.namespaces.is_empty() {
+            namespaces.iter().cloned().collect()
+        } else {
+            s.namespaces.clone()
+        }
+    };
+    let mut look = |gr: &str, sel: &Selected, ready: &dyn Fn(&Object) -> bool, what: &str| {
+        let Some(r) = served.find(cluster, gr, Duration::ZERO) else {
+            not_ready.push(format!("the cluster does not serve {gr}"));
+            return;
+        };
+        for ns in namespaces_of(sel) {
+            let shown = match &sel.selector {
+                Some(s) => format!("{what} in {ns} matching {s:?}"),
+                None => format!("{what} in {ns}"),
+            };
+            match cluster.list_selected(&r, Some(&ns), sel.selector.as_deref()) {
+                Ok(list) if list.is_empty() => not_ready.push(format!("{shown}: none exist yet")),
+                Ok(list) => {
+                    let waiting: Vec<&str> = list
+                        .iter()
+                        .filter(|o| !ready(o))
+                        .map(|o| o.name())
+                        .collect();
+                    if !waiting.is_empty() {
+                        not_ready.push(format!(
+                            "{shown}: {} of {} not ready ({})",
+                            waiting.len(),
+                            list.len(),
+                            waiting.join(", ")
+                        ));
+                    }
+                }
+                Err(e) => not_ready.push(format!("{shown}: {e}")),
+            }
+        }
+    };
+    for s in &gate.pods_ready {
+        look("pods", s, &|o| condition_true(o, "Ready"), "pods");
+    }
+    for s in &gate.deployments_available {
+        let available = |o: &Object| {
+            let want = o
+                .get(&["spec", "replicas"])
+                .and_then(Value::as_u64)
+                .unwrap_or(1);
+            let have = o
+                .get(&["status", "availableReplicas"])
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            condition_true(o, "Available") && have >= want
+        };
+        look("deployments.apps", s, &available, "deployments");
+    }
+    if gate.crds_established && !crds.is_empty() {
+        match served.find(
+            cluster,
+            "customresourcedefinitions.apiextensions.k8s.io",
+            Duration::ZERO,
+        ) {
+            Some(r) => {
+                for name in crds {
+                    match cluster.get(&r, None, name) {
+                        Ok(Some(o)) if condition_true(&o, "Established") => {}
+                        Ok(Some(_)) => not_ready.push(format!("CRD {name} not Established")),
+                        Ok(None) => not_ready.push(format!("CRD {name} does not exist")),
+                        Err(e) => not_ready.push(format!("CRD {name}: {e}")),
+                    }
+                }
+            }
+            None => not_ready.push("the cluster does not serve CRDs".into()),
+        }
+    }
+    not_ready
+}
