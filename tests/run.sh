@@ -3,6 +3,8 @@
 # - moto_server (PyPI `moto[server]`) on a free loopback port, for the S3 tests;
 # - Azurite (npm `azurite`, the Azure Blob emulator) on a free loopback port, and the Azure SDK
 #   (PyPI `azure-storage-blob`, only to create test containers), for the Azure tests;
+# - kubectl (Debian's `kubernetes-client`), which checks the tests' in-process Kubernetes API
+#   server against the real client;
 # - the node-agent binary, which the process tests spawn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,16 @@ if [ ! -x "$azurite" ]; then
     echo "installing azurite (the Azure Blob emulator)"
     npm install --silent --no-audit --no-fund --prefix target/azurite azurite@3
 fi
+
+if ! command -v kubectl >/dev/null 2>&1 && [ ! -x target/kubectl/usr/bin/kubectl ]; then
+    echo "installing kubectl (Debian's kubernetes-client) into target/kubectl"
+    rm -rf target/kubectl && mkdir -p target/kubectl
+    # Unpacked, not installed: needs no root once the package lists are there.
+    (cd target/kubectl && { apt-get download kubernetes-client >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get download kubernetes-client; }; } &&
+        dpkg -x kubernetes-client_*.deb .)
+fi
+[ -x target/kubectl/usr/bin/kubectl ] && export PATH="$PWD/target/kubectl/usr/bin:$PATH"
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_http() { # url, log

@@ -326,16 +326,15 @@ pub fn load_backup(
         match (name.as_str(), top.subtree) {
             ("resources", Some(t)) => collect(repo, t, "resources", &mut objects, &mut notes)?,
             ("duplicates", Some(t)) => {
-                let mut dups = Vec::new();
-                collect(repo, t, "duplicates", &mut dups, &mut notes)?;
-                for d in dups {
+                // duplicates/<n>/resources/…: the path names the identity, namespace
+                // included (an object that named none was filed under `default`).
+                crate::backup::for_each_file(repo, t, "duplicates", &mut |path, _| {
+                    let identity = path.splitn(3, '/').nth(2).unwrap_or(path);
                     notes.push(format!(
-                        "{} {:?} in namespace {:?}: a second, different object with this identity is in the backup; only the first is restored",
-                        d.kind(),
-                        d.name(),
-                        d.namespace().unwrap_or("-")
+                        "{path}: a second, different object with the identity {identity} is in the backup; only the first is restored"
                     ));
-                }
+                    Ok(())
+                })?;
             }
             _ => {}
         }

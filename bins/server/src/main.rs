@@ -1,8 +1,11 @@
-//! `cairn-server`: backs up Kubernetes objects into a cairn repository with Velero's flags.
-//! It becomes a long-running server in a later issue; today it runs one command and exits.
+//! `cairn-server`: backs up Kubernetes objects into a cairn repository and restores them,
+//! with Velero's flags and semantics, from and to a directory of manifests or a cluster,
+//! and converts Velero tarballs both ways. It becomes a long-running server in a later
+//! issue; today it runs one command and exits.
 //!
-//! Exit codes: 0 success, 1 failure, 2 usage, 3 wrong password, 5 no repository,
-//! 8 backup written with errors in its results (Velero's PartiallyFailed).
+//! Exit codes: 0 success, 1 failure (a restore that is Velero's Failed), 2 usage, 3 wrong
+//! password, 5 no repository, 8 written with errors in its results (Velero's
+//! PartiallyFailed).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,10 +43,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Back up Kubernetes objects (from a directory of manifests) as backup NAME.
+    /// Back up Kubernetes objects (from a directory of manifests or a cluster) as backup NAME.
     Backup(Box<BackupArgs>),
-    /// Restore backup NAME: plan (Velero's order and clean-up), then write the objects as
-    /// numbered files ready for `kubectl apply` (`--to-dir`), or print the plan (`--dry-run`).
+    /// Restore backup NAME: plan (Velero's order and clean-up), then create the objects in a
+    /// cluster (`--to-cluster`, optionally in `--phases`), write them as numbered files ready
+    /// for `kubectl apply` (`--to-dir`), or print the plan (`--dry-run`).
     Restore(RestoreArgs),
     /// List backups.
     Backups,
@@ -122,7 +126,7 @@ struct RestoreArgs {
     #[arg(long, default_value = "none")]
     existing_resource_policy: ExistingResourcePolicy,
     /// Restore in the ordered phases of this YAML file, each with its filters, policy and
-    /// readiness gate (see repo-k8s's phases module).
+    /// readiness gate (format: README, "Phased restores").
     #[arg(long, requires = "to_cluster")]
     phases: Option<PathBuf>,
     /// `old:new` namespace renames (comma-separated).
