@@ -103,6 +103,27 @@ pub struct Cluster {
     pub page_size: u32,
 }
 
+/// `call`, retried with backoff (see [`Retry`]).
+async fn retrying<T, F, Fut>(retry: &Retry, what: &str, call: F) -> Result<T, ClusterError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut wait = retry.first_wait;
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < retry.attempts && retryable(&e) => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(retry.max_wait);
+                attempt += 1;
+            }
+            Err(e) => return Err(ClusterError::new(what, e)),
+        }
+    }
+}
+
 fn api_resource(r: &Resource) -> ApiResource {
     ApiResource {
         group: r.group.clone(),
@@ -184,18 +205,7 @@ impl Cluster {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, kube::Error>>,
     {
-        let mut wait = self.retry.first_wait;
-        for attempt in 1.. {
-            match self.rt.block_on(call()) {
-                Ok(v) => return Ok(v),
-                Err(e) if attempt < self.retry.attempts && retryable(&e) => {
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(self.retry.max_wait);
-                }
-                Err(e) => return Err(ClusterError::new(what, e)),
-            }
-        }
-        unreachable!("the loop returns")
+        self.rt.block_on(retrying(&self.retry, what, call))
     }
 
     fn api(&self, r: &Resource, ns: Option<&str>) -> Api<DynamicObject> {
@@ -244,6 +254,18 @@ impl Cluster {
         selector: Option<&str>,
     ) -> Result<Vec<Object>, ClusterError> {
         let api = self.api(r, ns);
+        let (list, _) = self.rt.block_on(self.list_pages(&api, r, ns, selector))?;
+        Ok(list)
+    }
+
+    /// Every page of a list, and the list's resourceVersion (where a watch starts).
+    async fn list_pages(
+        &self,
+        api: &Api<DynamicObject>,
+        r: &Resource,
+        ns: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<(Vec<Object>, String), ClusterError> {
         let what = format!(
             "listing {}{}",
             r.group_resource(),
@@ -259,7 +281,7 @@ impl Cluster {
             if let Some(s) = selector {
                 lp = lp.labels(s);
             }
-            let page = self.with_retry(&what, || api.list(&lp))?;
+            let page = retrying(&self.retry, &what, || api.list(&lp)).await?;
             for item in page.items {
                 out.push(to_object(item, r).map_err(|e| ClusterError {
                     what: what.clone(),
@@ -270,9 +292,94 @@ impl Cluster {
             }
             match page.metadata.continue_ {
                 Some(t) if !t.is_empty() => token = Some(t),
-                _ => return Ok(out),
+                _ => return Ok((out, page.metadata.resource_version.unwrap_or_default())),
             }
         }
+    }
+
+    /// Waits until `done` holds for the objects of a resource (in a namespace, matching a
+    /// selector): lists them, then watches for changes from the list's resourceVersion,
+    /// listing again when a watch ends or the server says the version is too old. At the
+    /// deadline, `Err` carries the objects as they were.
+    pub fn wait_for(
+        &self,
+        r: &Resource,
+        ns: Option<&str>,
+        selector: Option<&str>,
+        deadline: std::time::Instant,
+        done: &dyn Fn(&[Object]) -> bool,
+    ) -> Result<(), Vec<Object>> {
+        use futures::StreamExt;
+        use kube::api::{WatchEvent, WatchParams};
+        use std::collections::BTreeMap;
+        let api = self.api(r, ns);
+        self.rt.block_on(async {
+            let mut last: Vec<Object> = Vec::new();
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let (list, rv) = match self.list_pages(&api, r, ns, selector).await {
+                    Ok(x) => x,
+                    Err(_) if left.is_zero() => return Err(last),
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(200).min(left)).await;
+                        continue;
+                    }
+                };
+                if done(&list) {
+                    return Ok(());
+                }
+                if left.is_zero() {
+                    return Err(list);
+                }
+                let key = |o: &Object| {
+                    (
+                        o.namespace().unwrap_or("").to_string(),
+                        o.name().to_string(),
+                    )
+                };
+                let mut now: BTreeMap<(String, String), Object> =
+                    list.into_iter().map(|o| (key(&o), o)).collect();
+                let mut wp = WatchParams::default().timeout(left.as_secs().clamp(1, 290) as u32);
+                if let Some(s) = selector {
+                    wp = wp.labels(s);
+                }
+                let Ok(stream) = api.watch(&wp, &rv).await else {
+                    last = now.into_values().collect();
+                    tokio::time::sleep(Duration::from_millis(200).min(left)).await;
+                    continue;
+                };
+                let mut stream = std::pin::pin!(stream);
+                loop {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    let event = match tokio::time::timeout(left, stream.next()).await {
+                        Err(_) => return Err(now.into_values().collect()),
+                        // The watch ended (its timeout, or the connection): list again.
+                        Ok(None) | Ok(Some(Err(_))) => break,
+                        Ok(Some(Ok(e))) => e,
+                    };
+                    match event {
+                        WatchEvent::Added(d) | WatchEvent::Modified(d) => {
+                            if let Ok(o) = to_object(d, r) {
+                                now.insert(key(&o), o);
+                            }
+                        }
+                        WatchEvent::Deleted(d) => {
+                            if let Ok(o) = to_object(d, r) {
+                                now.remove(&key(&o));
+                            }
+                        }
+                        WatchEvent::Bookmark(_) => continue,
+                        // 410 Gone and the like: list again.
+                        WatchEvent::Error(_) => break,
+                    }
+                    let objects: Vec<Object> = now.values().cloned().collect();
+                    if done(&objects) {
+                        return Ok(());
+                    }
+                }
+                last = now.into_values().collect();
+            }
+        })
     }
 
     /// One object, or `None` if it does not exist.

@@ -53,20 +53,6 @@ pub struct RestoreResult {
     pub errors: VeleroResult,
 }
 
-/// How long gates wait between looks.
-#[derive(Clone, Debug)]
-pub struct ExecuteOptions {
-    pub poll: Duration,
-}
-
-impl Default for ExecuteOptions {
-    fn default() -> Self {
-        ExecuteOptions {
-            poll: Duration::from_millis(500),
-        }
-    }
-}
-
 /// The resources a cluster serves, by `resource.group`; discovered again when a restored
 /// CRD's resource is not served yet.
 struct Served {
@@ -165,7 +151,6 @@ pub fn execute(
     plan: &Plan,
     phases: &[ResolvedPhase],
     default_policy: ExistingResourcePolicy,
-    opts: &ExecuteOptions,
 ) -> RestoreResult {
     let mut result = RestoreResult::default();
     let mut served = match Served::load(cluster) {
@@ -292,7 +277,6 @@ pub fn execute(
                 gate,
                 &restored_namespaces,
                 &restored_crds,
-                opts,
             ) {
                 Ok(()) => report.gate = "passed".into(),
                 Err(not_ready) => {
@@ -368,28 +352,94 @@ fn ensure_namespace(
     Ok(())
 }
 
-/// Waits for a gate; `Err` says what was not ready at the timeout.
+/// Waits for a gate, watching each thing it names until the shared deadline; `Err` says
+/// what was not ready then.
 fn wait(
     cluster: &Cluster,
     served: &mut Served,
     gate: &Gate,
     namespaces: &BTreeSet<String>,
     crds: &[String],
-    opts: &ExecuteOptions,
 ) -> Result<(), String> {
     let deadline = Instant::now() + gate.timeout;
-    loop {
-        let not_ready = check(cluster, served, gate, namespaces, crds);
-        if not_ready.is_empty() {
-            return Ok(());
+    let mut not_ready = Vec::new();
+    let namespaces_of = |s: &Selected| -> Vec<String> {
+        if s.namespaces.is_empty() {
+            namespaces.iter().cloned().collect()
+        } else {
+            s.namespaces.clone()
         }
-        if Instant::now() >= deadline {
-            return Err(not_ready.join("; "));
+    };
+    let mut watch = |gr: &str, s: &Selected, ready: &dyn Fn(&Object) -> bool, what: &str| {
+        let Some(r) = served.find(cluster, gr, Duration::ZERO) else {
+            not_ready.push(format!("the cluster does not serve {gr}"));
+            return;
+        };
+        for ns in namespaces_of(s) {
+            let all_ready = |objs: &[Object]| !objs.is_empty() && objs.iter().all(ready);
+            let sel = s.selector.as_deref();
+            if let Err(objs) = cluster.wait_for(&r, Some(&ns), sel, deadline, &all_ready) {
+                let shown = match sel {
+                    Some(sel) => format!("{what} in {ns} matching {sel:?}"),
+                    None => format!("{what} in {ns}"),
+                };
+                let waiting: Vec<&str> = objs
+                    .iter()
+                    .filter(|o| !ready(o))
+                    .map(|o| o.name())
+                    .collect();
+                not_ready.push(if objs.is_empty() {
+                    format!("{shown}: none exist yet")
+                } else {
+                    format!(
+                        "{shown}: {} of {} not ready ({})",
+                        waiting.len(),
+                        objs.len(),
+                        waiting.join(", ")
+                    )
+                });
+            }
         }
-        std::thread::sleep(
-            opts.poll
-                .min(deadline.saturating_duration_since(Instant::now())),
-        );
+    };
+    for s in &gate.pods_ready {
+        watch("pods", s, &|o| condition_true(o, "Ready"), "pods");
+    }
+    let available = |o: &Object| {
+        let want = o
+            .get(&["spec", "replicas"])
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        let have = o
+            .get(&["status", "availableReplicas"])
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        condition_true(o, "Available") && have >= want
+    };
+    for s in &gate.deployments_available {
+        watch("deployments.apps", s, &available, "deployments");
+    }
+    if gate.crds_established && !crds.is_empty() {
+        let gr = "customresourcedefinitions.apiextensions.k8s.io";
+        match served.find(cluster, gr, Duration::ZERO) {
+            Some(r) => {
+                let established = |objs: &[Object], name: &str| {
+                    objs.iter()
+                        .any(|o| o.name() == name && condition_true(o, "Established"))
+                };
+                let all = |objs: &[Object]| crds.iter().all(|n| established(objs, n));
+                if let Err(objs) = cluster.wait_for(&r, None, None, deadline, &all) {
+                    for n in crds.iter().filter(|n| !established(&objs, n)) {
+                        not_ready.push(format!("CRD {n} not Established"));
+                    }
+                }
+            }
+            None => not_ready.push("the cluster does not serve CRDs".into()),
+        }
+    }
+    if not_ready.is_empty() {
+        Ok(())
+    } else {
+        Err(not_ready.join("; "))
     }
 }
 
@@ -400,90 +450,4 @@ fn condition_true(o: &Object, kind: &str) -> bool {
             cs.iter()
                 .any(|c| c["type"] == kind && c["status"] == "True")
         })
-}
-
-/// What is not ready now (empty: all is).
-fn check(
-    cluster: &Cluster,
-    served: &mut Served,
-    gate: &Gate,
-    namespaces: &BTreeSet<String>,
-    crds: &[String],
-) -> Vec<String> {
-    let mut not_ready = Vec::new();
-    let namespaces_of = |s: &Selected| -> Vec<String> {
-        if s.namespaces.is_empty() {
-            namespaces.iter().cloned().collect()
-        } else {
-            s.namespaces.clone()
-        }
-    };
-    let mut look = |gr: &str, sel: &Selected, ready: &dyn Fn(&Object) -> bool, what: &str| {
-        let Some(r) = served.find(cluster, gr, Duration::ZERO) else {
-            not_ready.push(format!("the cluster does not serve {gr}"));
-            return;
-        };
-        for ns in namespaces_of(sel) {
-            let shown = match &sel.selector {
-                Some(s) => format!("{what} in {ns} matching {s:?}"),
-                None => format!("{what} in {ns}"),
-            };
-            match cluster.list_selected(&r, Some(&ns), sel.selector.as_deref()) {
-                Ok(list) if list.is_empty() => not_ready.push(format!("{shown}: none exist yet")),
-                Ok(list) => {
-                    let waiting: Vec<&str> = list
-                        .iter()
-                        .filter(|o| !ready(o))
-                        .map(|o| o.name())
-                        .collect();
-                    if !waiting.is_empty() {
-                        not_ready.push(format!(
-                            "{shown}: {} of {} not ready ({})",
-                            waiting.len(),
-                            list.len(),
-                            waiting.join(", ")
-                        ));
-                    }
-                }
-                Err(e) => not_ready.push(format!("{shown}: {e}")),
-            }
-        }
-    };
-    for s in &gate.pods_ready {
-        look("pods", s, &|o| condition_true(o, "Ready"), "pods");
-    }
-    for s in &gate.deployments_available {
-        let available = |o: &Object| {
-            let want = o
-                .get(&["spec", "replicas"])
-                .and_then(Value::as_u64)
-                .unwrap_or(1);
-            let have = o
-                .get(&["status", "availableReplicas"])
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            condition_true(o, "Available") && have >= want
-        };
-        look("deployments.apps", s, &available, "deployments");
-    }
-    if gate.crds_established && !crds.is_empty() {
-        match served.find(
-            cluster,
-            "customresourcedefinitions.apiextensions.k8s.io",
-            Duration::ZERO,
-        ) {
-            Some(r) => {
-                for name in crds {
-                    match cluster.get(&r, None, name) {
-                        Ok(Some(o)) if condition_true(&o, "Established") => {}
-                        Ok(Some(_)) => not_ready.push(format!("CRD {name} not Established")),
-                        Ok(None) => not_ready.push(format!("CRD {name} does not exist")),
-                        Err(e) => not_ready.push(format!("CRD {name}: {e}")),
-                    }
-                }
-            }
-            None => not_ready.push("the cluster does not serve CRDs".into()),
-        }
-    }
-    not_ready
 }

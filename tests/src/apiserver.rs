@@ -14,6 +14,9 @@
 //! - one resourceVersion counter for everything; uid, creationTimestamp and generation
 //!   set by the server; `status` kept out of create and update, as for resources with a
 //!   status subresource;
+//! - watches (`?watch=true`): events after the given resourceVersion (replayed from a kept
+//!   history) or, from version 0, every current object as ADDED; `timeoutSeconds` ends the
+//!   stream;
 //! - errors as `Status` objects with the real reasons and codes.
 //!
 //! Stand-in controllers, for readiness gates: a Deployment becomes Available and a Pod
@@ -54,8 +57,33 @@ struct Stored {
 /// (group, plural, namespace or "", name)
 type Key = (String, String, String, String);
 
+/// An open watch.
+struct Watcher {
+    group: String,
+    plural: String,
+    ns: Option<String>,
+    selector: Option<LabelSelector>,
+    tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
+}
+
+/// A change, kept so a watch from an older resourceVersion replays what it missed.
+struct Event {
+    rv: u64,
+    group: String,
+    plural: String,
+    ns: String,
+    kind: &'static str,
+    object: Value,
+}
+
 struct State {
     opts: Options,
+    watchers: Vec<Watcher>,
+    events: Vec<Event>,
+    /// Deployments and pods that become ready at a time, for the stand-in controllers.
+    pending_ready: Vec<(Instant, Key)>,
+    /// A streaming response (a watch) to send instead of the JSON reply.
+    stream: Option<Response>,
     discovery: Discovery,
     objects: BTreeMap<Key, Stored>,
     resource_version: u64,
@@ -79,18 +107,30 @@ impl ApiServer {
             objects: BTreeMap::new(),
             resource_version: 1,
             log: Vec::new(),
+            watchers: Vec::new(),
+            events: Vec::new(),
+            pending_ready: Vec::new(),
+            stream: None,
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let shared = state.clone();
+        let ticking = state.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async move {
+                // The stand-in controllers: mark due deployments and pods ready.
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        ticking.lock().unwrap_or_else(|e| e.into_inner()).tick();
+                    }
+                });
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let app = axum::Router::new().fallback(
                     move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -191,6 +231,9 @@ impl ApiServer {
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
+        // Open watches end (their senders go), so the graceful shutdown need not wait for
+        // their timeouts.
+        self.lock().watchers.clear();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -273,7 +316,10 @@ impl State {
             })
             .unwrap_or_default();
         let (code, v) = self.route(method, uri.path(), &query, headers, body);
-        (code, axum::Json(v)).into_response()
+        match self.stream.take() {
+            Some(stream) => stream,
+            None => (code, axum::Json(v)).into_response(),
+        }
     }
 
     fn route(
@@ -374,6 +420,11 @@ impl State {
             })
         };
         match (method.as_str(), name) {
+            ("GET", None)
+                if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) =>
+            {
+                self.watch(&r, ns, query)
+            }
             ("GET", None) => self.list(&r, ns, query),
             ("GET", Some(name)) => {
                 let key = self.key(&r, ns, name);
@@ -414,8 +465,18 @@ impl State {
                 match self.objects.remove(&key) {
                     Some(s) => {
                         if r.group.is_empty() && r.plural == "namespaces" {
-                            self.objects.retain(|k, _| k.2 != name);
+                            let inside: Vec<Key> = self
+                                .objects
+                                .keys()
+                                .filter(|k| k.2 == name)
+                                .cloned()
+                                .collect();
+                            for k in inside {
+                                let gone = self.objects.remove(&k).unwrap();
+                                self.notify("DELETED", &k, gone.value);
+                            }
                         }
+                        self.notify("DELETED", &key, s.value.clone());
                         (StatusCode::OK, s.value)
                     }
                     None => not_found(&r, name),
@@ -524,6 +585,168 @@ impl State {
             _ => {}
         }
         v
+    }
+
+    /// Sends a change to the watches it concerns and keeps it for later ones.
+    fn notify(&mut self, kind: &'static str, key: &Key, object: Value) {
+        let rv = object["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.resource_version);
+        let event = Event {
+            rv,
+            group: key.0.clone(),
+            plural: key.1.clone(),
+            ns: key.2.clone(),
+            kind,
+            object,
+        };
+        self.watchers.retain(|w| match Self::event_line(w, &event) {
+            Some(line) => w.tx.send(line).is_ok(),
+            None => !w.tx.is_closed(),
+        });
+        self.events.push(event);
+    }
+
+    /// The event as a watch line, if the watch wants it.
+    fn event_line(w: &Watcher, e: &Event) -> Option<Bytes> {
+        if w.group != e.group || w.plural != e.plural || w.ns.as_ref().is_some_and(|n| *n != e.ns) {
+            return None;
+        }
+        if let Some(sel) = &w.selector {
+            let o = Object::from_value(e.object.clone(), "event").ok()?;
+            if !sel.matches(&o) {
+                return None;
+            }
+        }
+        let mut line = serde_json::to_vec(&json!({"type": e.kind, "object": e.object})).ok()?;
+        line.push(b'\n');
+        Some(Bytes::from(line))
+    }
+
+    /// Opens a watch: a stream of JSON events, one per line.
+    fn watch(
+        &mut self,
+        r: &Resource,
+        ns: Option<&str>,
+        query: &BTreeMap<String, String>,
+    ) -> (StatusCode, Value) {
+        let selector = match query.get("labelSelector").filter(|s| !s.is_empty()) {
+            Some(s) => match LabelSelector::parse(s) {
+                Ok(sel) => Some(sel),
+                Err(e) => {
+                    return status(
+                        StatusCode::BAD_REQUEST,
+                        "BadRequest",
+                        format!("unable to parse requirement: {e}"),
+                    )
+                }
+            },
+            None => None,
+        };
+        let from: u64 = query
+            .get("resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let timeout = query
+            .get("timeoutSeconds")
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(1800));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let w = Watcher {
+            group: r.group.clone(),
+            plural: r.plural.clone(),
+            ns: ns.map(str::to_string),
+            selector,
+            tx,
+        };
+        if from == 0 {
+            // From the start: everything there is, as ADDED.
+            let current: Vec<(Key, Value)> = self
+                .objects
+                .iter()
+                .filter(|(k, _)| k.0 == r.group && k.1 == r.plural)
+                .map(|(k, s)| (k.clone(), self.with_status(r, s)))
+                .collect();
+            for (k, object) in current {
+                let e = Event {
+                    rv: 0,
+                    group: k.0,
+                    plural: k.1,
+                    ns: k.2,
+                    kind: "ADDED",
+                    object,
+                };
+                if let Some(line) = Self::event_line(&w, &e) {
+                    let _ = w.tx.send(line);
+                }
+            }
+        } else {
+            for e in self.events.iter().filter(|e| e.rv > from) {
+                if let Some(line) = Self::event_line(&w, e) {
+                    let _ = w.tx.send(line);
+                }
+            }
+        }
+        self.watchers.push(w);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let stream = futures::stream::unfold(rx, move |mut rx| async move {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(line)) => Some((Ok::<_, std::convert::Infallible>(line), rx)),
+                _ => None,
+            }
+        });
+        self.stream = Some(
+            Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from_stream(stream))
+                .unwrap(),
+        );
+        (StatusCode::OK, Value::Null)
+    }
+
+    /// The stand-in controllers: due deployments and pods get their ready status, with a
+    /// new resourceVersion and a MODIFIED event, as a controller's status update would.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let due: Vec<Key> = self
+            .pending_ready
+            .iter()
+            .filter(|(t, _)| *t <= now)
+            .map(|(_, k)| k.clone())
+            .collect();
+        self.pending_ready.retain(|(t, _)| *t > now);
+        for key in due {
+            let Some(r) = self
+                .discovery
+                .resources()
+                .iter()
+                .find(|r| r.group == key.0 && r.plural == key.1)
+                .cloned()
+            else {
+                continue;
+            };
+            let Some(s) = self.objects.get(&key) else {
+                continue;
+            };
+            if s.value["metadata"]["labels"][NEVER_READY] == "true" {
+                continue;
+            }
+            let mut v = self.with_status(&r, s);
+            let created = s.created;
+            let rv = self.next_rv();
+            v["metadata"]["resourceVersion"] = json!(rv);
+            self.objects.insert(
+                key.clone(),
+                Stored {
+                    value: v.clone(),
+                    created,
+                },
+            );
+            self.notify("MODIFIED", &key, v);
+        }
     }
 
     fn list(
@@ -735,7 +958,16 @@ impl State {
             created: Instant::now(),
         };
         let out = self.with_status(r, &stored);
-        self.objects.insert(key, stored);
+        let controlled = matches!(
+            (r.group.as_str(), r.plural.as_str()),
+            ("apps", "deployments") | ("", "pods")
+        );
+        if controlled {
+            let due = stored.created + self.opts.ready_after;
+            self.pending_ready.push((due, key.clone()));
+        }
+        self.objects.insert(key.clone(), stored);
+        self.notify("ADDED", &key, out.clone());
         (StatusCode::CREATED, out)
     }
 
@@ -799,7 +1031,8 @@ impl State {
             created,
         };
         let out = self.with_status(r, &stored);
-        self.objects.insert(key, stored);
+        self.objects.insert(key.clone(), stored);
+        self.notify("MODIFIED", &key, out.clone());
         (StatusCode::OK, out)
     }
 
@@ -831,7 +1064,8 @@ impl State {
             created,
         };
         let out = self.with_status(r, &stored);
-        self.objects.insert(key, stored);
+        self.objects.insert(key.clone(), stored);
+        self.notify("MODIFIED", &key, out.clone());
         (StatusCode::OK, out)
     }
 }

@@ -204,6 +204,37 @@ fn the_test_api_server_speaks_kubectls_protocol() {
     );
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "widget.example.com/w");
+    // Watches: kubectl sees an object created while it watches.
+    let watch = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            server.seed(&[json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "late", "namespace": "shop"}})]);
+        });
+        Command::new("timeout")
+            .args([
+                "4",
+                "kubectl",
+                "get",
+                "configmaps",
+                "-n",
+                "shop",
+                "--watch-only",
+                "-o",
+                "name",
+            ])
+            .env("KUBECONFIG", server.kubeconfig(dir.path()))
+            .env("HOME", dir.path())
+            .output()
+            .unwrap()
+    });
+    let seen = String::from_utf8_lossy(&watch.stdout);
+    assert_eq!(
+        seen.trim(),
+        "configmap/late",
+        "{}",
+        String::from_utf8_lossy(&watch.stderr)
+    );
 }
 
 /// Backs up `objects` (written as one manifest) as backup `name`.
@@ -508,6 +539,16 @@ fn a_phased_restore_waits_for_each_gate_and_stops_at_a_failed_one() {
     assert!(
         posts[1].contains("/namespaces/ops/deployments"),
         "{posts:?}"
+    );
+    // Gates list, then watch from the list's resourceVersion.
+    let log = server.log();
+    assert!(
+        log.iter().any(
+            |l| l.starts_with("GET /apis/apps/v1/namespaces/ops/deployments?")
+                && l.contains("watch=true")
+                && l.contains("resourceVersion=")
+        ),
+        "{log:?}"
     );
 
     // A gate that cannot pass: `stuck` is never ready and the apps gate waits for all

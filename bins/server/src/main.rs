@@ -502,13 +502,8 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
     );
     if a.to_cluster && !a.dry_run {
         let cluster = a.cluster.connect()?;
-        let result = repo_k8s::execute::execute(
-            &cluster,
-            &plan,
-            &phases,
-            a.existing_resource_policy,
-            &Default::default(),
-        );
+        let result =
+            repo_k8s::execute::execute(&cluster, &plan, &phases, a.existing_resource_policy);
         return report_restore(cli, &a.name, &result, &notes, &plan.skipped);
     }
     if cli.json {
