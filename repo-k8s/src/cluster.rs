@@ -33,6 +33,16 @@ pub struct ClusterError {
 }
 
 impl ClusterError {
+    /// A failure on this side (no answer from the API server involved).
+    fn local(what: impl Into<String>, message: impl Into<String>) -> ClusterError {
+        ClusterError {
+            what: what.into(),
+            message: message.into(),
+            code: None,
+            reason: String::new(),
+        }
+    }
+
     fn new(what: &str, e: kube::Error) -> ClusterError {
         match e {
             kube::Error::Api(s) => ClusterError {
@@ -41,12 +51,10 @@ impl ClusterError {
                 code: Some(s.code),
                 reason: s.reason.clone(),
             },
-            other => ClusterError {
-                what: what.to_string(),
-                message: format!("{other} (is the API server reachable? check the kubeconfig)"),
-                code: None,
-                reason: String::new(),
-            },
+            other => ClusterError::local(
+                what.to_string(),
+                format!("{other} (is the API server reachable? check the kubeconfig)"),
+            ),
         }
     }
 }
@@ -154,17 +162,12 @@ impl Cluster {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| ClusterError {
-                what: "starting the cluster client".into(),
-                message: e.to_string(),
-                code: None,
-                reason: String::new(),
-            })?;
-        let config_err = |e: String| ClusterError {
-            what: "reading the kubeconfig".into(),
-            message: format!("{e} (give --kubeconfig FILE or set KUBECONFIG)"),
-            code: None,
-            reason: String::new(),
+            .map_err(|e| ClusterError::local("starting the cluster client", e.to_string()))?;
+        let config_err = |e: String| {
+            ClusterError::local(
+                "reading the kubeconfig",
+                format!("{e} (give --kubeconfig FILE or set KUBECONFIG)"),
+            )
         };
         let options = kube::config::KubeConfigOptions {
             context: context.map(str::to_string),
@@ -283,11 +286,8 @@ impl Cluster {
             }
             let page = retrying(&self.retry, &what, || api.list(&lp)).await?;
             for item in page.items {
-                out.push(to_object(item, r).map_err(|e| ClusterError {
-                    what: what.clone(),
-                    message: format!("an item is not an object: {e}"),
-                    code: None,
-                    reason: String::new(),
+                out.push(to_object(item, r).map_err(|e| {
+                    ClusterError::local(what.clone(), format!("an item is not an object: {e}"))
                 })?);
             }
             match page.metadata.continue_ {
@@ -394,12 +394,7 @@ impl Cluster {
         let got = self.with_retry(&what, || api.get_opt(name))?;
         got.map(|d| to_object(d, r))
             .transpose()
-            .map_err(|e| ClusterError {
-                what,
-                message: e,
-                code: None,
-                reason: String::new(),
-            })
+            .map_err(|e| ClusterError::local(what, e))
     }
 
     /// Creates an object; if one with its name exists, returns that one instead.
@@ -408,22 +403,12 @@ impl Cluster {
         let api = self.api(r, ns);
         let what = format!("creating {}", describe(r, ns, o.name()));
         let body: DynamicObject = serde_json::from_value(Value::Object(o.as_value().clone()))
-            .map_err(|e| ClusterError {
-                what: what.clone(),
-                message: e.to_string(),
-                code: None,
-                reason: String::new(),
-            })?;
+            .map_err(|e| ClusterError::local(what.clone(), e.to_string()))?;
         let pp = PostParams::default();
         match self.with_retry(&what, || api.create(&pp, &body)) {
-            Ok(d) => Ok(Created::Created(to_object(d, r).map_err(|e| {
-                ClusterError {
-                    what,
-                    message: e,
-                    code: None,
-                    reason: String::new(),
-                }
-            })?)),
+            Ok(d) => Ok(Created::Created(
+                to_object(d, r).map_err(|e| ClusterError::local(what, e))?,
+            )),
             Err(e) if e.reason == "AlreadyExists" => match self.get(r, ns, o.name())? {
                 Some(existing) => Ok(Created::AlreadyExists(existing)),
                 // Deleted in between: one more try.
@@ -445,18 +430,13 @@ impl Cluster {
         let what = format!("patching {}", describe(r, ns, name));
         let (pp, patch) = (PatchParams::default(), Patch::Merge(patch));
         let d = self.with_retry(&what, || api.patch(name, &pp, &patch))?;
-        to_object(d, r).map_err(|e| ClusterError {
-            what,
-            message: e,
-            code: None,
-            reason: String::new(),
-        })
+        to_object(d, r).map_err(|e| ClusterError::local(what, e))
     }
 }
 
 /// Everything a cluster holds, for a backup.
 #[derive(Debug, Default)]
-pub struct Snapshot {
+pub struct Contents {
     /// Objects with where each came from (`cluster: <resource.group>`).
     pub objects: Vec<(Object, String)>,
     /// Resources that could not be listed.
@@ -468,9 +448,9 @@ pub struct Snapshot {
 impl Cluster {
     /// Lists every object of every resource the cluster serves (in all namespaces),
     /// a page at a time.
-    pub fn read_all(&self) -> Result<Snapshot, ClusterError> {
+    pub fn read_all(&self) -> Result<Contents, ClusterError> {
         let resources = self.discover()?;
-        let mut snap = Snapshot {
+        let mut snap = Contents {
             discovery: crate::discovery::Discovery::built_in(),
             ..Default::default()
         };
