@@ -204,6 +204,28 @@ fn the_test_api_server_speaks_kubectls_protocol() {
     );
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "widget.example.com/w");
+    // Updates are checked against resourceVersion: a replace with a stale one is a 409.
+    let (ok, out, err) = kubectl(
+        &server,
+        dir.path(),
+        &["get", "cm", "cfg", "-n", "shop", "-o", "json"],
+    );
+    assert!(ok, "{err}");
+    let mut current: Value = serde_json::from_str(&out).unwrap();
+    current["data"]["a"] = json!("3");
+    let f = file("replace.json", current.to_string());
+    let (ok, _, err) = kubectl(
+        &server,
+        dir.path(),
+        &["replace", "--validate=false", "-f", &f],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = kubectl(
+        &server,
+        dir.path(),
+        &["replace", "--validate=false", "-f", &f],
+    );
+    assert!(!ok && err.contains("the object has been modified"), "{err}");
     // Watches: kubectl sees an object created while it watches.
     let watch = std::thread::scope(|scope| {
         scope.spawn(|| {
