@@ -1,10 +1,13 @@
 //! cairn's Kubernetes layer: objects read from manifests or a cluster, resource discovery,
-//! Velero's backup filters and restore order, and backups of objects into a cairn
-//! repository (one blob per object).
+//! Velero's backup filters and restore order, backups of objects into a cairn repository
+//! (one blob per object), Velero tarballs both ways, and restores into a cluster in phases
+//! (feature `cluster`, on by default: the kube-rs adapter and the executor).
 
 pub mod backup;
+#[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod discovery;
+#[cfg(feature = "cluster")]
 pub mod execute;
 pub mod filter;
 pub mod manifest;
