@@ -224,8 +224,8 @@ pub fn execute(
                 }
             };
             match cluster.create(&r, &object) {
-                Ok(Created::Created(_)) => {
-                    report.created += 1;
+                Ok(created) => {
+                    // Either way the object now exists.
                     if r.group_resource() == "namespaces" {
                         namespaces_known.insert(object.name().to_string());
                     }
@@ -233,36 +233,14 @@ pub fn execute(
                         restored_crds.push(object.name().to_string());
                         crds_restored = true;
                     }
-                }
-                Ok(Created::AlreadyExists(existing)) => {
-                    if r.group_resource() == "namespaces" {
-                        namespaces_known.insert(object.name().to_string());
-                    }
-                    if r.kind == "CustomResourceDefinition" {
-                        restored_crds.push(object.name().to_string());
-                    }
-                    if !differs(&item.object, &existing) {
-                        report.unchanged += 1;
-                    } else if policy == ExistingResourcePolicy::None {
-                        report.skipped_existing += 1;
-                        result.warnings.add(ns, format!("could not restore, {} already exists. Warning: the in-cluster version is different than the backed-up version", describe_item(item)));
-                    } else {
-                        match cluster.merge_patch(
-                            &r,
-                            object.namespace(),
-                            object.name(),
-                            &update_patch(&item.object),
-                        ) {
-                            Ok(_) => report.updated += 1,
-                            Err(e) => {
-                                report.skipped_existing += 1;
-                                result.warnings.add(
-                                    ns,
-                                    format!(
-                                        "could not update existing {}: {e}",
-                                        describe_item(item)
-                                    ),
-                                );
+                    match created {
+                        Created::Created(_) => report.created += 1,
+                        Created::AlreadyExists(existing) => {
+                            let (counter, warning) =
+                                reconcile(cluster, &r, item, &existing, policy);
+                            *counter(&mut report) += 1;
+                            if let Some(w) = warning {
+                                result.warnings.add(ns, w);
                             }
                         }
                     }
@@ -304,6 +282,43 @@ pub fn execute(
     }
     .into();
     result
+}
+
+/// Which count of a [`PhaseReport`] an outcome adds to.
+type Counter = fn(&mut PhaseReport) -> &mut usize;
+
+/// What to do with an object that exists: nothing if it is the same; else leave it with
+/// Velero's warning (`none`) or patch it to the backed-up version (`update`).
+fn reconcile(
+    cluster: &Cluster,
+    r: &Resource,
+    item: &Planned,
+    existing: &Object,
+    policy: ExistingResourcePolicy,
+) -> (Counter, Option<String>) {
+    if !differs(&item.object, existing) {
+        return (|p| &mut p.unchanged, None);
+    }
+    if policy == ExistingResourcePolicy::None {
+        return (
+            |p| &mut p.skipped_existing,
+            Some(format!(
+                "could not restore, {} already exists. Warning: the in-cluster version is different than the backed-up version",
+                describe_item(item)
+            )),
+        );
+    }
+    let patch = update_patch(&item.object);
+    match cluster.merge_patch(r, existing.namespace(), existing.name(), &patch) {
+        Ok(_) => (|p| &mut p.updated, None),
+        Err(e) => (
+            |p| &mut p.skipped_existing,
+            Some(format!(
+                "could not update existing {}: {e}",
+                describe_item(item)
+            )),
+        ),
+    }
 }
 
 /// Records a failed item.
