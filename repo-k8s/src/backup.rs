@@ -538,8 +538,7 @@ pub fn for_each_file(
     f: &mut dyn FnMut(&str, Vec<u8>) -> repo_core::Result<()>,
 ) -> repo_core::Result<()> {
     use rayon::prelude::*;
-    let mut files = Vec::new();
-    list_files(repo, tree, path, &mut files)?;
+    let files = list_files(repo, tree, path)?;
     for batch in files.chunks(1024) {
         let contents: Vec<repo_core::Result<Vec<u8>>> = batch
             .par_iter()
@@ -552,20 +551,30 @@ pub fn for_each_file(
     Ok(())
 }
 
-/// The files below `tree` with their content, in name order.
-fn list_files(
+/// The files below `tree` (paths below `path`) with their content, in name order; no
+/// content is read.
+pub fn list_files(
     repo: &IndexedRepository,
     tree: BlobId,
     path: &str,
-    out: &mut Vec<(String, Vec<ChunkRef>)>,
-) -> repo_core::Result<()> {
-    for node in repo.read_dir(&tree)? {
-        let here = format!("{path}/{}", node.name.display());
-        if let Some(sub) = node.subtree {
-            list_files(repo, sub, &here, out)?;
-        } else if node.kind == NodeKind::File {
-            out.push((here, node.content));
+) -> repo_core::Result<Vec<(String, Vec<ChunkRef>)>> {
+    fn walk(
+        repo: &IndexedRepository,
+        tree: BlobId,
+        path: &str,
+        out: &mut Vec<(String, Vec<ChunkRef>)>,
+    ) -> repo_core::Result<()> {
+        for node in repo.read_dir(&tree)? {
+            let here = format!("{path}/{}", node.name.display());
+            if let Some(sub) = node.subtree {
+                walk(repo, sub, &here, out)?;
+            } else if node.kind == NodeKind::File {
+                out.push((here, node.content));
+            }
         }
+        Ok(())
     }
-    Ok(())
+    let mut out = Vec::new();
+    walk(repo, tree, path, &mut out)?;
+    Ok(out)
 }

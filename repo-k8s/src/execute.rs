@@ -201,25 +201,18 @@ pub fn execute(
             };
             if let Some(ns) = &item.namespace {
                 restored_namespaces.insert(ns.clone());
-                if let Err(e) = ensure_namespace(cluster, &mut served, ns, &mut namespaces_known) {
-                    fail(
-                        &mut result,
-                        &mut report,
-                        ns,
-                        format!("{}: {e}", describe_item(item)),
-                    );
-                    continue;
-                }
             }
-            let object = match Object::from_value(item.object.clone(), &item.name) {
+            let ready = match &item.namespace {
+                Some(ns) => ensure_namespace(cluster, &mut served, ns, &mut namespaces_known),
+                None => Ok(()),
+            };
+            let object = match ready.and_then(|()| {
+                Object::from_value(item.object.clone(), &item.name).map_err(|e| e.to_string())
+            }) {
                 Ok(o) => o,
                 Err(e) => {
-                    fail(
-                        &mut result,
-                        &mut report,
-                        ns,
-                        format!("{}: {e}", describe_item(item)),
-                    );
+                    let msg = format!("{}: {e}", describe_item(item));
+                    fail(&mut result, &mut report, ns, msg);
                     continue;
                 }
             };

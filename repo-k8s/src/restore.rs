@@ -328,13 +328,12 @@ pub fn load_backup(
             ("duplicates", Some(t)) => {
                 // duplicates/<n>/resources/…: the path names the identity, namespace
                 // included (an object that named none was filed under `default`).
-                crate::backup::for_each_file(repo, t, "duplicates", &mut |path, _| {
-                    let identity = path.splitn(3, '/').nth(2).unwrap_or(path);
+                for (path, _) in crate::backup::list_files(repo, t, "duplicates")? {
+                    let identity = path.splitn(3, '/').nth(2).unwrap_or(&path);
                     notes.push(format!(
                         "{path}: a second, different object with the identity {identity} is in the backup; only the first is restored"
                     ));
-                    Ok(())
-                })?;
+                }
             }
             _ => {}
         }

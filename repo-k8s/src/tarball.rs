@@ -25,7 +25,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 
 use repo_core::IndexedRepository;
 
-use crate::backup::{for_each_file, FORMAT_VERSION};
+use crate::backup::{for_each_file, list_files, FORMAT_VERSION};
 use crate::discovery::{Discovery, Resource};
 use crate::object::Object;
 
@@ -389,7 +389,6 @@ fn scope(namespaced: bool) -> &'static str {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Exported {
     pub items: usize,
-    pub bytes: u64,
     /// Second, different objects with an identity already exported (the backup keeps them
     /// under `duplicates/`): a tarball holds one object per identity, so they are left out.
     pub duplicates_left_out: usize,
@@ -411,13 +410,12 @@ pub fn export(
     let mut tar = tar::Builder::new(gz);
     let io = |e: std::io::Error| repo_core::Error::io("writing the tarball", e);
     let mut stats = Exported::default();
-    let mut append = |tar: &mut tar::Builder<_>, path: &str, bytes: &[u8]| {
+    let append = |tar: &mut tar::Builder<_>, path: &str, bytes: &[u8]| {
         let mut h = tar::Header::new_gnu();
         h.set_size(bytes.len() as u64);
         h.set_mode(0o644);
         h.set_mtime(mtime);
         h.set_entry_type(tar::EntryType::Regular);
-        stats.bytes += bytes.len() as u64;
         tar.append_data(&mut h, path, bytes).map_err(io)
     };
     append(&mut tar, "metadata/version", FORMAT_VERSION.as_bytes())?;
@@ -434,13 +432,14 @@ pub fn export(
             let (Some(_), Some(gr), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
                 return Ok(());
             };
-            let version = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| {
-                    let av = v.get("apiVersion")?.as_str()?;
-                    Some(crate::object::split_api_version(av).1.to_string())
-                });
-            if let Some(version) = version {
+            // Only apiVersion is read; the rest of the object is skipped, not built.
+            #[derive(serde::Deserialize)]
+            struct Typed {
+                #[serde(rename = "apiVersion")]
+                api_version: String,
+            }
+            if let Ok(Typed { api_version }) = serde_json::from_slice(&bytes) {
+                let version = crate::object::split_api_version(&api_version).1;
                 append(
                     &mut tar,
                     &format!("resources/{gr}/{version}-preferredversion/{rest}"),
@@ -456,10 +455,7 @@ pub fn export(
         .find(|n| n.name.display() == "duplicates")
         .and_then(|n| n.subtree)
     {
-        for_each_file(repo, dups, "duplicates", &mut |_, _| {
-            stats.duplicates_left_out += 1;
-            Ok(())
-        })?;
+        stats.duplicates_left_out = list_files(repo, dups, "duplicates")?.len();
     }
     let gz = tar.into_inner().map_err(io)?;
     gz.finish().map_err(io)?;

@@ -271,6 +271,22 @@ fn now_rfc3339() -> String {
         + "Z"
 }
 
+/// The `labelSelector` of a list or watch, or the 400 the real server gives for a bad one.
+fn label_selector(
+    query: &BTreeMap<String, String>,
+) -> Result<Option<LabelSelector>, (StatusCode, Value)> {
+    match query.get("labelSelector").filter(|s| !s.is_empty()) {
+        Some(s) => LabelSelector::parse(s).map(Some).map_err(|e| {
+            status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("unable to parse requirement: {e}"),
+            )
+        }),
+        None => Ok(None),
+    }
+}
+
 /// RFC 7386 merge patch.
 fn merge_patch(target: &mut Value, patch: &Value) {
     match patch {
@@ -306,15 +322,10 @@ impl State {
             );
             return (code, [("Retry-After", "0")], axum::Json(v)).into_response();
         }
-        let query: BTreeMap<String, String> = uri
-            .query()
-            .map(|q| {
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-                    .map(|(k, v)| (k.to_string(), percent_decode(v)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let query: BTreeMap<String, String> =
+            url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
         let (code, v) = self.route(method, uri.path(), &query, headers, body);
         match self.stream.take() {
             Some(stream) => stream,
@@ -379,13 +390,7 @@ impl State {
             [plural, tail @ ..] => (None, *plural, tail.first().copied(), tail.get(1).copied()),
             [] => unreachable!(),
         };
-        let Some(r) = self
-            .discovery
-            .resources()
-            .iter()
-            .find(|r| r.group == group && r.version == version && r.plural == plural)
-            .cloned()
-        else {
+        let Some(r) = self.served(group, plural).filter(|r| r.version == version) else {
             return status(
                 StatusCode::NOT_FOUND,
                 "NotFound",
@@ -488,6 +493,15 @@ impl State {
                 format!("{method} is not allowed on {path}"),
             ),
         }
+    }
+
+    /// The resource served as `plural` in `group`.
+    fn served(&self, group: &str, plural: &str) -> Option<Resource> {
+        self.discovery
+            .resources()
+            .iter()
+            .find(|r| r.group == group && r.plural == plural)
+            .cloned()
     }
 
     fn key(&self, r: &Resource, ns: Option<&str>, name: &str) -> Key {
@@ -631,18 +645,9 @@ impl State {
         ns: Option<&str>,
         query: &BTreeMap<String, String>,
     ) -> (StatusCode, Value) {
-        let selector = match query.get("labelSelector").filter(|s| !s.is_empty()) {
-            Some(s) => match LabelSelector::parse(s) {
-                Ok(sel) => Some(sel),
-                Err(e) => {
-                    return status(
-                        StatusCode::BAD_REQUEST,
-                        "BadRequest",
-                        format!("unable to parse requirement: {e}"),
-                    )
-                }
-            },
-            None => None,
+        let selector = match label_selector(query) {
+            Ok(s) => s,
+            Err(e) => return e,
         };
         let from: u64 = query
             .get("resourceVersion")
@@ -719,13 +724,7 @@ impl State {
             .collect();
         self.pending_ready.retain(|(t, _)| *t > now);
         for key in due {
-            let Some(r) = self
-                .discovery
-                .resources()
-                .iter()
-                .find(|r| r.group == key.0 && r.plural == key.1)
-                .cloned()
-            else {
+            let Some(r) = self.served(&key.0, &key.1) else {
                 continue;
             };
             let Some(s) = self.objects.get(&key) else {
@@ -755,18 +754,9 @@ impl State {
         ns: Option<&str>,
         query: &BTreeMap<String, String>,
     ) -> (StatusCode, Value) {
-        let selector = match query.get("labelSelector").filter(|s| !s.is_empty()) {
-            Some(s) => match LabelSelector::parse(s) {
-                Ok(sel) => Some(sel),
-                Err(e) => {
-                    return status(
-                        StatusCode::BAD_REQUEST,
-                        "BadRequest",
-                        format!("unable to parse requirement: {e}"),
-                    )
-                }
-            },
-            None => None,
+        let selector = match label_selector(query) {
+            Ok(s) => s,
+            Err(e) => return e,
         };
         let limit: usize = query
             .get("limit")
@@ -1056,7 +1046,6 @@ impl State {
             }
         }
         merge_patch(&mut next, p);
-        next["metadata"]["resourceVersion"] = current.value["metadata"]["resourceVersion"].clone();
         next["metadata"]["resourceVersion"] = json!(self.next_rv());
         let created = self.objects[&key].created;
         let stored = Stored {
@@ -1068,29 +1057,4 @@ impl State {
         self.notify("MODIFIED", &key, out.clone());
         (StatusCode::OK, out)
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    Ok(x) => {
-                        out.push(x);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -21,6 +21,19 @@ fn kubectl(server: &ApiServer, dir: &std::path::Path, args: &[&str]) -> (bool, S
     )
 }
 
+/// `kubectl apply` of a file (no schema validation: the test server serves no OpenAPI).
+fn apply(
+    server: &ApiServer,
+    dir: &std::path::Path,
+    file: &std::path::Path,
+) -> (bool, String, String) {
+    kubectl(
+        server,
+        dir,
+        &["apply", "--validate=false", "-f", file.to_str().unwrap()],
+    )
+}
+
 #[test]
 fn the_test_api_server_speaks_kubectls_protocol() {
     let server = ApiServer::start(Options::default());
@@ -33,16 +46,7 @@ fn the_test_api_server_speaks_kubectls_protocol() {
          apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers: [{name: web, image: nginx}]\n",
     )
     .unwrap();
-    let (ok, out, err) = kubectl(
-        &server,
-        dir.path(),
-        &[
-            "apply",
-            "--validate=false",
-            "-f",
-            manifest.to_str().unwrap(),
-        ],
-    );
+    let (ok, out, err) = apply(&server, dir.path(), &manifest);
     assert!(ok, "{out}{err}");
     assert!(out.contains("namespace/shop created"), "{out}");
     assert!(out.contains("configmap/cfg created"), "{out}");
@@ -62,16 +66,7 @@ fn the_test_api_server_speaks_kubectls_protocol() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: shop\n  labels: {app: web}\ndata:\n  a: \"2\"\n",
     )
     .unwrap();
-    let (ok, out, err) = kubectl(
-        &server,
-        dir.path(),
-        &[
-            "apply",
-            "--validate=false",
-            "-f",
-            manifest.to_str().unwrap(),
-        ],
-    );
+    let (ok, out, err) = apply(&server, dir.path(), &manifest);
     assert!(ok, "{out}{err}");
     assert!(out.contains("configmap/cfg configured"), "{out}");
     let (ok, out, _) = kubectl(
@@ -174,28 +169,10 @@ fn the_test_api_server_speaks_kubectls_protocol() {
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
             "versions": [{"name": "v1", "served": true, "storage": true}]}});
     std::fs::write(&manifest, serde_json::to_string(&crd).unwrap()).unwrap();
-    let (ok, out, err) = kubectl(
-        &server,
-        dir.path(),
-        &[
-            "apply",
-            "--validate=false",
-            "-f",
-            manifest.to_str().unwrap(),
-        ],
-    );
+    let (ok, out, err) = apply(&server, dir.path(), &manifest);
     assert!(ok, "{out}{err}");
     std::fs::write(&manifest, r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","namespace":"shop"},"spec":{"size":3}}"#).unwrap();
-    let (ok, out, err) = kubectl(
-        &server,
-        dir.path(),
-        &[
-            "apply",
-            "--validate=false",
-            "-f",
-            manifest.to_str().unwrap(),
-        ],
-    );
+    let (ok, out, err) = apply(&server, dir.path(), &manifest);
     assert!(ok, "{out}{err}");
     let (ok, out, err) = kubectl(
         &server,
