@@ -96,11 +96,9 @@ impl Served {
 /// Whether the existing object differs from the backed-up one in what a restore sets:
 /// labels and annotations (but Velero's own labels), and every top-level field but
 /// metadata and status.
-fn differs(backup: &Value, existing: &Object) -> bool {
+fn differs(backup: &Object, existing: &Object) -> bool {
     let existing = existing.as_value();
-    let Some(b) = backup.as_object() else {
-        return true;
-    };
+    let b = backup.as_value();
     for (k, v) in b {
         match k.as_str() {
             "metadata" | "status" => {}
@@ -132,17 +130,15 @@ fn differs(backup: &Value, existing: &Object) -> bool {
 
 /// The merge patch that makes an existing object the backed-up one: its fields, labels and
 /// annotations.
-fn update_patch(backup: &Value) -> Value {
-    let mut p = backup.clone();
-    if let Some(m) = p.as_object_mut() {
-        m.remove("status");
-        m.remove("apiVersion");
-        m.remove("kind");
-        if let Some(Value::Object(meta)) = m.get_mut("metadata") {
-            meta.retain(|k, _| k == "labels" || k == "annotations");
-        }
+fn update_patch(backup: &Object) -> Value {
+    let mut m = backup.as_value().clone();
+    m.remove("status");
+    m.remove("apiVersion");
+    m.remove("kind");
+    if let Some(Value::Object(meta)) = m.get_mut("metadata") {
+        meta.retain(|k, _| k == "labels" || k == "annotations");
     }
-    p
+    Value::Object(m)
 }
 
 /// Runs `plan` against `cluster` in `phases` (see [`crate::phases`]).
@@ -206,9 +202,7 @@ pub fn execute(
                 Some(ns) => ensure_namespace(cluster, &mut served, ns, &mut namespaces_known),
                 None => Ok(()),
             };
-            let object = match ready.and_then(|()| {
-                Object::from_value(item.object.clone(), &item.name).map_err(|e| e.to_string())
-            }) {
+            let object = match ready.map(|()| item.object()) {
                 Ok(o) => o,
                 Err(e) => {
                     let msg = format!("{}: {e}", describe_item(item));
@@ -230,7 +224,7 @@ pub fn execute(
                         Created::Created(_) => report.created += 1,
                         Created::AlreadyExists(existing) => {
                             let (counter, warning) =
-                                reconcile(cluster, &r, item, &existing, policy);
+                                reconcile(cluster, &r, item, &object, &existing, policy);
                             *counter(&mut report) += 1;
                             if let Some(w) = warning {
                                 result.warnings.add(ns, w);
@@ -286,10 +280,11 @@ fn reconcile(
     cluster: &Cluster,
     r: &Resource,
     item: &Planned,
+    backup: &Object,
     existing: &Object,
     policy: ExistingResourcePolicy,
 ) -> (Counter, Option<String>) {
-    if !differs(&item.object, existing) {
+    if !differs(backup, existing) {
         return (|p| &mut p.unchanged, None);
     }
     if policy == ExistingResourcePolicy::None {
@@ -301,7 +296,7 @@ fn reconcile(
             )),
         );
     }
-    let patch = update_patch(&item.object);
+    let patch = update_patch(backup);
     match cluster.merge_patch(r, existing.namespace(), existing.name(), &patch) {
         Ok(_) => (|p| &mut p.updated, None),
         Err(e) => (

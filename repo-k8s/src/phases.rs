@@ -171,7 +171,8 @@ impl ResolvedPhase {
         match &self.selector {
             None => true,
             Some(sel) => {
-                sel.matches_labels(|k| item.object.get("metadata")?.get("labels")?.get(k)?.as_str())
+                let labels = item.labels();
+                sel.matches_labels(|k| labels.get(k).map(String::as_str))
             }
         }
     }
@@ -254,7 +255,8 @@ mod tests {
             resource: resource.into(),
             namespace: ns.map(str::to_string),
             name: "x".into(),
-            object: json!({"metadata": {"labels": labels}}),
+            object: serde_json::value::to_raw_value(&json!({"metadata": {"labels": labels}}))
+                .unwrap(),
         }
     }
 

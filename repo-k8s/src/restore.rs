@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::discovery::Discovery;
@@ -92,7 +93,33 @@ pub struct Planned {
     pub resource: String,
     pub namespace: Option<String>,
     pub name: String,
-    pub object: Value,
+    /// The cleaned object as compact JSON: a restore may plan 100,000 objects, and held
+    /// parsed they took four times the memory.
+    pub object: Box<RawValue>,
+}
+
+impl Planned {
+    /// The cleaned object, parsed.
+    pub fn object(&self) -> Object {
+        let value = serde_json::from_str(self.object.get()).expect("the planner wrote this JSON");
+        Object::from_value(value, &self.name).expect("the planner checked this object")
+    }
+
+    /// The cleaned object's labels, read without parsing the rest of it.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        #[derive(serde::Deserialize)]
+        struct Labels {
+            #[serde(default)]
+            labels: BTreeMap<String, String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Metadata {
+            metadata: Labels,
+        }
+        serde_json::from_str::<Metadata>(self.object.get())
+            .map(|m| m.metadata.labels)
+            .unwrap_or_default()
+    }
 }
 
 /// A restore plan.
@@ -103,18 +130,16 @@ pub struct Plan {
     pub skipped: Vec<(String, String)>,
 }
 
-/// Where an item goes: resource rank, then namespace, then name.
-type Rank = ((u8, usize, String), String, String);
-
-/// The position of a resource in the restore order.
-fn rank(gr: &str, high: &[String]) -> (u8, usize, String) {
+/// The position of a resource in the restore order: high priorities, then the rest
+/// (alphabetically, by the resource name the item carries), then low priorities.
+fn rank(gr: &str, high: &[String]) -> (u8, usize) {
     if let Some(i) = high.iter().position(|h| h == gr) {
-        return (0, i, String::new());
+        return (0, i);
     }
     if let Some(i) = LOW_PRIORITIES.iter().position(|h| *h == gr) {
-        return (2, i, String::new());
+        return (2, i);
     }
-    (1, 0, gr.to_string())
+    (1, 0)
 }
 
 /// Plans the restore of `objects` (taken, not copied: a restore may hold 100,000 of them).
@@ -126,50 +151,86 @@ pub fn plan(objects: Vec<Object>, opts: &RestoreOptions) -> Plan {
     {
         let _ = d.add_crd(o);
     }
-    let high: Vec<String> = opts
-        .priorities
-        .clone()
-        .unwrap_or_else(|| HIGH_PRIORITIES.iter().map(|s| s.to_string()).collect());
-    let mut plan = Plan::default();
-    let mut items: Vec<(Rank, Planned)> = Vec::new();
-    for mut obj in objects {
-        let gr = d.group_resource_of(&obj);
-        let ns = d.namespace_of(&obj).map(str::to_string);
-        let id = format!(
-            "{gr} {}{}",
-            ns.as_deref().map(|n| format!("{n}/")).unwrap_or_default(),
-            obj.name()
-        );
+    let mut planner = Planner::new(&d, opts);
+    for o in objects {
+        planner.add(o);
+    }
+    planner.finish()
+}
+
+/// Builds a plan one object at a time, keeping only what each planned object restores as.
+/// `discovery` must already know the backup's CRDs: they name its custom resources.
+pub struct Planner<'a> {
+    discovery: &'a Discovery,
+    opts: &'a RestoreOptions,
+    high: Vec<String>,
+    items: Vec<((u8, usize), Planned)>,
+    skipped: Vec<(String, String)>,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(discovery: &'a Discovery, opts: &'a RestoreOptions) -> Self {
+        let high = opts
+            .priorities
+            .clone()
+            .unwrap_or_else(|| HIGH_PRIORITIES.iter().map(|s| s.to_string()).collect());
+        Planner {
+            discovery,
+            opts,
+            high,
+            items: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Plans `obj`: skips it with the reason, or cleans it as Velero does.
+    pub fn add(&mut self, mut obj: Object) {
+        let gr = self.discovery.group_resource_of(&obj);
+        let ns = self.discovery.namespace_of(&obj).map(str::to_string);
         if let Some(why) = skip_reason(&obj, &gr) {
-            plan.skipped.push((id, why));
-            continue;
+            let id = format!(
+                "{gr} {}{}",
+                ns.as_deref().map(|n| format!("{n}/")).unwrap_or_default(),
+                obj.name()
+            );
+            self.skipped.push((id, why));
+            return;
         }
         let new_ns = ns.as_deref().map(|n| {
-            opts.namespace_mappings
+            self.opts
+                .namespace_mappings
                 .get(n)
                 .map(String::as_str)
                 .unwrap_or(n)
                 .to_string()
         });
-        sanitize(&mut obj, &gr, opts, new_ns.as_deref());
-        let key = (
-            rank(&gr, &high),
-            new_ns.clone().unwrap_or_default(),
-            obj.name().to_string(),
-        );
-        items.push((
-            key,
-            Planned {
-                resource: gr,
-                namespace: new_ns,
-                name: obj.name().to_string(),
-                object: obj.into_value(),
-            },
-        ));
+        sanitize(&mut obj, &gr, self.opts, new_ns.as_deref());
+        let object =
+            RawValue::from_string(String::from_utf8(obj.to_json()).expect("JSON is UTF-8"))
+                .expect("serde_json writes valid JSON");
+        let planned = Planned {
+            namespace: new_ns,
+            name: obj.name().to_string(),
+            object,
+            resource: gr,
+        };
+        self.items
+            .push((rank(&planned.resource, &self.high), planned));
     }
-    items.sort_by(|a, b| a.0.cmp(&b.0));
-    plan.items = items.into_iter().map(|(_, p)| p).collect();
-    plan
+
+    /// The plan: items in restore order (resource rank, namespace, name).
+    pub fn finish(self) -> Plan {
+        let mut items = self.items;
+        fn key(p: &Planned) -> (&str, &str, &str) {
+            let ns = p.namespace.as_deref().unwrap_or("");
+            (&p.resource, ns, &p.name)
+        }
+        items.sort_by(|(ra, a), (rb, b)| ra.cmp(rb).then_with(|| key(a).cmp(&key(b))));
+        Plan {
+            items: items.into_iter().map(|(_, p)| p).collect(),
+            skipped: self.skipped,
+        }
+    }
 }
 
 /// Why Velero would not restore this object.
@@ -310,57 +371,90 @@ fn remove_if_empty(o: &mut Object, path: &[&str]) {
     }
 }
 
-/// Reads the objects of a backup snapshot (`resources/…`). Objects kept under
-/// `duplicates/` are reported, not restored: the backup had two different objects with one
-/// identity, and only the first can exist in a cluster.
-pub fn load_backup(
+/// The top-level trees of a backup snapshot: `resources/` and `duplicates/`.
+fn backup_trees(
     repo: &repo_core::IndexedRepository,
     snapshot: &repo_core::ObjectId,
-) -> repo_core::Result<(Vec<Object>, Vec<String>)> {
+) -> repo_core::Result<(Option<repo_core::BlobId>, Option<repo_core::BlobId>)> {
     let snap = repo.get_snapshot(snapshot)?;
-    let root = repo.read_dir(&snap.root)?;
-    let mut objects = Vec::new();
-    let mut notes = Vec::new();
-    for top in &root {
-        let name = top.name.display();
-        match (name.as_str(), top.subtree) {
-            ("resources", Some(t)) => collect(repo, t, "resources", &mut objects, &mut notes)?,
-            ("duplicates", Some(t)) => {
-                // duplicates/<n>/resources/…: the path names the identity, namespace
-                // included (an object that named none was filed under `default`).
-                for (path, _) in crate::backup::list_files(repo, t, "duplicates")? {
-                    let identity = path.splitn(3, '/').nth(2).unwrap_or(&path);
-                    notes.push(format!(
-                        "{path}: a second, different object with the identity {identity} is in the backup; only the first is restored"
-                    ));
-                }
-            }
+    let (mut resources, mut duplicates) = (None, None);
+    for top in repo.read_dir(&snap.root)? {
+        match top.name.display().as_str() {
+            "resources" => resources = top.subtree,
+            "duplicates" => duplicates = top.subtree,
             _ => {}
         }
     }
-    Ok((objects, notes))
+    Ok((resources, duplicates))
 }
 
-fn collect(
+/// What a backup's objects are called: the built-in resources plus the backup's CRDs.
+/// Reads only `resources/customresourcedefinitions.apiextensions.k8s.io/`.
+pub fn backup_discovery(
     repo: &repo_core::IndexedRepository,
-    tree: repo_core::BlobId,
-    path: &str,
-    out: &mut Vec<Object>,
-    notes: &mut Vec<String>,
-) -> repo_core::Result<()> {
-    crate::backup::for_each_file(repo, tree, path, &mut |here, bytes| {
-        if !here.ends_with(".json") {
-            return Ok(());
+    snapshot: &repo_core::ObjectId,
+) -> repo_core::Result<Discovery> {
+    const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
+    let mut d = Discovery::built_in();
+    let Some(resources) = backup_trees(repo, snapshot)?.0 else {
+        return Ok(d);
+    };
+    for node in repo.read_dir(&resources)? {
+        if let (CRDS, Some(tree)) = (node.name.display().as_str(), node.subtree) {
+            let path = format!("resources/{CRDS}");
+            crate::backup::for_each_file(repo, tree, &path, &mut |here, bytes| {
+                // A CRD that does not parse is reported by `plan_backup`, which reads it again.
+                if let Ok(o) = parse_object(here, &bytes) {
+                    let _ = d.add_crd(&o);
+                }
+                Ok(())
+            })?;
         }
-        match serde_json::from_slice(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|v| Object::from_value(v, here).map_err(|e| e.to_string()))
-        {
-            Ok(o) => out.push(o),
-            Err(e) => notes.push(format!("{here}: not restorable: {e}")),
+    }
+    Ok(d)
+}
+
+/// Plans the restore of a backup snapshot (`resources/…`), one object at a time, so only
+/// the cleaned objects' compact JSON is held. `discovery` comes from [`backup_discovery`].
+/// Returns notes too: objects that cannot be restored, and objects kept under
+/// `duplicates/` (the backup had two different objects with one identity, and only the
+/// first can exist in a cluster).
+pub fn plan_backup(
+    repo: &repo_core::IndexedRepository,
+    snapshot: &repo_core::ObjectId,
+    discovery: &Discovery,
+    opts: &RestoreOptions,
+) -> repo_core::Result<(Plan, Vec<String>)> {
+    let (resources, duplicates) = backup_trees(repo, snapshot)?;
+    let mut planner = Planner::new(discovery, opts);
+    let mut notes = Vec::new();
+    if let Some(tree) = resources {
+        crate::backup::for_each_file(repo, tree, "resources", &mut |here, bytes| {
+            if here.ends_with(".json") {
+                match parse_object(here, &bytes) {
+                    Ok(o) => planner.add(o),
+                    Err(e) => notes.push(format!("{here}: not restorable: {e}")),
+                }
+            }
+            Ok(())
+        })?;
+    }
+    if let Some(tree) = duplicates {
+        // duplicates/<n>/resources/…: the path names the identity, namespace included (an
+        // object that named none was filed under `default`).
+        for (path, _) in crate::backup::list_files(repo, tree, "duplicates")? {
+            let identity = path.splitn(3, '/').nth(2).unwrap_or(&path);
+            notes.push(format!(
+                "{path}: a second, different object with the identity {identity} is in the backup; only the first is restored"
+            ));
         }
-        Ok(())
-    })
+    }
+    Ok((planner.finish(), notes))
+}
+
+fn parse_object(path: &str, bytes: &[u8]) -> Result<Object, String> {
+    let value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    Object::from_value(value, path).map_err(|e| e.to_string())
 }
 
 /// Writes the plan as numbered files (`0001-namespaces-shop.json`, …) into `dir`, which
@@ -400,7 +494,7 @@ pub fn write_to_dir(plan: &Plan, dir: &std::path::Path) -> std::io::Result<usize
             .open(dir.join(&name))?;
         std::io::Write::write_all(
             &mut f,
-            &serde_json::to_vec_pretty(&item.object).expect("serializes"),
+            &serde_json::to_vec_pretty(&item.object().as_value()).expect("serializes"),
         )?;
     }
     Ok(plan.items.len())
@@ -562,11 +656,8 @@ mod tests {
         ];
         let p = plan(objects.clone(), &opts);
         let get = |name: &str| {
-            &p.items
-                .iter()
-                .find(|i| i.name == name || i.object["metadata"]["name"] == name)
-                .unwrap()
-                .object
+            let item = p.items.iter().find(|i| i.name == name).unwrap();
+            item.object().into_value()
         };
         let ns = get("shop-copy");
         assert!(ns["spec"].get("finalizers").is_none() && ns["metadata"].get("uid").is_none());
@@ -625,7 +716,8 @@ mod tests {
                 ..Default::default()
             },
         );
-        let svc = &keep.items.iter().find(|i| i.name == "s").unwrap().object;
+        let svc = keep.items.iter().find(|i| i.name == "s").unwrap().object();
+        let svc = svc.as_value();
         assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30080);
     }
 }

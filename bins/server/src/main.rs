@@ -469,37 +469,28 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
     }
     let repo = open(cli)?.load_index(&NoProgress)?;
     let id = find_backup(&repo, &a.name)?;
-    let (objects, notes) = repo_k8s::restore::load_backup(&repo, &id)?;
+    let discovery = repo_k8s::restore::backup_discovery(&repo, &id)?;
     let phases = match &a.phases {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| Failure(1, format!("reading {}: {e}", path.display())))?;
-            let mut d = repo_k8s::Discovery::built_in();
-            for o in objects
-                .iter()
-                .filter(|o| o.kind() == "CustomResourceDefinition")
-            {
-                let _ = d.add_crd(o);
-            }
-            repo_k8s::phases::parse(&text, &d)
+            repo_k8s::phases::parse(&text, &discovery)
                 .map_err(|errs| Failure(2, format!("{}: {}", path.display(), errs.join("; "))))?
         }
         None => vec![ResolvedPhase::everything(a.existing_resource_policy)],
     };
-    let plan = repo_k8s::restore::plan(
-        objects,
-        &repo_k8s::restore::RestoreOptions {
-            backup_name: a.name.clone(),
-            restore_name: a
-                .restore_name
-                .clone()
-                .unwrap_or_else(|| format!("{}-restore", a.name)),
-            namespace_mappings: mappings,
-            preserve_node_ports: a.preserve_nodeports,
-            restore_status: a.restore_status.clone(),
-            priorities: None,
-        },
-    );
+    let opts = repo_k8s::restore::RestoreOptions {
+        backup_name: a.name.clone(),
+        restore_name: a
+            .restore_name
+            .clone()
+            .unwrap_or_else(|| format!("{}-restore", a.name)),
+        namespace_mappings: mappings,
+        preserve_node_ports: a.preserve_nodeports,
+        restore_status: a.restore_status.clone(),
+        priorities: None,
+    };
+    let (plan, notes) = repo_k8s::restore::plan_backup(&repo, &id, &discovery, &opts)?;
     if a.to_cluster && !a.dry_run {
         let cluster = a.cluster.connect()?;
         let result =
@@ -507,11 +498,32 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
         return report_restore(cli, &a.name, &result, &notes, &plan.skipped);
     }
     if cli.json {
-        println!(
-            "{}",
-            serde_json::json!({"backup": a.name, "items": plan.items.iter().map(|i| serde_json::json!({"resource": i.resource, "namespace": i.namespace, "name": i.name})).collect::<Vec<_>>(),
-                "skipped": plan.skipped, "notes": notes})
-        );
+        // Borrowed rows, not a JSON value tree: that doubled the memory of a large plan.
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            name: &'a str,
+            namespace: Option<&'a str>,
+            resource: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct DryRun<'a> {
+            backup: &'a str,
+            items: Vec<Row<'a>>,
+            notes: &'a [String],
+            skipped: &'a [(String, String)],
+        }
+        let items = plan.items.iter().map(|i| Row {
+            name: &i.name,
+            namespace: i.namespace.as_deref(),
+            resource: &i.resource,
+        });
+        let out = DryRun {
+            backup: &a.name,
+            items: items.collect(),
+            notes: &notes,
+            skipped: &plan.skipped,
+        };
+        println!("{}", serde_json::to_string(&out).expect("serializes"));
     } else {
         for n in &notes {
             println!("note: {n}");
