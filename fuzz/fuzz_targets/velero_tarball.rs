@@ -14,10 +14,10 @@ fuzz_target!(|data: &[u8]| {
     match read(data, &limits) {
         Ok(got) => {
             assert!(got.version.starts_with('1'));
-            for (o, origin) in &got.objects {
+            for (o, origin) in got.objects.iter() {
                 assert!(origin.starts_with("resources/") && !origin.contains(".."));
                 assert!(!o.name().is_empty());
-                let _ = got.discovery.group_resource_of(o);
+                let _ = got.discovery.group_resource_of(&o);
             }
         }
         Err(e) => {

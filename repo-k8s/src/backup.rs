@@ -218,6 +218,53 @@ impl Inventory {
     }
 }
 
+/// Objects held in memory as compact JSON, with their [`Inventory`]: a backup of objects
+/// that came from a stream (a Velero tarball) without holding them parsed, which took five
+/// times the memory.
+#[derive(Debug, Default)]
+pub struct HeldObjects {
+    pub inventory: Inventory,
+    json: Vec<Box<serde_json::value::RawValue>>,
+}
+
+impl HeldObjects {
+    /// Adds an object; its index is its position in the inventory.
+    pub fn add(&mut self, o: &Object, origin: String) {
+        self.inventory.add(o, origin);
+        self.json.push(o.to_raw_json());
+    }
+
+    pub fn len(&self) -> usize {
+        self.json.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.json.is_empty()
+    }
+
+    /// Object `i`, parsed again.
+    pub fn get(&self, i: usize) -> Object {
+        let value = serde_json::from_str(self.json[i].get()).expect("written by add");
+        Object::from_value(value, &self.inventory.origins[i]).expect("checked when added")
+    }
+
+    /// Where object `i` came from.
+    pub fn origin(&self, i: usize) -> &str {
+        &self.inventory.origins[i]
+    }
+
+    /// Every object with where it came from, parsed one at a time.
+    pub fn iter(&self) -> impl Iterator<Item = (Object, &str)> {
+        (0..self.len()).map(|i| (self.get(i), self.origin(i)))
+    }
+}
+
+impl ObjectSource for &HeldObjects {
+    fn object(&mut self, i: usize) -> Result<Cow<'_, Object>, String> {
+        Ok(Cow::Owned(self.get(i)))
+    }
+}
+
 /// Backs up `objects` (with where each came from, for messages) as backup `name`.
 /// `input_problems` (documents that were not objects) are recorded as errors.
 pub fn backup(

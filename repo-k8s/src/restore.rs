@@ -205,13 +205,10 @@ impl<'a> Planner<'a> {
                 .to_string()
         });
         sanitize(&mut obj, &gr, self.opts, new_ns.as_deref());
-        let object =
-            RawValue::from_string(String::from_utf8(obj.to_json()).expect("JSON is UTF-8"))
-                .expect("serde_json writes valid JSON");
         let planned = Planned {
             namespace: new_ns,
             name: obj.name().to_string(),
-            object,
+            object: obj.to_raw_json(),
             resource: gr,
         };
         self.items

@@ -454,7 +454,9 @@ fn import_velero(cli: &Cli, input: &Path, name: Option<&str>) -> Result<(), Fail
         discovery: imported.discovery,
         ..Default::default()
     };
-    let out = backup::backup(&repo, &name, &imported.objects, &imported.problems, &opts)?;
+    let mut held = imported.objects;
+    held.inventory.problems.extend(imported.problems);
+    let out = backup::backup_from(&repo, &name, &held.inventory, &mut &held, &opts)?;
     report_backup(cli, &name, &out)
 }
 
