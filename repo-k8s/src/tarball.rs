@@ -24,11 +24,11 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 
 use repo_core::IndexedRepository;
+use serde_json::value::RawValue;
 
 use crate::backup::{for_each_file, list_files, HeldObjects, FORMAT_VERSION};
 use crate::discovery::{Discovery, Resource};
 use crate::object::Object;
-use serde_json::value::RawValue;
 
 /// Limits on what a tarball may make us read.
 #[derive(Clone, Debug)]
