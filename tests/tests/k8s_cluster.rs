@@ -21,6 +21,13 @@ fn kubectl(server: &ApiServer, dir: &std::path::Path, args: &[&str]) -> (bool, S
     )
 }
 
+/// Runs kubectl and expects it to succeed; returns what it printed.
+fn kubectl_ok(server: &ApiServer, dir: &std::path::Path, args: &[&str]) -> String {
+    let (ok, out, err) = kubectl(server, dir, args);
+    assert!(ok, "kubectl {args:?} failed: {out}{err}");
+    out
+}
+
 /// `kubectl apply` of a file (no schema validation: the test server serves no OpenAPI).
 fn apply(
     server: &ApiServer,
@@ -51,12 +58,11 @@ fn the_test_api_server_speaks_kubectls_protocol() {
     assert!(out.contains("namespace/shop created"), "{out}");
     assert!(out.contains("configmap/cfg created"), "{out}");
     assert!(out.contains("deployment.apps/web created"), "{out}");
-    let (ok, out, err) = kubectl(
+    let out = kubectl_ok(
         &server,
         dir.path(),
         &["get", "cm", "-n", "shop", "-o", "json"],
     );
-    assert!(ok, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["items"][0]["metadata"]["name"], "cfg");
     assert_eq!(v["items"][0]["data"]["a"], "1");
@@ -121,19 +127,17 @@ fn the_test_api_server_speaks_kubectls_protocol() {
     // Paging: kubectl lists in chunks of --chunk-size with limit/continue.
     for i in 0..7 {
         let f = file(&format!("c{i}.yaml"), cm(&format!("c{i}"), "shop"));
-        let (ok, _, err) = kubectl(
+        kubectl_ok(
             &server,
             dir.path(),
             &["create", "--validate=false", "-f", &f],
         );
-        assert!(ok, "{err}");
     }
-    let (ok, out, err) = kubectl(
+    let out = kubectl_ok(
         &server,
         dir.path(),
         &["get", "cm", "-n", "shop", "--chunk-size=3", "-o", "name"],
     );
-    assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 8, "{out}");
     assert!(
         server.log().iter().any(|l| l.contains("continue=")),
@@ -147,7 +151,7 @@ fn the_test_api_server_speaks_kubectls_protocol() {
     );
     assert!(ok);
     assert_eq!(out.trim(), "configmap/cfg");
-    let (ok, out, err) = kubectl(
+    let out = kubectl_ok(
         &server,
         dir.path(),
         &[
@@ -160,7 +164,6 @@ fn the_test_api_server_speaks_kubectls_protocol() {
             "jsonpath={.status.availableReplicas}",
         ],
     );
-    assert!(ok, "{err}");
     assert_eq!(out, "2");
     // CRDs extend discovery.
     let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -174,29 +177,26 @@ fn the_test_api_server_speaks_kubectls_protocol() {
     std::fs::write(&manifest, r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","namespace":"shop"},"spec":{"size":3}}"#).unwrap();
     let (ok, out, err) = apply(&server, dir.path(), &manifest);
     assert!(ok, "{out}{err}");
-    let (ok, out, err) = kubectl(
+    let out = kubectl_ok(
         &server,
         dir.path(),
         &["get", "widgets", "-n", "shop", "-o", "name"],
     );
-    assert!(ok, "{err}");
     assert_eq!(out.trim(), "widget.example.com/w");
     // Updates are checked against resourceVersion: a replace with a stale one is a 409.
-    let (ok, out, err) = kubectl(
+    let out = kubectl_ok(
         &server,
         dir.path(),
         &["get", "cm", "cfg", "-n", "shop", "-o", "json"],
     );
-    assert!(ok, "{err}");
     let mut current: Value = serde_json::from_str(&out).unwrap();
     current["data"]["a"] = json!("3");
     let f = file("replace.json", current.to_string());
-    let (ok, _, err) = kubectl(
+    kubectl_ok(
         &server,
         dir.path(),
         &["replace", "--validate=false", "-f", &f],
     );
-    assert!(ok, "{err}");
     let (ok, _, err) = kubectl(
         &server,
         dir.path(),
