@@ -12,8 +12,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No key file in the repository accepts the password.
-    #[error("wrong password: none of the {tried} key(s) in {repo} accepts it; check CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or --password-file")]
-    WrongPassword { repo: String, tried: usize },
+    #[error("wrong password: none of the {tried} key(s) in {repo} accepts it{}; check CAIRN_PASSWORD, CAIRN_PASSWORD_FILE, --password-file or --password-command", if *.damaged > 0 { format!(" ({damaged} damaged key file(s) skipped: `node-agent check` names them)") } else { String::new() })]
+    WrongPassword {
+        repo: String,
+        tried: usize,
+        /// Key files that could not be read, skipped.
+        damaged: usize,
+    },
 
     /// The repository (or one of its objects) was written by a newer cairn.
     #[error("{object} needs {what}, which this cairn (format {supported}) does not understand; upgrade cairn to read this repository")]
@@ -37,7 +42,7 @@ pub enum Error {
 
     /// There is no repository at this location.
     #[error(
-        "no cairn repository at {repo} (no `config` object); create one with `node-agent init`"
+        "no cairn repository at {repo} (no `config` object): check the location, or create one with `node-agent init` (node-agent is cairn's repository tool, the binary beside cairn-server)"
     )]
     NoRepository { repo: String },
 
@@ -148,5 +153,19 @@ impl Error {
     /// True when the error means data in the repository is damaged.
     pub fn is_corrupt(&self) -> bool {
         matches!(self, Error::Corrupt { .. })
+    }
+
+    /// True when data a snapshot references is damaged or gone (a corrupt blob, a blob no
+    /// index lists, a missing pack): the entry that needs it is lost, the rest may not be.
+    /// A restore names the entry and goes on.
+    pub fn is_data_loss(&self) -> bool {
+        match self {
+            Error::Corrupt { .. } => true,
+            Error::NotFound { what, .. } => matches!(
+                *what,
+                "blob (not in the index)" | "tree blob (not in the index)" | "pack"
+            ),
+            _ => false,
+        }
     }
 }

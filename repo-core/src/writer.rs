@@ -173,6 +173,9 @@ impl Shared {
     }
 
     fn send_pack(&self, pack: PackWriter, tx: &SyncSender<FinishedPack>) -> Result<()> {
+        // An upload failed (a full disk, storage gone): stop filling packs that cannot be
+        // stored; the caller's error path indexes what was stored.
+        self.check_failed()?;
         let finished = pack.finish(&self.key);
         *self.outstanding.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         tx.send(finished).map_err(|_| Error::Cancelled)?;
@@ -625,8 +628,12 @@ impl<'r> Writer<'r> {
             n = self.shared.idle.wait(n).unwrap_or_else(|e| e.into_inner());
         }
         drop(n);
-        self.shared.check_failed()?;
-        self.shared.write_index()
+        // Packs that reached storage are indexed even when another upload failed (a full
+        // disk, a lost connection): unindexed they would be uploaded again by the next
+        // backup and strand their space until maintenance finds them as orphans.
+        let failed = self.shared.check_failed();
+        let indexed = self.shared.write_index();
+        failed.and(indexed)
     }
 
     /// Flushes, verifies the session, and writes `snapshot`. Returns the snapshot id.

@@ -120,17 +120,32 @@ const SMALL_FILE: u64 = 8 * 1024 * 1024;
 /// Largest hole recorded as one chunk reference (lengths are 32-bit).
 const MAX_HOLE: u64 = 1 << 30;
 
-/// The source string recorded for `paths` when none is given.
+/// The source string recorded for `paths` when none is given: each absolute, without `.`
+/// components or a trailing slash, so `/data/`, `/data/.` and `/data` are one source with one
+/// history.
 pub fn default_source(paths: &[PathBuf]) -> Result<String> {
     let abs = paths
         .iter()
         .map(|p| {
             std::path::absolute(p)
+                .map(|a| a.components().collect::<PathBuf>())
                 .map(|a| a.to_string_lossy().into_owned())
                 .map_err(|e| Error::io(format!("resolving {}", p.display()), e))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(abs.join(","))
+}
+
+/// Whether two recorded sources name the same paths. Snapshots made before sources were
+/// normalized may end a path with `/`.
+fn same_source(a: &str, b: &str) -> bool {
+    fn trimmed(path: &str) -> &str {
+        match path.trim_end_matches('/') {
+            "" if path.starts_with('/') => "/",
+            t => t,
+        }
+    }
+    a.split(',').map(trimmed).eq(b.split(',').map(trimmed))
 }
 
 /// Finds the snapshot a backup with these options compares against.
@@ -171,7 +186,7 @@ pub fn find_parent(
             let mut all = repo.list_snapshots(&SnapshotFilter::default())?;
             all.retain(|(_, s)| {
                 if wanted.is_empty() {
-                    s.source == source
+                    same_source(&s.source, source)
                 } else {
                     wanted.iter().all(|(k, v)| s.tag(k) == Some(*v))
                 }
@@ -205,8 +220,19 @@ pub fn backup(
     let mut snapshot = Snapshot::new(&source, &host, opts.tags.clone(), Default::default())?;
     snapshot.expires = opts.expires.clone();
     let parent = find_parent(repo, &source, opts)?;
-    let parent_root = match &parent {
-        Some((_, s)) => repo.read_dir(&s.root)?,
+    // The parent is only an optimisation: if its data is lost, read everything.
+    let mut warnings = Vec::new();
+    let parent_root = match parent.as_ref().map(|(_, s)| repo.read_dir(&s.root)) {
+        Some(Ok(nodes)) => nodes,
+        Some(Err(e)) if e.is_data_loss() => {
+            counters.add(&counters.errors, 1);
+            warnings.push(Warning {
+                path: PathBuf::from(&source),
+                message: format!("parent snapshot unreadable, reading all: {e}"),
+            });
+            Vec::new()
+        }
+        Some(Err(e)) => return Err(e),
         None => Vec::new(),
     };
 
@@ -225,7 +251,7 @@ pub fn backup(
         opts,
         counters,
         owners: OwnerNames::default(),
-        warnings: Mutex::new(Vec::new()),
+        warnings: Mutex::new(warnings),
     };
 
     // The scan runs beside the backup and stops when it ends, whichever finishes first.
@@ -491,6 +517,7 @@ impl Job<'_> {
                         ..
                     }) => match self.repo.read_dir(sub) {
                         Ok(n) => n,
+                        Err(e) if !e.is_data_loss() => return Err(e),
                         Err(e) => {
                             // The parent is only an optimisation: read everything instead.
                             self.warn(&path, format!("parent tree unreadable, reading all: {e}"))?;
@@ -527,6 +554,14 @@ impl Job<'_> {
         }
     }
 
+    /// Whether every stored chunk of a parent's file entry is still in the index. After data
+    /// loss (a pack deleted, then `repair index`) it may not be: such a file is read again,
+    /// so the new snapshot never references data the repository no longer has.
+    fn all_indexed(&self, parent: &Node) -> bool {
+        let index = self.repo.index();
+        parent.data_chunks().all(|c| index.lookup(&c.0).is_some())
+    }
+
     /// A regular file: reused from the parent when unchanged, read otherwise.
     fn file(
         &self,
@@ -536,7 +571,8 @@ impl Job<'_> {
         parent: Option<&Node>,
     ) -> Result<Option<Node>> {
         let c = self.counters;
-        if let Some(p) = parent.filter(|p| !self.opts.force && unchanged(&node, p)) {
+        let reusable = |p: &&Node| !self.opts.force && unchanged(&node, p) && self.all_indexed(p);
+        if let Some(p) = parent.filter(reusable) {
             // Same size, times and inode: any change to content, owner, mode or xattrs
             // would have moved ctime. Take the parent's entry as it was.
             let mut reused = p.clone();
@@ -771,4 +807,23 @@ fn scan(paths: &[PathBuf], exclude: &ExcludeOptions, c: &Counters, stop: &[&Atom
         }
     }
     c.scan_done.store(true, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trailing_slash_or_dot_is_the_same_source() {
+        let with_slash = default_source(&[PathBuf::from("/data/")]).unwrap();
+        let with_dot = default_source(&[PathBuf::from("/data/./")]).unwrap();
+        assert_eq!(with_slash, "/data");
+        assert_eq!(with_dot, "/data");
+        assert_eq!(default_source(&[PathBuf::from("/")]).unwrap(), "/");
+        assert!(same_source("/data/", "/data"));
+        assert!(same_source("/a/,/b", "/a,/b/"));
+        assert!(same_source("/", "/"));
+        assert!(!same_source("/data", "/data2"));
+        assert!(!same_source("/a,/b", "/a"));
+    }
 }

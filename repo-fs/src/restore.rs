@@ -695,8 +695,13 @@ impl Restorer<'_> {
         inside: bool,
     ) -> Result<()> {
         let chosen = self.selected(&step.path, inside);
-        let children = match node.subtree {
-            Some(sub) => self.repo.read_dir(&sub)?,
+        let children = match node.subtree.map(|sub| self.repo.read_dir(&sub)) {
+            Some(Ok(children)) => children,
+            Some(Err(e)) if e.is_data_loss() => {
+                self.fail(&step.path, format!("directory not restored: {e}"));
+                return Ok(());
+            }
+            Some(Err(e)) => return Err(e),
             None => Vec::new(),
         };
         if self.opts.dry_run {
@@ -822,7 +827,7 @@ impl Restorer<'_> {
                         self.stop.store(true, Ordering::Relaxed);
                     }
                 }
-                if e.is_corrupt() || matches!(e, Error::Io { .. }) {
+                if e.is_data_loss() || matches!(e, Error::Io { .. }) {
                     self.fail(path, format!("not restored: {e}"));
                     return Ok(());
                 }

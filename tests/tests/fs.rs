@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use cairn_tests::*;
 use repo_core::storage::open_url;
-use repo_core::IndexedRepository;
+use repo_core::{IndexedRepository, NoProgress};
 use repo_fs::{
     backup, restore, BackupOptions, BackupOutcome, Counters, ExcludeOptions, Overwrite,
     ParentChoice, RestoreOptions, RestoreOutcome,
@@ -538,4 +538,137 @@ fn diff_lists_what_changed() {
     })
     .unwrap();
     assert_eq!(changes, ["M edit", "- gone", "- gone/x", "+ new"]);
+}
+
+/// Data loss (a pack deleted, the index rebuilt from the packs left): restoring the damaged
+/// snapshot names what it cannot restore and restores the rest; the next backup reads the
+/// files whose data went with the pack instead of carrying the parent's references over, so
+/// its snapshot is whole, and the lost blobs are stored again (same content, same ids),
+/// which heals the damaged snapshot too.
+#[test]
+fn a_backup_after_data_loss_reads_lost_files_again() {
+    use repo_core::maintenance::repair;
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    for i in 0..12 {
+        write(
+            &src.join(format!("d/f{i:02}")),
+            &random_bytes(300_000, 50 + i),
+        );
+    }
+    let repo = repo_in(t.path());
+    let first = back_up(&repo, &src, &BackupOptions::default());
+
+    // Lose the pack holding the start of d/f03.
+    let f03 = repo.find_node(&first.snapshot.root, "d/f03").unwrap();
+    let pack = repo.index().lookup(&f03.content[0].0).unwrap().pack;
+    let storage = repo.storage().clone();
+    storage.delete(&repo_core::pack::pack_key(&pack)).unwrap();
+    let plain = repo_core::Repository::open(storage.clone(), PASSWORD, open_opts()).unwrap();
+    repair::rebuild_index(
+        &plain,
+        false,
+        std::time::Duration::from_secs(60),
+        &NoProgress,
+    )
+    .unwrap();
+    let repo = open(storage);
+    let damaged = repair::check_snapshots(&repo, false, &NoProgress)
+        .unwrap()
+        .damaged;
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+
+    // The damaged snapshot: d/f03 is named, every file not in the lost pack is restored.
+    let out = t.path().join("partial");
+    let partial = restore_to(
+        &repo,
+        &first.id.to_string(),
+        &out,
+        &RestoreOptions::default(),
+    );
+    let failed: Vec<String> = partial
+        .failures
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    assert!(failed.contains(&"d/f03".to_string()), "{failed:?}");
+    assert!(partial.files >= 1 && partial.files + failed.len() as u64 == 12);
+    for (p, why) in &partial.failures {
+        assert!(why.contains("not in the index"), "{}: {why}", p.display());
+        assert!(!out.join(p).exists(), "{} left half-restored", p.display());
+    }
+
+    let second = back_up(&repo, &src, &BackupOptions::default());
+    assert_eq!(second.parent, Some(first.id));
+    let s = &second.snapshot.summary;
+    assert!(s.files_changed >= 1 && s.files_unchanged >= 1, "{s:?}");
+    let damaged = repair::check_snapshots(&repo, false, &NoProgress)
+        .unwrap()
+        .damaged;
+    assert!(damaged.is_empty(), "{damaged:?}");
+    for snap in [&second.id, &first.id] {
+        let out = t.path().join(format!("whole-{snap}"));
+        let whole = restore_to(&repo, &snap.to_string(), &out, &RestoreOptions::default());
+        assert!(whole.failures.is_empty(), "{:?}", whole.failures);
+        assert_eq!(tree_state(&src), tree_state(&out));
+    }
+}
+
+/// A backup that runs out of space (a real full file system: a small tmpfs, when this test
+/// may mount one) fails with the storage's error, and every pack it managed to store is
+/// indexed, so the next backup does not upload it again and nothing is stranded.
+#[test]
+fn a_full_disk_fails_the_backup_and_strands_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = t.path().join("disk");
+    fs::create_dir_all(&disk).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&disk);
+    let src = t.path().join("src");
+    for i in 0..16 {
+        write(
+            &src.join(format!("f{i:02}")),
+            &random_bytes(700_000, 70 + i),
+        );
+    }
+    let repo = repo_in(&disk);
+    let err = backup(
+        &repo,
+        &[src.clone()],
+        &BackupOptions::default(),
+        &Counters::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    assert!(repo.snapshot_ids().unwrap().is_empty());
+    let repo = open(repo.storage().clone());
+    let stored = repo.storage().list("data/").unwrap();
+    assert!(
+        stored.len() >= 2,
+        "too few packs stored to test: {}",
+        stored.len()
+    );
+    let index = repo.index();
+    for pack in &stored {
+        let id: repo_core::ObjectId = pack.key.rsplit('/').next().unwrap().parse().unwrap();
+        assert!(
+            index.packs().contains(&id),
+            "{} is stored but not indexed",
+            pack.key
+        );
+    }
 }
