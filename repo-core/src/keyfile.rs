@@ -7,12 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{self, KdfParams};
+use crate::crypto::{self, KdfParams, KDF_MIN_SALT, SEAL_OVERHEAD};
 use crate::format::{self, FORMAT_VERSION};
 use crate::{Error, MasterKey, Result};
 
 /// Associated data of the sealed master secret.
 const KEY_AAD: &[u8] = b"cairn key v1";
+/// The sealed 32-byte master secret: nonce, ciphertext and tag.
+const SEALED_MASTER_LEN: usize = 32 + SEAL_OVERHEAD;
 
 /// One key file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -40,7 +42,7 @@ pub struct Kdf {
 }
 
 impl KeyFile {
-    /// Wraps `master` with `password`.
+    /// Wraps `master` with `password`. Parameters beyond what a reader accepts are refused.
     pub fn wrap(master: &MasterKey, password: &[u8], params: KdfParams) -> Result<Self> {
         let mut salt = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
@@ -81,6 +83,36 @@ impl KeyFile {
             .params
             .validate()
             .map_err(|e| Error::corrupt(object, e))?;
+        // Everything `unwrap_key` needs is checked here, so a damaged key file is found
+        // before any password is tried against it.
+        match hex::decode(&kf.kdf.salt) {
+            Ok(salt) if salt.len() >= KDF_MIN_SALT => {}
+            Ok(salt) => {
+                return Err(Error::corrupt(
+                    object,
+                    format!("salt of {} bytes, fewer than {KDF_MIN_SALT}", salt.len()),
+                ))
+            }
+            Err(e) => return Err(Error::corrupt(object, format!("salt is not hex: {e}"))),
+        }
+        match hex::decode(&kf.master_key) {
+            Ok(sealed) if sealed.len() == SEALED_MASTER_LEN => {}
+            Ok(sealed) => {
+                return Err(Error::corrupt(
+                    object,
+                    format!(
+                        "sealed master key of {} bytes, expected {SEALED_MASTER_LEN}",
+                        sealed.len()
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(Error::corrupt(
+                    object,
+                    format!("master key is not hex: {e}"),
+                ))
+            }
+        }
         Ok(kf)
     }
 

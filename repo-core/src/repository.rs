@@ -89,8 +89,29 @@ pub(crate) fn id_from_key(key: &str, prefix: &str) -> Option<ObjectId> {
     key.strip_prefix(prefix)?.parse().ok()
 }
 
+/// `init` writes only into an empty location: a directory or prefix that holds anything
+/// else is most likely a mistyped path, and a repository mixed into it would be hard to
+/// tell apart. Key files alone are allowed: they are what an interrupted `init` leaves.
+fn refuse_foreign_objects(storage: &DynStorage) -> Result<()> {
+    let objects = storage.list("")?;
+    match objects.iter().find(|o| !o.key.starts_with("keys/")) {
+        None => Ok(()),
+        Some(first) => Err(Error::invalid(
+            "repository location",
+            format!(
+                "{} is not empty ({} object(s), e.g. {}) and holds no cairn repository; \
+                 give `init` an empty directory or prefix",
+                storage.location(),
+                objects.len(),
+                first.key
+            ),
+        )),
+    }
+}
+
 impl Repository {
-    /// Creates a repository protected by `password`. Fails if one exists.
+    /// Creates a repository protected by `password`. Fails if one exists, or if the
+    /// location holds anything else.
     pub fn init(
         storage: DynStorage,
         password: &[u8],
@@ -107,6 +128,7 @@ impl Repository {
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
+        refuse_foreign_objects(&storage)?;
         let key = MasterKey::generate();
         let kf = KeyFile::wrap(&key, password, init.kdf)?;
         let kf_bytes = kf.encode();
@@ -150,24 +172,31 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
-        let keys = storage.list("keys/")?;
-        let mut tried = 0;
+        // Damaged key files are skipped (one bad file must not lock everyone out), and the
+        // cheapest ones are tried first, so a costly hostile file delays only a wrong password.
+        let mut key_files = Vec::new();
         let mut damaged = None;
-        for info in &keys {
+        let mut damaged_count = 0;
+        let mut newer = None;
+        for info in storage.list("keys/")? {
             let Some(id) = id_from_key(&info.key, "keys/") else {
                 continue;
             };
             let bytes = storage.get(&info.key)?;
-            let kf = match KeyFile::decode(&bytes, &info.key) {
-                Ok(kf) => kf,
-                Err(e @ Error::NewerFormat { .. }) => return Err(e),
+            match KeyFile::decode(&bytes, &info.key) {
+                Ok(kf) => key_files.push((id, kf, info.key)),
+                Err(e @ Error::NewerFormat { .. }) => newer = Some(e),
                 Err(e) => {
+                    damaged_count += 1;
                     damaged = Some(e);
-                    continue;
                 }
-            };
+            }
+        }
+        key_files.sort_by_key(|(id, kf, _)| (kf.kdf.params.cost(), *id));
+        let mut tried = 0;
+        for (id, kf, object) in key_files {
             tried += 1;
-            if let Some(key) = kf.unwrap_key(password, &info.key)? {
+            if let Some(key) = kf.unwrap_key(password, &object)? {
                 let config = Config::decode(&key, &config_bytes)?;
                 return Ok(Repository {
                     storage,
@@ -179,7 +208,7 @@ impl Repository {
             }
         }
         if tried == 0 {
-            if let Some(e) = damaged {
+            if let Some(e) = newer.or(damaged) {
                 return Err(e);
             }
             return Err(Error::NotFound {
@@ -190,6 +219,7 @@ impl Repository {
         Err(Error::WrongPassword {
             repo: storage.location().into(),
             tried,
+            damaged: damaged_count,
         })
     }
 

@@ -128,6 +128,60 @@ fn split_bucket(url: &url::Url, scheme: &str) -> Result<(String, Option<Path>)> 
     Ok((bucket, prefix))
 }
 
+/// A plain `http://` S3 endpoint that is not allowed would fail every request with an
+/// error a retry cannot fix: say so at once, with the flag that allows it.
+fn refuse_plain_http(opts: &StorageOptions) -> Result<()> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let endpoint = opts
+        .s3_endpoint
+        .clone()
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .or_else(|| env("AWS_ENDPOINT"));
+    let allowed = opts
+        .s3_allow_http
+        .unwrap_or_else(|| env("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true")));
+    match endpoint {
+        Some(ep) if ep.to_ascii_lowercase().starts_with("http://") && !allowed => {
+            Err(Error::invalid(
+                "S3 endpoint",
+                format!(
+                    "{ep} is plain HTTP, which is refused unless allowed: pass --s3-allow-http \
+                     (or set AWS_ALLOW_HTTP=true) for a test or in-cluster endpoint, or use https://"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What a repository location may be, for messages.
+const SUPPORTED: &str = "use a path (/srv/repo, ./repo), file:///path, s3://BUCKET/PREFIX, \
+                         gs://BUCKET/PREFIX, az://CONTAINER/PREFIX or memory://NAME";
+
+/// A location written `scheme:rest` (`sftp:user@host:/x`, `rest:http://…`, as other backup
+/// tools write theirs) is a backend cairn does not have, not a local directory named
+/// `sftp:user@host:`. A local path with a colon in its first component can be written
+/// `./name:…`.
+fn refuse_unknown_scheme(location: &str) -> Result<()> {
+    let Some((scheme, _)) = location.split_once(':') else {
+        return Ok(());
+    };
+    let looks_like_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if looks_like_scheme {
+        return Err(Error::invalid(
+            "repository URL",
+            format!(
+                "{location}: {scheme:?} is not a storage cairn supports; {SUPPORTED} \
+                 (a local directory whose name has a colon: write ./{location})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn build_error(url: &str, e: object_store::Error) -> Error {
     Error::invalid("repository URL", format!("{url}: {e}"))
 }
@@ -193,6 +247,30 @@ impl ObjectStoreBackend {
         Ok(Bytes::from(buf))
     }
 
+    /// A local directory. Opening never creates it: a read-only command given a mistyped
+    /// path must leave nothing behind. A directory that does not exist yet is addressed from
+    /// the file system's root, and the first write (only `init` writes first) creates it.
+    fn local(path: &std::path::Path, n: usize) -> object_store::Result<Self> {
+        use object_store::local::LocalFileSystem;
+        let location = path.display().to_string();
+        if path.is_dir() {
+            let store = LocalFileSystem::new_with_prefix(path)?
+                .with_automatic_cleanup(false)
+                .with_fsync(true);
+            return Ok(Self::new(Arc::new(store), None, location, n));
+        }
+        let absolute =
+            std::path::absolute(path).map_err(|source| object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(source),
+            })?;
+        let prefix = Path::from_absolute_path(absolute)?;
+        let store = LocalFileSystem::new()
+            .with_automatic_cleanup(false)
+            .with_fsync(true);
+        Ok(Self::new(Arc::new(store), Some(prefix), location, n))
+    }
+
     /// Opens the backend a repository URL names (see [`super::open_url`]).
     pub fn open(url_str: &str, opts: &StorageOptions) -> Result<Self> {
         let n = opts.max_concurrency;
@@ -200,6 +278,9 @@ impl ObjectStoreBackend {
             return Ok(Self::new(memory_store(name), None, url_str.into(), n));
         }
         let looks_like_url = url_str.contains("://");
+        if !looks_like_url {
+            refuse_unknown_scheme(url_str)?;
+        }
         if !looks_like_url || url_str.starts_with("file://") {
             let path = if looks_like_url {
                 url::Url::parse(url_str)
@@ -214,18 +295,8 @@ impl ObjectStoreBackend {
             } else {
                 std::path::PathBuf::from(url_str)
             };
-            std::fs::create_dir_all(&path).map_err(|e| {
-                Error::io(
-                    format!("creating repository directory {}", path.display()),
-                    e,
-                )
-            })?;
-            let store = object_store::local::LocalFileSystem::new_with_prefix(&path)
-                .map_err(|e| build_error(url_str, e))?
-                .with_automatic_cleanup(false)
-                .with_fsync(true);
-            let mut backend = Self::new(Arc::new(store), None, path.display().to_string(), n);
-            backend.local_root = Some(path.clone());
+            let mut backend = Self::local(&path, n).map_err(|e| build_error(url_str, e))?;
+            backend.local_root = Some(path);
             return Ok(backend);
         }
         let url = url::Url::parse(url_str)
@@ -249,6 +320,7 @@ impl ObjectStoreBackend {
                 if let Some(h) = opts.s3_allow_http {
                     b = b.with_allow_http(h);
                 }
+                refuse_plain_http(opts)?;
                 if let Some(v) = opts.s3_virtual_hosted {
                     b = b.with_virtual_hosted_style_request(v);
                 }
@@ -274,8 +346,8 @@ impl ObjectStoreBackend {
                 Ok(Self::new(Arc::new(s), prefix, url_str.into(), n))
             }
             other => Err(Error::invalid(
-                    "repository URL",
-                    format!("{url_str}: unknown scheme {other:?}; use a path, file://, s3://, gs://, az:// or memory://"),
+                "repository URL",
+                format!("{url_str}: unknown scheme {other:?}; {SUPPORTED}"),
             )),
         }
     }
@@ -337,7 +409,7 @@ fn map_error(location: &str, key: &str, e: object_store::Error) -> Error {
             Error::Storage {
                 repo: location.into(),
                 object: key.into(),
-                message: error_chain(&other),
+                message: describe(&other),
                 transient,
             }
         }
@@ -365,6 +437,31 @@ fn is_permanent_io(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = err.source();
     }
     false
+}
+
+/// A storage error in words: for a local file system failure, the operating system's
+/// reason and what to do about it, not object_store's wrapping (`Generic LocalFileSystem
+/// error …`); otherwise the whole chain of causes.
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            let hint = match io.kind() {
+                K::PermissionDenied => {
+                    "; check that this user may read and write the repository's directory"
+                }
+                K::StorageFull | K::QuotaExceeded => {
+                    "; free space (or raise the quota), then run again: what was stored is kept"
+                }
+                K::ReadOnlyFilesystem => "; the file system is mounted read-only",
+                _ => "",
+            };
+            return format!("{io}{hint}");
+        }
+        cur = err.source();
+    }
+    error_chain(e)
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
