@@ -297,7 +297,25 @@ pub fn backup_dir(
     backup_from(repo, name, &inventory, &mut source, opts)
 }
 
+/// The snapshot of backup `name`, if there is one (the newest, should several exist from
+/// before names were checked).
+pub fn find_backup(
+    repo: &IndexedRepository,
+    name: &str,
+) -> repo_core::Result<Option<(repo_core::ObjectId, Snapshot)>> {
+    let filter = repo_core::SnapshotFilter {
+        tags: vec![format!("{BACKUP_NAME_TAG}={name}")],
+        ..Default::default()
+    };
+    Ok(repo
+        .list_snapshots(&filter)?
+        .into_iter()
+        .max_by(|a, b| a.1.time.cmp(&b.1.time)))
+}
+
 /// Backs up the objects of `inventory`, reading each selected one in full from `source`.
+/// A name already in use is refused, as Velero refuses a second Backup of a name: a
+/// restore by name must mean one backup.
 pub fn backup_from(
     repo: &IndexedRepository,
     name: &str,
@@ -305,6 +323,18 @@ pub fn backup_from(
     source: &mut dyn ObjectSource,
     opts: &BackupOptions,
 ) -> repo_core::Result<BackupOutcome> {
+    if let Some((id, snap)) = find_backup(repo, name)? {
+        return Err(Error::invalid(
+            "backup name",
+            format!(
+                "a backup named {name:?} already exists (snapshot {}, taken {}); choose \
+                 another name, or remove that one first with `node-agent forget {}`",
+                id.short(),
+                snap.time,
+                id.short()
+            ),
+        ));
+    }
     let mut d = opts.discovery.clone();
     let mut results = Results::default();
     for p in &inventory.problems {

@@ -54,6 +54,42 @@ impl fmt::Display for Resource {
     }
 }
 
+/// Kinds whose resource name is not the regular plural: what the API servers and the
+/// operators that define them actually serve.
+const IRREGULAR_PLURALS: &[(&str, &str)] = &[
+    ("Endpoints", "endpoints"),
+    ("SecurityContextConstraints", "securitycontextconstraints"),
+    ("PodMetrics", "pods"),
+    ("NodeMetrics", "nodes"),
+];
+
+/// The resource name (lowercase plural) of a kind no discovery describes, by the rules of
+/// Kubernetes' code generators (gengo's plural namer), which name the built-in resources
+/// and most operators' CRDs: `Prometheus` → `prometheuses`, `PodSecurityPolicy` →
+/// `podsecuritypolicies`, `Gateway` → `gateways`, `Ingress` → `ingresses`, `Mesh` →
+/// `meshes`; kinds that are already plural (`…Parameters`, `Endpoints`) stay as they are.
+pub fn guess_plural(kind: &str) -> String {
+    if let Some((_, plural)) = IRREGULAR_PLURALS.iter().find(|(k, _)| *k == kind) {
+        return plural.to_string();
+    }
+    let lower = kind.to_ascii_lowercase();
+    if lower.ends_with("parameters") || lower.ends_with("metrics") || lower.len() < 2 {
+        return lower;
+    }
+    let b = lower.as_bytes();
+    let (last, before) = (b[b.len() - 1], b[b.len() - 2]);
+    let vowel = |c: u8| matches!(c, b'a' | b'e' | b'i' | b'o' | b'u');
+    let stem = &lower[..lower.len() - 1];
+    match last {
+        b's' | b'x' | b'z' => format!("{lower}es"),
+        b'y' if !vowel(before) => format!("{stem}ies"),
+        b'h' if matches!(before, b'c' | b's') => format!("{lower}es"),
+        b'e' if before == b'f' => format!("{}ves", &lower[..lower.len() - 2]),
+        b'f' => format!("{stem}ves"),
+        _ => format!("{lower}s"),
+    }
+}
+
 /// `(group, version, kind, plural, namespaced, short names)`.
 type Row = (
     &'static str,
@@ -590,14 +626,14 @@ impl Discovery {
             .map(|&i| &self.resources[i])
     }
 
-    /// The `resource.group` of an object: its resource's, or for an unknown one the guess
-    /// kubectl makes too (`<lowercase kind>s.<group>`).
+    /// The `resource.group` of an object: its resource's, or for an unknown one the plural
+    /// Kubernetes' code generators would give its kind ([`guess_plural`]).
     pub fn group_resource_of(&self, o: &Object) -> String {
         if let Some(r) = self.for_object(o) {
             return r.group_resource();
         }
         let (group, _) = o.group_version();
-        let plural = format!("{}s", o.kind().to_ascii_lowercase());
+        let plural = guess_plural(o.kind());
         if group.is_empty() {
             plural
         } else {
@@ -668,6 +704,34 @@ impl Discovery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plurals_of_unknown_kinds_follow_kubernetes_code_generators() {
+        for (kind, plural) in [
+            ("Prometheus", "prometheuses"),
+            ("PodSecurityPolicy", "podsecuritypolicies"),
+            ("ResourceClaimParameters", "resourceclaimparameters"),
+            ("Gateway", "gateways"),
+            ("Ingress", "ingresses"),
+            ("Mesh", "meshes"),
+            ("Box", "boxes"),
+            ("Alertmanager", "alertmanagers"),
+            ("Endpoints", "endpoints"),
+            ("PodMetrics", "pods"),
+            ("Leaf", "leaves"),
+            ("Knife", "knives"),
+            ("Widget", "widgets"),
+        ] {
+            assert_eq!(guess_plural(kind), plural, "{kind}");
+        }
+        // Every built-in resource's plural is what the rules give, but for the irregular
+        // table: the rules are Kubernetes' own.
+        for r in Discovery::built_in().resources() {
+            if IRREGULAR_PLURALS.iter().all(|(k, _)| *k != r.kind) {
+                assert_eq!(guess_plural(&r.kind), r.plural, "{}", r.kind);
+            }
+        }
+    }
     use serde_json::json;
 
     #[test]
