@@ -1,6 +1,7 @@
 //! File-tree commands: backup of paths, restore, ls, diff. Each parses nothing and decides
 //! nothing: it calls repo-fs and prints.
 
+use cairn_cli::outln;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,7 +173,7 @@ pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs)
             s.files, s.files_new, s.files_changed, s.files_unchanged, s.dirs, s.bytes,
             s.new_bytes, s.stored_bytes, s.duration_secs
         );
-        println!("{}", out.id);
+        outln!("{}", out.id);
     }
     if !out.warnings.is_empty() {
         return Err(fail(
@@ -267,7 +268,7 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> CliResult {
                 &serde_json::json!({"event": "plan", "action": what, "path": s.path.display().to_string(), "type": kind, "detail": why}),
             );
         } else {
-            println!(
+            outln!(
                 "{what:<8} {kind:<8} {}{}",
                 s.path.display(),
                 if why.is_empty() {
@@ -396,7 +397,7 @@ pub fn ls(g: &Global, spec: &str, recursive: bool) -> CliResult {
                 n.group.clone()
             };
             let time = n.mtime.get(..19).unwrap_or(&n.mtime);
-            println!(
+            outln!(
                 "{} {owner:>8} {group:>8} {:>12} {time} {}{link}",
                 mode_string(n),
                 n.size,
@@ -418,7 +419,7 @@ pub fn diff(g: &Global, a: &str, b: &str) -> CliResult {
                 &serde_json::json!({"path": p.display().to_string(), "change": format!("{c:?}").to_lowercase()}),
             );
         } else {
-            println!("{} {}", c.marker(), p.display());
+            outln!("{} {}", c.marker(), p.display());
         }
     })?;
     if !json {

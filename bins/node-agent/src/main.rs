@@ -12,12 +12,13 @@ mod maintenance;
 mod report;
 mod retention;
 
+use cairn_cli::outln;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use repo_core::storage::{self, StorageOptions};
+use repo_core::storage;
 use repo_core::{
     CheckOptions, ChunkerParams, Error, IndexedRepository, InitOptions, KdfParams, NoProgress,
     ObjectId, OpenOptions, Repository, Snapshot, SnapshotFilter, WriterOptions,
@@ -38,33 +39,11 @@ struct Cli {
 
 #[derive(Args)]
 pub struct Global {
-    /// Repository: a path, file://, s3://bucket/prefix, gs://, az:// or memory://.
-    #[arg(long, env = "CAIRN_REPO", global = true)]
-    repo: Option<String>,
-    /// File holding the password (else CAIRN_PASSWORD).
-    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true)]
-    password_file: Option<PathBuf>,
-    /// Local cache directory (default: CAIRN_CACHE_DIR or the user cache directory).
-    #[arg(long, global = true)]
-    cache_dir: Option<PathBuf>,
-    /// Do not use the local cache.
-    #[arg(long, global = true)]
-    no_cache: bool,
-    /// Machine-readable output.
-    #[arg(long, global = true)]
+    #[command(flatten)]
+    repo: cairn_cli::RepoArgs,
+    /// Machine-readable output (and errors as JSON on standard error).
+    #[arg(long, global = true, help_heading = "Output options")]
     json: bool,
-    /// S3 endpoint URL (else AWS_ENDPOINT_URL / AWS_ENDPOINT).
-    #[arg(long, global = true)]
-    s3_endpoint: Option<String>,
-    /// S3 region (else AWS_REGION).
-    #[arg(long, global = true)]
-    s3_region: Option<String>,
-    /// Allow plain HTTP to the S3 endpoint (else AWS_ALLOW_HTTP).
-    #[arg(long, global = true)]
-    s3_allow_http: bool,
-    /// Virtual-hosted-style S3 requests (default: path style).
-    #[arg(long, global = true)]
-    s3_virtual_hosted: bool,
 }
 
 #[derive(Subcommand)]
@@ -156,7 +135,8 @@ impl KdfArgs {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// Add a password (from CAIRN_NEW_PASSWORD or --new-password-file).
+    /// Add a password (from --new-password-file, --new-password-command,
+    /// CAIRN_NEW_PASSWORD or a prompt).
     Add(NewPasswordArgs),
     /// List key files.
     List,
@@ -168,9 +148,13 @@ enum KeyCommand {
 
 #[derive(Args)]
 struct NewPasswordArgs {
-    /// File holding the new password (else CAIRN_NEW_PASSWORD).
+    /// File holding the new password (else --new-password-command, CAIRN_NEW_PASSWORD,
+    /// or a prompt).
     #[arg(long, env = "CAIRN_NEW_PASSWORD_FILE")]
     new_password_file: Option<PathBuf>,
+    /// Command that prints the new password, run with `sh -c`.
+    #[arg(long, env = "CAIRN_NEW_PASSWORD_COMMAND")]
+    new_password_command: Option<String>,
     #[command(flatten)]
     kdf: KdfArgs,
 }
@@ -263,56 +247,17 @@ pub fn fail(code: u8, message: impl Into<String>) -> Failure {
 
 pub type CliResult<T = ()> = Result<T, Failure>;
 
-fn read_secret(env: &str, file: Option<&PathBuf>, what: &str) -> CliResult<Vec<u8>> {
-    if let Some(f) = file {
-        let mut s = std::fs::read(f)
-            .map_err(|e| fail(1, format!("cannot read {what} file {}: {e}", f.display())))?;
-        while s.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
-            s.pop();
-        }
-        return Ok(s);
-    }
-    match std::env::var_os(env) {
-        Some(p) if !p.is_empty() => Ok(p.into_encoded_bytes()),
-        _ => Err(fail(
-            1,
-            format!("no {what}: set {env} or pass the matching --…-password-file option"),
-        )),
-    }
-}
-
 impl Global {
     fn storage(&self) -> CliResult<storage::DynStorage> {
-        let url = self
-            .repo
-            .as_deref()
-            .ok_or_else(|| fail(1, "no repository: pass --repo or set CAIRN_REPO"))?;
-        let opts = StorageOptions {
-            s3_endpoint: self.s3_endpoint.clone(),
-            s3_region: self.s3_region.clone(),
-            s3_allow_http: self.s3_allow_http.then_some(true),
-            s3_virtual_hosted: self.s3_virtual_hosted.then_some(true),
-            ..Default::default()
-        };
-        Ok(storage::open_url(url, &opts)?)
+        Ok(self.repo.storage()?)
     }
 
     fn password(&self) -> CliResult<Vec<u8>> {
-        if self.password_file.is_none() && std::env::var_os("CAIRN_PASSWORD").is_none() {
-            return Err(fail(
-                1,
-                "no password: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or --password-file",
-            ));
-        }
-        read_secret("CAIRN_PASSWORD", self.password_file.as_ref(), "password")
+        self.repo.password().map_err(|e| fail(1, e))
     }
 
     fn open_options(&self) -> OpenOptions {
-        OpenOptions {
-            cache_dir: self.cache_dir.clone(),
-            no_cache: self.no_cache,
-            ..Default::default()
-        }
+        self.repo.open_options()
     }
 
     fn open(&self) -> CliResult<Repository> {
@@ -379,7 +324,7 @@ fn expiry(ttl: std::time::Duration) -> String {
 }
 
 pub fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string(v).expect("JSON serializes"));
+    outln!("{}", serde_json::to_string(v).expect("JSON serializes"));
 }
 
 fn run(cli: Cli) -> CliResult {
@@ -403,7 +348,7 @@ fn run(cli: Cli) -> CliResult {
                     &serde_json::json!({"repository": repo.location(), "id": repo.config().id}),
                 );
             } else {
-                println!(
+                outln!(
                     "created repository {} at {}",
                     repo.config().id,
                     repo.location()
@@ -443,7 +388,7 @@ fn run(cli: Cli) -> CliResult {
                     &serde_json::json!({"snapshot_id": id.to_string(), "summary": snap.summary}),
                 );
             } else {
-                println!("{id}");
+                outln!("{id}");
             }
         }
         Command::Snapshots(f) => {
@@ -460,12 +405,16 @@ fn run(cli: Cli) -> CliResult {
                     .collect();
                 print_json(&serde_json::Value::Array(v));
             } else {
-                println!(
+                outln!(
                     "{:<10} {:<30} {:<16} {:<24} {:>14}  tags",
-                    "id", "time", "host", "source", "bytes"
+                    "id",
+                    "time",
+                    "host",
+                    "source",
+                    "bytes"
                 );
                 for (id, s) in &list {
-                    println!(
+                    outln!(
                         "{:<10} {:<30} {:<16} {:<24} {:>14}  {}",
                         id.short(),
                         s.time,
@@ -475,16 +424,15 @@ fn run(cli: Cli) -> CliResult {
                         s.tags.join(",")
                     );
                 }
-                println!("{} snapshot(s)", list.len());
+                outln!("{} snapshot(s)", list.len());
             }
         }
         Command::Dump { snapshot, name } => {
             let repo = g.open_indexed()?;
             let (id, _) = repo.find_snapshot(snapshot, &SnapshotFilter::default())?;
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            let mut out = cairn_cli::Stdout::new();
             repo.dump_file(&id, name, &mut out)?;
-            out.flush()
-                .map_err(|e| fail(1, format!("writing to stdout: {e}")))?;
+            let _ = out.flush(); // a failure has ended the program already
         }
         Command::Check {
             read_data,
@@ -503,12 +451,12 @@ fn run(cli: Cli) -> CliResult {
                 print_json(&serde_json::to_value(&report).expect("serializes"));
             } else {
                 for p in &report.problems {
-                    println!("problem: {p}");
+                    outln!("problem: {p}");
                 }
                 for n in &report.notes {
-                    println!("note: {n}");
+                    outln!("note: {n}");
                 }
-                println!(
+                outln!(
                     "checked {} snapshot(s), {} index file(s), {} pack(s), {} blob(s){}: {}",
                     report.snapshots,
                     report.index_files,
@@ -536,17 +484,23 @@ fn run(cli: Cli) -> CliResult {
 
 fn key_command(g: &Global, k: &KeyCommand) -> CliResult {
     let new_password = |a: &NewPasswordArgs| {
-        read_secret(
-            "CAIRN_NEW_PASSWORD",
-            a.new_password_file.as_ref(),
-            "new password",
-        )
+        cairn_cli::SecretSource {
+            what: "new password",
+            env: "CAIRN_NEW_PASSWORD",
+            file: a.new_password_file.as_deref(),
+            file_flag: "--new-password-file (CAIRN_NEW_PASSWORD_FILE)",
+            command: a.new_password_command.as_deref(),
+            command_flag: "--new-password-command (CAIRN_NEW_PASSWORD_COMMAND)",
+            confirm: true,
+        }
+        .read()
+        .map_err(|e| fail(1, e))
     };
     match k {
         KeyCommand::Add(a) => {
             let repo = g.open()?;
             let id = repo.add_key(&new_password(a)?, a.kdf.params())?;
-            println!("added key {id}");
+            outln!("added key {id}");
         }
         KeyCommand::List => {
             let repo = g.open()?;
@@ -560,7 +514,7 @@ fn key_command(g: &Global, k: &KeyCommand) -> CliResult {
             } else {
                 for (id, k) in &keys {
                     let cur = if *id == repo.current_key() { "*" } else { " " };
-                    println!(
+                    outln!(
                         "{cur} {:<10} {:<30} {}@{}",
                         id.short(),
                         k.created,
@@ -597,12 +551,12 @@ fn key_command(g: &Global, k: &KeyCommand) -> CliResult {
                 }
             };
             repo.remove_key(&target)?;
-            println!("removed key {target}");
+            outln!("removed key {target}");
         }
         KeyCommand::Passwd(a) => {
             let mut repo = g.open()?;
             let id = repo.change_password(&new_password(a)?, a.kdf.params())?;
-            println!("password changed; new key {id}");
+            outln!("password changed; new key {id}");
         }
     }
     Ok(())

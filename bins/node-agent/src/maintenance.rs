@@ -1,6 +1,7 @@
 //! `maintenance run|status` and `repair index|snapshots`: thin wrappers over
 //! `repo_core::maintenance`, plus the Prometheus metrics file for the maintenance job.
 
+use cairn_cli::{out, outln};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -136,7 +137,7 @@ pub fn maintenance(g: &Global, c: &MaintenanceCommand) -> CliResult {
             if g.json {
                 print_json(&serde_json::to_value(&st).expect("serializes"));
             } else {
-                print!("{}", st.explain());
+                out!("{}", st.explain());
             }
             Ok(())
         }
@@ -177,10 +178,10 @@ fn run(g: &Global, a: &RunArgs) -> CliResult {
                 print_json(&v);
             } else {
                 for line in &report.summary {
-                    println!("{line}");
+                    outln!("{line}");
                 }
                 if report.outcome == Outcome::Success {
-                    println!(
+                    outln!(
                         "maintenance ({}) done in {:.1} s; freed {}",
                         mode.as_str(),
                         report.duration_secs,
@@ -252,12 +253,13 @@ pub fn repair(g: &Global, c: &RepairCommand) -> CliResult {
                 return Ok(());
             }
             for d in &r.damaged_packs {
-                println!(
+                outln!(
                     "damaged pack {}: {} (its blobs are not in the new index)",
-                    d.object, d.reason
+                    d.object,
+                    d.reason
                 );
             }
-            println!(
+            outln!(
                 "{} {} pack header(s) with {} blob(s): {} blob(s) the old index lacked, {} it listed that no pack holds",
                 if r.dry_run { "would rebuild from" } else { "rebuilt from" },
                 r.packs_read,
@@ -266,13 +268,14 @@ pub fn repair(g: &Global, c: &RepairCommand) -> CliResult {
                 r.lost_blobs
             );
             if !r.dry_run {
-                println!(
+                outln!(
                     "wrote {} index file(s), removed {} old one(s)",
-                    r.index_files_written, r.index_files_removed
+                    r.index_files_written,
+                    r.index_files_removed
                 );
             }
             if r.lost_blobs > 0 {
-                println!("snapshots that used the lost blobs are damaged: run `node-agent repair snapshots`");
+                outln!("snapshots that used the lost blobs are damaged: run `node-agent repair snapshots`");
             }
             Ok(())
         }
@@ -283,7 +286,7 @@ pub fn repair(g: &Global, c: &RepairCommand) -> CliResult {
                 print_json(&serde_json::to_value(&r).expect("serializes"));
             } else {
                 for d in &r.damaged {
-                    println!(
+                    outln!(
                         "snapshot {} ({} {} {}): {} blob(s) missing; first: {}",
                         &d.id[..12],
                         d.time,
@@ -293,7 +296,7 @@ pub fn repair(g: &Global, c: &RepairCommand) -> CliResult {
                         d.first_problem
                     );
                 }
-                println!(
+                outln!(
                     "checked {} snapshot(s): {} damaged{}",
                     r.snapshots_checked,
                     r.damaged.len(),

@@ -1,6 +1,7 @@
 //! Showing progress: a bar on a terminal, JSON lines with `--json` (Velero's `totalBytes` and
 //! `bytesDone`), nothing otherwise. A reporter thread samples the library's counters.
 
+use cairn_cli::outln;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -105,7 +106,7 @@ impl Reporter {
                             }
                         ));
                     }
-                    None => println!("{}", json_line(phase, &c, started.elapsed())),
+                    None => outln!("{}", json_line(phase, &c, started.elapsed())),
                 }
                 if finished {
                     if let Some(b) = &bar {

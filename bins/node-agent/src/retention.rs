@@ -1,5 +1,6 @@
 //! `forget`: remove snapshots by id or by a keep policy, printing the plan and its reasons.
 
+use cairn_cli::outln;
 use clap::Args;
 use repo_core::forget::{self, GroupBy, KeepPolicy};
 use repo_core::ObjectId;
@@ -64,7 +65,7 @@ pub fn forget(g: &Global, a: &ForgetArgs) -> CliResult {
     };
     for (group, decisions) in &plan.groups {
         if !g.json {
-            println!("{group}:");
+            outln!("{group}:");
         }
         for d in decisions {
             let action = if d.keep {
@@ -80,7 +81,7 @@ pub fn forget(g: &Global, a: &ForgetArgs) -> CliResult {
                     "keep": d.keep, "reasons": d.reasons,
                 }));
             } else {
-                println!(
+                outln!(
                     "  {action:<13} {} {}  ({})",
                     d.id.short(),
                     d.snapshot.time,

@@ -7,13 +7,12 @@
 //! password, 5 no repository, 8 written with errors in its results (Velero's
 //! PartiallyFailed).
 
+use cairn_cli::outln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use repo_core::{
-    Error, IndexedRepository, NoProgress, ObjectId, OpenOptions, Repository, SnapshotFilter,
-};
+use repo_core::{Error, IndexedRepository, NoProgress, ObjectId, Repository, SnapshotFilter};
 use repo_k8s::backup::{self, BackupOptions, BACKUP_NAME_TAG};
 use repo_k8s::cluster::Cluster;
 use repo_k8s::execute::RestoreResult;
@@ -28,14 +27,10 @@ use repo_k8s::selector::LabelSelector;
     about = "cairn: Kubernetes backups with Velero's semantics"
 )]
 struct Cli {
-    /// Repository URL (a path, s3://…, gs://…, az://…).
-    #[arg(long, env = "CAIRN_REPO", global = true)]
-    repo: Option<String>,
-    /// File holding the password (else CAIRN_PASSWORD).
-    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true)]
-    password_file: Option<PathBuf>,
+    #[command(flatten)]
+    repo: cairn_cli::RepoArgs,
     /// Machine-readable output.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output options")]
     json: bool,
     #[command(subcommand)]
     command: Command,
@@ -112,10 +107,16 @@ struct BackupArgs {
 }
 
 #[derive(Args)]
+#[command(group(
+    clap::ArgGroup::new("mode")
+        .args(["to_dir", "to_cluster", "dry_run"])
+        .required(true)
+        .multiple(true)
+))]
 struct RestoreArgs {
     name: String,
     /// Write the ordered, cleaned objects into this (empty) directory.
-    #[arg(long, required_unless_present_any = ["dry_run", "to_cluster"], conflicts_with = "to_cluster")]
+    #[arg(long, conflicts_with = "to_cluster")]
     to_dir: Option<PathBuf>,
     /// Restore into the cluster of the kubeconfig (see --kubeconfig, --context).
     #[arg(long)]
@@ -178,34 +179,12 @@ impl From<Error> for Failure {
 }
 
 fn open(cli: &Cli) -> Result<Repository, Failure> {
-    let url = cli
-        .repo
-        .as_deref()
-        .ok_or_else(|| Failure(1, "no repository: pass --repo or set CAIRN_REPO".into()))?;
-    let password = match &cli.password_file {
-        Some(f) => std::fs::read(f)
-            .map(|mut p| {
-                while p.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
-                    p.pop();
-                }
-                p
-            })
-            .map_err(|e| Failure(1, format!("cannot read password file {}: {e}", f.display())))?,
-        None => std::env::var_os("CAIRN_PASSWORD")
-            .filter(|p| !p.is_empty())
-            .map(|p| p.into_encoded_bytes())
-            .ok_or_else(|| {
-                Failure(
-                    1,
-                    "no password: set CAIRN_PASSWORD or --password-file".into(),
-                )
-            })?,
-    };
-    let storage = repo_core::storage::open_url(url, &Default::default())?;
+    let storage = cli.repo.storage()?;
+    let password = cli.repo.password().map_err(|e| Failure(1, e))?;
     Ok(Repository::open(
         storage,
         &password,
-        OpenOptions::default(),
+        cli.repo.open_options(),
     )?)
 }
 
@@ -224,7 +203,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Ping => {
             let repo = open(cli)?;
-            println!(
+            outln!(
                 "repository {} at {} is reachable",
                 repo.config().id,
                 repo.location()
@@ -299,14 +278,17 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     .iter()
                     .map(|(name, id, s)| serde_json::json!({"name": name, "snapshot_id": id.to_string(), "time": s.time, "items": s.summary.files, "expires": s.expires}))
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                outln!("{}", serde_json::Value::Array(v));
             } else {
-                println!(
+                outln!(
                     "{:<30} {:<32} {:>8}  {:<12} expires",
-                    "name", "time", "items", "snapshot"
+                    "name",
+                    "time",
+                    "items",
+                    "snapshot"
                 );
                 for (name, id, s) in &backups {
-                    println!(
+                    outln!(
                         "{:<30} {:<32} {:>8}  {:<12} {}",
                         name,
                         s.time,
@@ -323,11 +305,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 
 /// The newest snapshot of backup `name`.
 fn find_backup(repo: &IndexedRepository, name: &str) -> Result<ObjectId, Failure> {
-    let filter = SnapshotFilter {
-        tags: vec![format!("{BACKUP_NAME_TAG}={name}")],
-        ..Default::default()
-    };
-    let (id, _) = repo.list_snapshots(&filter)?.pop().ok_or_else(|| {
+    let (id, _) = backup::find_backup(repo, name)?.ok_or_else(|| {
         Failure(
             1,
             format!("no backup named {name:?}; see `cairn-server backups`"),
@@ -344,7 +322,7 @@ fn report_backup(cli: &Cli, name: &str, out: &backup::BackupOutcome) -> Result<(
         "PartiallyFailed"
     };
     if cli.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"name": name, "phase": phase, "snapshot_id": out.snapshot.to_string(),
                         "items": out.items, "newBytes": out.new_bytes, "storedBytes": out.stored_bytes, "results": out.results})
@@ -356,14 +334,17 @@ fn report_backup(cli: &Cli, name: &str, out: &backup::BackupOutcome) -> Result<(
         ] {
             for (ns, m) in r.messages() {
                 match ns {
-                    Some(ns) => println!("{label}: namespace {ns}: {m}"),
-                    None => println!("{label}: {m}"),
+                    Some(ns) => outln!("{label}: namespace {ns}: {m}"),
+                    None => outln!("{label}: {m}"),
                 }
             }
         }
-        println!(
+        outln!(
             "backup {} {phase}: {} item(s), {} new bytes, snapshot {}",
-            name, out.items, out.new_bytes, out.snapshot
+            name,
+            out.items,
+            out.new_bytes,
+            out.snapshot
         );
     }
     if phase != "Completed" {
@@ -395,20 +376,20 @@ fn export_velero(cli: &Cli, name: &str, out: &Path) -> Result<(), Failure> {
         let _ = std::fs::remove_file(&tmp);
     })?;
     if cli.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"name": name, "out": out, "items": done.items,
                 "duplicatesLeftOut": done.duplicates_left_out})
         );
     } else {
         if done.duplicates_left_out > 0 {
-            println!(
+            outln!(
                 "note: {} second copies of objects (kept under duplicates/ in the backup) are \
                  not in the tarball, which holds one object per identity",
                 done.duplicates_left_out
             );
         }
-        println!(
+        outln!(
             "backup {name} exported to {}: {} item(s)",
             out.display(),
             done.items
@@ -444,7 +425,7 @@ fn import_velero(cli: &Cli, input: &Path, name: Option<&str>) -> Result<(), Fail
         .map_err(|e| Failure(1, format!("{}: {e}", input.display())))?;
     if imported.other_versions > 0 && !cli.json {
         // Velero writes them with EnableAPIGroupVersions; the preferred copy is the object.
-        println!(
+        outln!(
             "note: {} copies of objects in non-preferred API versions were not imported",
             imported.other_versions
         );
@@ -525,17 +506,17 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
             notes: &notes,
             skipped: &plan.skipped,
         };
-        println!("{}", serde_json::to_string(&out).expect("serializes"));
+        outln!("{}", serde_json::to_string(&out).expect("serializes"));
     } else {
         for n in &notes {
-            println!("note: {n}");
+            outln!("note: {n}");
         }
         for (what, why) in &plan.skipped {
-            println!("skip: {what}: {why}");
+            outln!("skip: {what}: {why}");
         }
         if a.dry_run {
             for (i, item) in plan.items.iter().enumerate() {
-                println!(
+                outln!(
                     "{:>5} {} {}{}",
                     i + 1,
                     item.resource,
@@ -552,7 +533,7 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
         let n = repo_k8s::restore::write_to_dir(&plan, dir)
             .map_err(|e| Failure(1, format!("writing {}: {e}", dir.display())))?;
         if !cli.json {
-            println!(
+            outln!(
                 "restore of {} Completed: {n} object(s) written to {}",
                 a.name,
                 dir.display()
@@ -572,19 +553,19 @@ fn report_restore(
     skipped: &[(String, String)],
 ) -> Result<(), Failure> {
     if cli.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"backup": name, "result": result, "notes": notes, "skipped": skipped})
         );
     } else {
         for n in notes {
-            println!("note: {n}");
+            outln!("note: {n}");
         }
         for (what, why) in skipped {
-            println!("skip: {what}: {why}");
+            outln!("skip: {what}: {why}");
         }
         for p in &result.phases {
-            println!(
+            outln!(
                 "phase {}: {} item(s): {} created, {} unchanged, {} updated, {} left as they were, {} failed; gate {}",
                 p.name, p.items, p.created, p.unchanged, p.updated, p.skipped_existing, p.failed, p.gate
             );
@@ -592,12 +573,12 @@ fn report_restore(
         for (label, r) in [("warning", &result.warnings), ("error", &result.errors)] {
             for (ns, m) in r.messages() {
                 match ns {
-                    Some(ns) => println!("{label}: namespace {ns}: {m}"),
-                    None => println!("{label}: {m}"),
+                    Some(ns) => outln!("{label}: namespace {ns}: {m}"),
+                    None => outln!("{label}: {m}"),
                 }
             }
         }
-        println!("restore of {name} {}", result.phase);
+        outln!("restore of {name} {}", result.phase);
     }
     match result.phase.as_str() {
         "Completed" => Ok(()),
