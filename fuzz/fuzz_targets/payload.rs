@@ -9,5 +9,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = &key;
     let _ = repo_core::format::decode_payload(data, 1 << 24);
     let id = repo_core::BlobId::default();
-    let _ = repo_core::blob::open_blob(&key, repo_core::blob::BlobKind::Data, &id, data, "data/fuzz");
+    let config = repo_core::Config::new(Default::default(), 1, 1 << 20).expect("default config");
+    let _ = repo_core::blob::open_blob(
+        &key,
+        &config,
+        repo_core::blob::BlobKind::Data,
+        &id,
+        data,
+        "data/fuzz",
+    );
 });

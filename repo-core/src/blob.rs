@@ -6,7 +6,7 @@
 //! kind, and whose plaintext is `codec byte || payload` (see [`crate::format`]).
 
 use crate::format::{self, FORMAT_VERSION};
-use crate::{BlobId, Error, MasterKey, Result};
+use crate::{BlobId, Config, Error, MasterKey, Result};
 
 /// What a blob holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -52,9 +52,12 @@ pub fn seal_blob(
     buf
 }
 
-/// Opens, decompresses and verifies a stored blob. `object` is the pack it came from.
+/// Opens, decompresses and verifies a stored blob. `object` is the pack it came from;
+/// `config` bounds its size ([`Config::max_blob_len`]): a chunk that would decompress past
+/// the repository's largest chunk is refused before any memory is taken for it.
 pub fn open_blob(
     key: &MasterKey,
+    config: &Config,
     kind: BlobKind,
     id: &BlobId,
     stored: &[u8],
@@ -63,7 +66,7 @@ pub fn open_blob(
     let body = key
         .open(&aad(kind, id), stored, object)
         .map_err(|_| Error::corrupt_blob(object, *id, "blob failed authentication"))?;
-    let plain = format::decode_payload(&body, format::MAX_PAYLOAD)
+    let plain = format::decode_payload(&body, config.max_blob_len(kind))
         .map_err(|e| Error::corrupt_blob(object, *id, e))?;
     if key.blob_id(&plain) != *id {
         return Err(Error::corrupt_blob(

@@ -87,6 +87,17 @@ pub struct Config {
     pub pack_target_size: u32,
 }
 
+impl Config {
+    /// The largest plaintext a blob of `kind` may have: a data chunk never exceeds the
+    /// chunker's maximum; trees (and content lists) are bounded by the payload limit.
+    pub fn max_blob_len(&self, kind: crate::blob::BlobKind) -> usize {
+        match kind {
+            crate::blob::BlobKind::Data => self.chunker.max_size as usize,
+            crate::blob::BlobKind::Tree => crate::format::MAX_PAYLOAD,
+        }
+    }
+}
+
 /// Default zstd level. Level 1 keeps the write path at a few hundred MB/s per core on text
 /// (level 3 halves that for a few percent of size); docs/FORMAT.md has the measurement.
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 1;

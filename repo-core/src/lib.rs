@@ -57,6 +57,7 @@ pub mod snapshot;
 pub mod storage;
 pub mod time;
 pub mod tree;
+pub mod walk;
 mod writer;
 
 pub use check::{CheckOptions, CheckReport, Problem};
@@ -130,9 +131,9 @@ impl IndexedRepository {
             if i + 1 == parts.len() {
                 return Ok(node);
             }
-            match node.subtree {
-                Some(sub) => dir = self.read_dir(&sub)?,
-                None => {
+            match (node.kind, node.subtree) {
+                (tree::NodeKind::Dir, Some(sub)) => dir = self.read_dir(&sub)?,
+                _ => {
                     return Err(Error::NotFound {
                         what: "path in snapshot",
                         object: path.to_string(),

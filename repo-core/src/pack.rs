@@ -312,7 +312,8 @@ mod tests {
         assert_eq!(records, p.records);
         for (r, (id, plain)) in records.iter().zip(&ids) {
             let stored = &bytes[r.offset as usize..r.end() as usize];
-            let got = crate::blob::open_blob(&key, r.kind, id, stored, "pack").unwrap();
+            let config = crate::Config::new(Default::default(), 1, 1 << 20).unwrap();
+            let got = crate::blob::open_blob(&key, &config, r.kind, id, stored, "pack").unwrap();
             assert_eq!(&got, plain);
         }
         // Truncation anywhere is detected.

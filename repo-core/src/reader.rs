@@ -203,6 +203,7 @@ pub fn read_run(repo: &IndexedRepository, run: &Run) -> Result<Vec<Vec<u8>>> {
         .map(|b| {
             let plain = open_blob(
                 repo.key(),
+                repo.config(),
                 b.kind,
                 &b.id,
                 &bytes[(b.start - run.start) as usize..(b.end - run.start) as usize],
@@ -239,9 +240,17 @@ fn write_zeros(out: &mut dyn Write, mut n: u64) -> Result<()> {
 
 /// Reads a whole (small) stream into memory on the calling thread; holes come out as zeros.
 /// For callers that read many small files and spread them over threads themselves
-/// (a backup of Kubernetes objects is 100,000 files of 2 KB).
-pub fn read_all(repo: &IndexedRepository, chunks: &[ChunkRef]) -> Result<Vec<u8>> {
+/// (a backup of Kubernetes objects is 100,000 files of 2 KB). A stream longer than `limit`
+/// bytes is refused before anything is allocated: a crafted entry's hole of a terabyte
+/// would otherwise be a terabyte of zeros in memory.
+pub fn read_all(repo: &IndexedRepository, chunks: &[ChunkRef], limit: u64) -> Result<Vec<u8>> {
     let total: u64 = chunks.iter().map(|c| c.1 as u64).sum();
+    if total > limit {
+        return Err(Error::invalid(
+            "stream",
+            format!("{total} bytes is more than the {limit} this reader holds in memory"),
+        ));
+    }
     let mut out = Vec::with_capacity(total as usize);
     for run in plan_runs(repo, chunks)? {
         for (blob, data) in run.blobs.iter().zip(read_run(repo, &run)?) {

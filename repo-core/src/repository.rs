@@ -344,11 +344,26 @@ impl Repository {
             .collect())
     }
 
-    /// Snapshots matching `filter`, oldest first.
+    /// Snapshots matching `filter`, oldest first. Fails if any snapshot cannot be read:
+    /// what decides about data (maintenance, repair) must see every one.
     pub fn list_snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<(ObjectId, Snapshot)>> {
+        let (snapshots, mut unreadable) = self.list_snapshots_lenient(filter)?;
+        match unreadable.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(snapshots),
+        }
+    }
+
+    /// Snapshots matching `filter`, oldest first, and apart from them those that could not
+    /// be read, with why: one damaged snapshot must not hide the others from a listing.
+    #[allow(clippy::type_complexity)]
+    pub fn list_snapshots_lenient(
+        &self,
+        filter: &SnapshotFilter,
+    ) -> Result<(Vec<(ObjectId, Snapshot)>, Vec<(ObjectId, Error)>)> {
         let ids = self.snapshot_ids()?;
         let mut out = Vec::with_capacity(ids.len());
-        let mut first_err = None;
+        let mut unreadable = Vec::new();
         crate::parallel::ordered_map(
             ids.len(),
             8,
@@ -358,19 +373,16 @@ impl Repository {
                 match r {
                     Ok(s) if filter.matches(&s) => out.push((ids[i], s)),
                     Ok(_) => {}
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
+                    Err(e) => unreadable.push((ids[i], e)),
                 }
                 Ok::<_, ()>(())
             },
         )
         .ok();
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-        out.sort_by(|a, b| (&a.1.time, a.0).cmp(&(&b.1.time, b.0)));
-        Ok(out)
+        // By the time each was taken (parsed: the text of two valid RFC 3339 times need not
+        // sort like the times), then by id so the order is total.
+        out.sort_by_cached_key(|(id, s)| (crate::time::parse_rfc3339(&s.time), *id));
+        Ok((out, unreadable))
     }
 
     /// Resolves `latest`, a full id, or a unique id prefix (at least 4 hex characters).
@@ -743,7 +755,7 @@ impl IndexedRepository {
                 },
                 e => e,
             })?;
-        crate::blob::open_blob(&self.key, loc.kind, id, &stored, &key)
+        crate::blob::open_blob(&self.key, &self.config, loc.kind, id, &stored, &key)
     }
 
     /// Reads and decodes a tree blob.

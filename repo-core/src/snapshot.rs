@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::format::{self, Kind, FORMAT_VERSION};
 use crate::{BlobId, Error, MasterKey, ObjectId, Result};
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Counts recorded at the end of a backup.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -25,6 +29,11 @@ pub struct Summary {
     /// Directories in the snapshot (file-tree backups).
     #[serde(default)]
     pub dirs: u64,
+    /// Entries of every kind in the snapshot's trees (files, directories, symlinks,
+    /// devices, …); 0 in snapshots made before it was recorded. Readers bound their walks by
+    /// it ([`crate::walk::WalkBudget`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub entries: u64,
     /// Files read because they are new, changed, or (unchanged) reused from the parent.
     #[serde(default)]
     pub files_new: u64,

@@ -234,6 +234,14 @@ impl Node {
 /// Most entries one tree blob holds; a larger directory is split into parts.
 pub const MAX_TREE_NODES: usize = 8192;
 
+/// Longest hole one chunk reference records: a backup cuts longer holes into several.
+/// Longer is a crafted or damaged tree.
+pub const MAX_HOLE: u32 = 1 << 30;
+
+/// Deepest directory nesting a reader accepts; deeper is a crafted or damaged snapshot.
+/// Linux paths (4,096 bytes) allow about 2,000 levels.
+pub const MAX_DEPTH: usize = 4096;
+
 /// A directory: nodes sorted by name, names unique. A large directory is stored as a tree
 /// of `parts` (tree blobs whose nodes, concatenated in order, are the directory), and no
 /// nodes of its own.
@@ -283,7 +291,15 @@ impl Tree {
         }
         for n in &t.nodes {
             let content: u64 = n.content.iter().map(|c| c.1 as u64).sum();
+            let long_hole = n.content.iter().find(|c| c.is_hole() && c.1 > MAX_HOLE);
             let bad = match n.kind {
+                NodeKind::File if n.size > i64::MAX as u64 => {
+                    Some(format!("has size {}, more than a file can have", n.size))
+                }
+                NodeKind::File if long_hole.is_some() => Some(format!(
+                    "has a hole of {} bytes, more than the {MAX_HOLE} one entry records",
+                    long_hole.map_or(0, |c| c.1)
+                )),
                 NodeKind::File => (content != n.size)
                     .then(|| format!("has size {} but {content} bytes of content", n.size)),
                 NodeKind::Dir => n

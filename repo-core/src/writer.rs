@@ -616,9 +616,12 @@ impl<'r> Writer<'r> {
             let mut packer = self.shared.packer.lock().unwrap_or_else(|e| e.into_inner());
             (!packer.is_empty()).then(|| std::mem::take(&mut *packer))
         };
-        if let Some(p) = pack {
-            self.shared.send_pack(p, self.tx()?)?;
-        }
+        // A failure to send the last pack (an earlier upload failed) must not skip indexing
+        // what was uploaded: it is reported after that.
+        let sent = match pack {
+            Some(p) => self.tx().and_then(|tx| self.shared.send_pack(p, tx)),
+            None => Ok(()),
+        };
         let mut n = self
             .shared
             .outstanding
@@ -631,7 +634,7 @@ impl<'r> Writer<'r> {
         // Packs that reached storage are indexed even when another upload failed (a full
         // disk, a lost connection): unindexed they would be uploaded again by the next
         // backup and strand their space until maintenance finds them as orphans.
-        let failed = self.shared.check_failed();
+        let failed = sent.and(self.shared.check_failed());
         let indexed = self.shared.write_index();
         failed.and(indexed)
     }

@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -117,8 +117,8 @@ pub struct BackupOutcome {
 const MAX_RECORDED_WARNINGS: usize = 100;
 /// Files up to this size are read whole and chunked on the worker's own thread.
 const SMALL_FILE: u64 = 8 * 1024 * 1024;
-/// Largest hole recorded as one chunk reference (lengths are 32-bit).
-const MAX_HOLE: u64 = 1 << 30;
+/// Largest hole recorded as one chunk reference.
+const MAX_HOLE: u64 = repo_core::tree::MAX_HOLE as u64;
 
 /// The source string recorded for `paths` when none is given: each absolute, without `.`
 /// components or a trailing slash, so `/data/`, `/data/.` and `/data` are one source with one
@@ -252,6 +252,7 @@ pub fn backup(
         counters,
         owners: OwnerNames::default(),
         warnings: Mutex::new(warnings),
+        entries: AtomicU64::new(0),
     };
 
     // The scan runs beside the backup and stops when it ends, whichever finishes first.
@@ -285,6 +286,7 @@ pub fn backup(
     s.files = counts.files_new + counts.files_changed + counts.files_unchanged;
     s.bytes = counts.bytes_done;
     s.dirs = counts.dirs;
+    s.entries = job.entries.load(Ordering::Relaxed);
     s.files_new = counts.files_new;
     s.files_changed = counts.files_changed;
     s.files_unchanged = counts.files_unchanged;
@@ -320,6 +322,8 @@ struct Job<'a> {
     counters: &'a Counters,
     owners: OwnerNames,
     warnings: Mutex<Vec<Warning>>,
+    /// Entries of every kind put in the snapshot's trees.
+    entries: AtomicU64,
 }
 
 /// Where in the walk an entry is: its root's rules and device.
@@ -426,6 +430,8 @@ impl Job<'_> {
             }
         }
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        self.entries
+            .fetch_add(nodes.len() as u64, Ordering::Relaxed);
         if let Some(w) = nodes.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(Error::invalid(
                 "paths",
@@ -467,7 +473,10 @@ impl Job<'_> {
             .par_iter()
             .map(|name| self.entry(dir, name, find(parent, name), &inner))
             .collect::<Result<_>>()?;
-        Ok(nodes.into_iter().flatten().collect())
+        let nodes: Vec<Node> = nodes.into_iter().flatten().collect();
+        self.entries
+            .fetch_add(nodes.len() as u64, Ordering::Relaxed);
+        Ok(nodes)
     }
 
     /// Backs up one entry; `None` when it is excluded or could not be read (a warning).

@@ -5,20 +5,28 @@
 use std::path::{Path, PathBuf};
 
 use repo_core::tree::{Node, NodeKind};
+use repo_core::walk::{check_depth, Walk, WalkBudget};
 use repo_core::{BlobId, IndexedRepository, Result, SnapshotFilter};
 
-/// Root tree of a snapshot and the node at `path` below it (`None` for the root itself).
-fn locate(repo: &IndexedRepository, snapshot: &str, path: &str) -> Result<(BlobId, Option<Node>)> {
-    let (_, snap) = repo.find_snapshot(snapshot, &SnapshotFilter::default())?;
+/// A snapshot's root tree, the node at `path` below it (`None` for the root itself), and
+/// the budget of a walk of it.
+fn locate(
+    repo: &IndexedRepository,
+    snapshot: &str,
+    path: &str,
+) -> Result<(BlobId, Option<Node>, WalkBudget)> {
+    let (id, snap) = repo.find_snapshot(snapshot, &SnapshotFilter::default())?;
+    let budget = WalkBudget::for_snapshot(&id, &snap);
     let path = path.trim_matches('/');
     if path.is_empty() {
-        return Ok((snap.root, None));
+        return Ok((snap.root, None, budget));
     }
-    Ok((snap.root, Some(repo.find_node(&snap.root, path)?)))
+    Ok((snap.root, Some(repo.find_node(&snap.root, path)?), budget))
 }
 
 /// Calls `visit` with each entry at `path` in a snapshot (the entry itself if it is not a
-/// directory), depth-first and in name order; with `recursive`, everything below too.
+/// directory), depth-first and in name order; with `recursive`, everything below too. The
+/// walk is iterative and bounded by the snapshot's summary ([`WalkBudget`]).
 pub fn list(
     repo: &IndexedRepository,
     snapshot: &str,
@@ -26,7 +34,7 @@ pub fn list(
     recursive: bool,
     visit: &mut dyn FnMut(&Path, &Node),
 ) -> Result<()> {
-    let (root, node) = locate(repo, snapshot, path)?;
+    let (root, node, budget) = locate(repo, snapshot, path)?;
     let base = PathBuf::from(path.trim_matches('/'));
     let dir = match node {
         None => root,
@@ -38,22 +46,9 @@ pub fn list(
             }
         },
     };
-    walk(repo, &dir, &base, recursive, visit)
-}
-
-fn walk(
-    repo: &IndexedRepository,
-    dir: &BlobId,
-    base: &Path,
-    recursive: bool,
-    visit: &mut dyn FnMut(&Path, &Node),
-) -> Result<()> {
-    for node in repo.read_dir(dir)? {
-        let path = base.join(node.name.display());
+    for entry in Walk::new(repo, dir, base, recursive, &budget) {
+        let (path, node) = entry?;
         visit(&path, &node);
-        if let (true, NodeKind::Dir, Some(sub)) = (recursive, node.kind, node.subtree) {
-            walk(repo, &sub, &path, recursive, visit)?;
-        }
     }
     Ok(())
 }
@@ -91,66 +86,104 @@ pub fn diff(
     b: &str,
     visit: &mut dyn FnMut(&Path, Change),
 ) -> Result<()> {
-    let (ra, _) = locate(repo, a, "")?;
-    let (rb, _) = locate(repo, b, "")?;
-    diff_dirs(repo, Some(ra), Some(rb), Path::new(""), visit)
+    let (ra, _, budget_a) = locate(repo, a, "")?;
+    let (rb, _, budget_b) = locate(repo, b, "")?;
+    let d = Diff {
+        repo,
+        budget_a,
+        budget_b,
+    };
+    d.dirs(Some(ra), Some(rb), Path::new(""), 0, visit)
 }
 
-fn diff_dirs(
-    repo: &IndexedRepository,
-    a: Option<BlobId>,
-    b: Option<BlobId>,
-    base: &Path,
-    visit: &mut dyn FnMut(&Path, Change),
-) -> Result<()> {
-    if a == b {
-        return Ok(());
-    }
-    let load = |id: Option<BlobId>| -> Result<Vec<Node>> {
-        id.map(|i| repo.read_dir(&i))
-            .transpose()
-            .map(|n| n.unwrap_or_default())
-    };
-    let (na, nb) = (load(a)?, load(b)?);
-    let (mut i, mut j) = (0, 0);
-    while i < na.len() || j < nb.len() {
-        let order = match (na.get(i), nb.get(j)) {
-            (Some(x), Some(y)) => x.name.cmp(&y.name),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
+/// One diff: the repository and each side's walk budget. Directories recurse, no deeper
+/// than [`repo_core::tree::MAX_DEPTH`] (a thread's stack holds that many levels).
+struct Diff<'r> {
+    repo: &'r IndexedRepository,
+    budget_a: WalkBudget,
+    budget_b: WalkBudget,
+}
+
+impl Diff<'_> {
+    fn dirs(
+        &self,
+        a: Option<BlobId>,
+        b: Option<BlobId>,
+        base: &Path,
+        depth: usize,
+        visit: &mut dyn FnMut(&Path, Change),
+    ) -> Result<()> {
+        if a == b {
+            return Ok(());
+        }
+        check_depth(depth, base)?;
+        let repo = self.repo;
+        let load = |id: Option<BlobId>| -> Result<Vec<Node>> {
+            id.map(|i| repo.read_dir(&i))
+                .transpose()
+                .map(|n| n.unwrap_or_default())
         };
-        match order {
-            std::cmp::Ordering::Less => {
-                let path = base.join(na[i].name.display());
-                removed_or_added(repo, &na[i], &path, Change::Removed, visit)?;
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                let path = base.join(nb[j].name.display());
-                removed_or_added(repo, &nb[j], &path, Change::Added, visit)?;
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                let (x, y) = (&na[i], &nb[j]);
-                let path = base.join(x.name.display());
-                if x.kind != y.kind {
-                    visit(&path, Change::TypeChanged);
-                } else if x.kind == NodeKind::Dir {
-                    if !same_meta(x, y) {
+        let (na, nb) = (load(a)?, load(b)?);
+        self.budget_a.spend(na.len() as u64)?;
+        self.budget_b.spend(nb.len() as u64)?;
+        let (mut i, mut j) = (0, 0);
+        while i < na.len() || j < nb.len() {
+            let order = match (na.get(i), nb.get(j)) {
+                (Some(x), Some(y)) => x.name.cmp(&y.name),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                _ => std::cmp::Ordering::Greater,
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    let path = base.join(na[i].name.display());
+                    self.removed_or_added(&na[i], &path, Change::Removed, &self.budget_a, visit)?;
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    let path = base.join(nb[j].name.display());
+                    self.removed_or_added(&nb[j], &path, Change::Added, &self.budget_b, visit)?;
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    let (x, y) = (&na[i], &nb[j]);
+                    let path = base.join(x.name.display());
+                    if x.kind != y.kind {
+                        visit(&path, Change::TypeChanged);
+                    } else if x.kind == NodeKind::Dir {
+                        if !same_meta(x, y) {
+                            visit(&path, Change::Metadata);
+                        }
+                        self.dirs(x.subtree, y.subtree, &path, depth + 1, visit)?;
+                    } else if x.content != y.content || x.link_target != y.link_target {
+                        visit(&path, Change::Modified);
+                    } else if !same_meta(x, y) {
                         visit(&path, Change::Metadata);
                     }
-                    diff_dirs(repo, x.subtree, y.subtree, &path, visit)?;
-                } else if x.content != y.content || x.link_target != y.link_target {
-                    visit(&path, Change::Modified);
-                } else if !same_meta(x, y) {
-                    visit(&path, Change::Metadata);
+                    i += 1;
+                    j += 1;
                 }
-                i += 1;
-                j += 1;
             }
         }
+        Ok(())
     }
-    Ok(())
+
+    /// Reports an entry and, for a directory, everything below it.
+    fn removed_or_added(
+        &self,
+        node: &Node,
+        path: &Path,
+        change: Change,
+        budget: &WalkBudget,
+        visit: &mut dyn FnMut(&Path, Change),
+    ) -> Result<()> {
+        visit(path, change);
+        if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+            for entry in Walk::new(self.repo, sub, path.to_path_buf(), true, budget) {
+                visit(&entry?.0, change);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn same_meta(x: &Node, y: &Node) -> bool {
@@ -159,27 +192,4 @@ fn same_meta(x: &Node, y: &Node) -> bool {
         && x.gid == y.gid
         && x.mtime == y.mtime
         && x.xattrs == y.xattrs
-}
-
-/// Reports an entry and, for a directory, everything below it.
-fn removed_or_added(
-    repo: &IndexedRepository,
-    node: &Node,
-    path: &Path,
-    change: Change,
-    visit: &mut dyn FnMut(&Path, Change),
-) -> Result<()> {
-    visit(path, change);
-    if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-        for child in repo.read_dir(&sub)? {
-            removed_or_added(
-                repo,
-                &child,
-                &path.join(child.name.display()),
-                change,
-                visit,
-            )?;
-        }
-    }
-    Ok(())
 }

@@ -34,7 +34,7 @@
 const WORKER_STACK: usize = 64 * 1024 * 1024;
 
 /// Deepest directory nesting a restore accepts; deeper is a crafted snapshot.
-pub const MAX_DEPTH: usize = 4096;
+pub use repo_core::tree::MAX_DEPTH;
 
 pub mod backup;
 pub mod exclude;

@@ -24,6 +24,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 use repo_core::reader::{plan_runs, read_run};
 use repo_core::tree::{Node, NodeKind};
+use repo_core::walk::{check_depth, WalkBudget};
 use repo_core::{Error, IndexedRepository, Result, SnapshotFilter};
 
 use crate::meta::parse_time;
@@ -188,7 +189,7 @@ pub fn restore(
     counters: &Counters,
     visit: &(dyn Fn(&Step) + Sync),
 ) -> Result<RestoreOutcome> {
-    let (_, snap) = repo.find_snapshot(snapshot, &SnapshotFilter::default())?;
+    let (id, snap) = repo.find_snapshot(snapshot, &SnapshotFilter::default())?;
     let include = (!opts.include.is_empty())
         .then(|| Patterns::new(&opts.include))
         .transpose()?;
@@ -207,6 +208,7 @@ pub fn restore(
         outcome: Mutex::new(RestoreOutcome::default()),
         notes: Mutex::new(HashSet::new()),
         stop: AtomicBool::new(false),
+        budget: WalkBudget::for_snapshot(&id, &snap),
     };
     if !owners && !opts.dry_run {
         r.note("owners not restored: not running as root");
@@ -316,6 +318,8 @@ struct Restorer<'a> {
     notes: Mutex<HashSet<String>>,
     /// Set on an error that dooms the rest (a full disk).
     stop: AtomicBool,
+    /// Entries the snapshot may hold: a crafted one that expands without end is refused.
+    budget: WalkBudget,
 }
 
 /// One unit of restore work in a directory.
@@ -503,12 +507,8 @@ impl Restorer<'_> {
         if self.halted() {
             return Ok(());
         }
-        if rel.components().count() > crate::MAX_DEPTH {
-            return Err(Error::corrupt(
-                rel.display(),
-                format!("directories nested deeper than {}", crate::MAX_DEPTH),
-            ));
-        }
+        check_depth(rel.components().count(), rel)?;
+        self.budget.spend(nodes.len() as u64)?;
         let steps = self.plan_dir(dir, rel, nodes, inside)?;
         if self.opts.dry_run {
             // A printed plan reads best in order.
@@ -674,11 +674,18 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    /// Owner and times of a symlink, fifo or device (not followed; mode is set at creation).
+    /// Owner, mode and times of a symlink, fifo or device (never followed).
     fn special_meta(&self, fd: RawFd, name: &[u8], node: &Node, path: &Path) {
         if self.owners {
             if let Err(e) = sfs::chown_at(fd, Some(name), node.uid, node.gid) {
                 self.fail(path, format!("owner not set: {e}"));
+            }
+        }
+        // mknod applies the umask: set the recorded mode again (after chown, which may
+        // clear set-id bits). A symlink's mode means nothing on Linux.
+        if node.kind != NodeKind::Symlink {
+            if let Err(e) = sfs::chmod_special_at(fd, name, node.mode) {
+                self.fail(path, format!("mode not set: {e}"));
             }
         }
         if let Some(t) = parse_time(&node.mtime) {

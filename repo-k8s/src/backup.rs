@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use repo_core::tree::{ChunkRef, Name, Node, NodeKind};
+use repo_core::walk::{Walk, WalkBudget};
 use repo_core::{BlobId, DirSplit, Error, IndexedRepository, ObjectId, Snapshot, WriterOptions};
 use serde::Serialize;
 
@@ -153,6 +154,12 @@ impl Dir {
         }
         d.files.insert(name.clone(), content);
         true
+    }
+
+    /// Entries below this directory (files and directories), for the snapshot's summary.
+    fn entries(&self) -> u64 {
+        let below: u64 = self.dirs.values().map(Dir::entries).sum();
+        below + self.dirs.len() as u64 + self.files.len() as u64
     }
 
     fn write(self, w: &repo_core::Writer<'_>, mtime: &str) -> repo_core::Result<BlobId> {
@@ -460,6 +467,7 @@ pub fn backup_from(
     )?;
     // No times in the tree: an unchanged directory of objects is then the same tree blob
     // in the next backup (the snapshot has the time).
+    let entries = root.entries();
     let root_id = root.write(&writer, "")?;
     writer.flush()?;
     let stats = writer.stats();
@@ -471,6 +479,7 @@ pub fn backup_from(
         root_id,
     )?;
     snap.summary.files = items as u64;
+    snap.summary.entries = entries;
     snap.summary.new_blobs = stats.new_blobs;
     snap.summary.new_bytes = stats.new_bytes;
     snap.summary.stored_bytes = stats.stored_bytes;
@@ -612,46 +621,47 @@ pub fn for_each_file(
     repo: &IndexedRepository,
     tree: BlobId,
     path: &str,
+    budget: &WalkBudget,
     f: &mut dyn FnMut(&str, Vec<u8>) -> repo_core::Result<()>,
 ) -> repo_core::Result<()> {
     use rayon::prelude::*;
-    let files = list_files(repo, tree, path)?;
+    let files = list_files(repo, tree, path, budget)?;
     for batch in files.chunks(1024) {
         let contents: Vec<repo_core::Result<Vec<u8>>> = batch
             .par_iter()
-            .map(|(_, chunks)| repo_core::reader::read_all(repo, chunks))
+            .map(|(_, chunks)| {
+                let limit = crate::manifest::MAX_MANIFEST_BYTES as u64;
+                repo_core::reader::read_all(repo, chunks, limit)
+            })
             .collect();
         for ((path, _), bytes) in batch.iter().zip(contents) {
-            f(path, bytes?)?;
+            let bytes = bytes.map_err(|e| match e {
+                Error::Invalid { reason, .. } => Error::corrupt(
+                    path,
+                    format!("{reason}: larger than any Kubernetes object (crafted or damaged)"),
+                ),
+                e => e,
+            })?;
+            f(path, bytes)?;
         }
     }
     Ok(())
 }
 
 /// The files below `tree` (paths below `path`) with their content, in name order; no
-/// content is read.
+/// content is read. The walk is iterative and bounded by `budget`.
 pub fn list_files(
     repo: &IndexedRepository,
     tree: BlobId,
     path: &str,
+    budget: &WalkBudget,
 ) -> repo_core::Result<Vec<(String, Vec<ChunkRef>)>> {
-    fn walk(
-        repo: &IndexedRepository,
-        tree: BlobId,
-        path: &str,
-        out: &mut Vec<(String, Vec<ChunkRef>)>,
-    ) -> repo_core::Result<()> {
-        for node in repo.read_dir(&tree)? {
-            let here = format!("{path}/{}", node.name.display());
-            if let Some(sub) = node.subtree {
-                walk(repo, sub, &here, out)?;
-            } else if node.kind == NodeKind::File {
-                out.push((here, node.content));
-            }
-        }
-        Ok(())
-    }
     let mut out = Vec::new();
-    walk(repo, tree, path, &mut out)?;
+    for entry in Walk::new(repo, tree, PathBuf::from(path), true, budget) {
+        let (here, node) = entry?;
+        if node.kind == NodeKind::File {
+            out.push((here.to_string_lossy().into_owned(), node.content));
+        }
+    }
     Ok(out)
 }

@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use repo_core::tree::NodeKind;
+use repo_core::walk::WalkBudget;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -368,21 +370,32 @@ fn remove_if_empty(o: &mut Object, path: &[&str]) {
     }
 }
 
-/// The top-level trees of a backup snapshot: `resources/` and `duplicates/`.
+/// The top-level trees of a backup snapshot, and the budget of a walk of it.
+struct BackupTrees {
+    resources: Option<repo_core::BlobId>,
+    duplicates: Option<repo_core::BlobId>,
+    budget: WalkBudget,
+}
+
+/// Finds `resources/` and `duplicates/` in a backup snapshot.
 fn backup_trees(
     repo: &repo_core::IndexedRepository,
     snapshot: &repo_core::ObjectId,
-) -> repo_core::Result<(Option<repo_core::BlobId>, Option<repo_core::BlobId>)> {
+) -> repo_core::Result<BackupTrees> {
     let snap = repo.get_snapshot(snapshot)?;
-    let (mut resources, mut duplicates) = (None, None);
+    let mut trees = BackupTrees {
+        resources: None,
+        duplicates: None,
+        budget: WalkBudget::for_snapshot(snapshot, &snap),
+    };
     for top in repo.read_dir(&snap.root)? {
-        match top.name.display().as_str() {
-            "resources" => resources = top.subtree,
-            "duplicates" => duplicates = top.subtree,
+        match (top.name.display().as_str(), top.kind) {
+            ("resources", NodeKind::Dir) => trees.resources = top.subtree,
+            ("duplicates", NodeKind::Dir) => trees.duplicates = top.subtree,
             _ => {}
         }
     }
-    Ok((resources, duplicates))
+    Ok(trees)
 }
 
 /// What a backup's objects are called: the built-in resources plus the backup's CRDs.
@@ -393,13 +406,16 @@ pub fn backup_discovery(
 ) -> repo_core::Result<Discovery> {
     const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
     let mut d = Discovery::built_in();
-    let Some(resources) = backup_trees(repo, snapshot)?.0 else {
+    let trees = backup_trees(repo, snapshot)?;
+    let Some(resources) = trees.resources else {
         return Ok(d);
     };
     for node in repo.read_dir(&resources)? {
-        if let (CRDS, Some(tree)) = (node.name.display().as_str(), node.subtree) {
+        if let (CRDS, NodeKind::Dir, Some(tree)) =
+            (node.name.display().as_str(), node.kind, node.subtree)
+        {
             let path = format!("resources/{CRDS}");
-            crate::backup::for_each_file(repo, tree, &path, &mut |here, bytes| {
+            crate::backup::for_each_file(repo, tree, &path, &trees.budget, &mut |here, bytes| {
                 // A CRD that does not parse is reported by `plan_backup`, which reads it again.
                 if let Ok(o) = parse_object(here, &bytes) {
                     let _ = d.add_crd(&o);
@@ -422,11 +438,12 @@ pub fn plan_backup(
     discovery: &Discovery,
     opts: &RestoreOptions,
 ) -> repo_core::Result<(Plan, Vec<String>)> {
-    let (resources, duplicates) = backup_trees(repo, snapshot)?;
+    let trees = backup_trees(repo, snapshot)?;
     let mut planner = Planner::new(discovery, opts);
     let mut notes = Vec::new();
-    if let Some(tree) = resources {
-        crate::backup::for_each_file(repo, tree, "resources", &mut |here, bytes| {
+    if let Some(tree) = trees.resources {
+        let budget = &trees.budget;
+        crate::backup::for_each_file(repo, tree, "resources", budget, &mut |here, bytes| {
             if here.ends_with(".json") {
                 match parse_object(here, &bytes) {
                     Ok(o) => planner.add(o),
@@ -436,10 +453,10 @@ pub fn plan_backup(
             Ok(())
         })?;
     }
-    if let Some(tree) = duplicates {
+    if let Some(tree) = trees.duplicates {
         // duplicates/<n>/resources/…: the path names the identity, namespace included (an
         // object that named none was filed under `default`).
-        for (path, _) in crate::backup::list_files(repo, tree, "duplicates")? {
+        for (path, _) in crate::backup::list_files(repo, tree, "duplicates", &trees.budget)? {
             let identity = path.splitn(3, '/').nth(2).unwrap_or(&path);
             notes.push(format!(
                 "{path}: a second, different object with the identity {identity} is in the backup; only the first is restored"

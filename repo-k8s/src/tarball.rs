@@ -408,6 +408,7 @@ pub fn export(
     out: impl Write,
 ) -> repo_core::Result<Exported> {
     let snap = repo.get_snapshot(snapshot)?;
+    let budget = repo_core::walk::WalkBudget::for_snapshot(snapshot, &snap);
     let mtime = repo_core::time::parse_rfc3339(&snap.time)
         .map(repo_core::time::unix_seconds)
         .unwrap_or(0)
@@ -431,7 +432,7 @@ pub fn export(
         .find(|n| n.name.display() == "resources")
         .and_then(|n| n.subtree)
     {
-        for_each_file(repo, resources, "resources", &mut |path, bytes| {
+        for_each_file(repo, resources, "resources", &budget, &mut |path, bytes| {
             append(&mut tar, path, &bytes)?;
             // resources/<gr>/<rest…>: the preferred-version copy goes in between.
             let mut parts = path.splitn(3, '/');
@@ -461,7 +462,7 @@ pub fn export(
         .find(|n| n.name.display() == "duplicates")
         .and_then(|n| n.subtree)
     {
-        stats.duplicates_left_out = list_files(repo, dups, "duplicates")?.len();
+        stats.duplicates_left_out = list_files(repo, dups, "duplicates", &budget)?.len();
     }
     let gz = tar.into_inner().map_err(io)?;
     gz.finish().map_err(io)?;

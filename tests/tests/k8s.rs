@@ -192,7 +192,8 @@ fn plans_from_the_repository_as_in_memory(
         .and_then(|n| n.subtree)
         .unwrap();
     let mut objects = Vec::new();
-    repo_k8s::backup::for_each_file(repo, resources, "resources", &mut |path, bytes| {
+    let budget = repo_core::walk::WalkBudget::for_snapshot(snapshot, &snap);
+    repo_k8s::backup::for_each_file(repo, resources, "resources", &budget, &mut |path, bytes| {
         let value = serde_json::from_slice(&bytes).unwrap();
         objects.push(Object::from_value(value, path).unwrap());
         Ok(())
@@ -569,9 +570,15 @@ fn a_velero_tarball_round_trips_through_export_and_import() {
         "--json",
     ]));
     assert!(entries(&tgz2) == entries(&tgz3));
-    // The file name names the backup when NAME is not given.
-    let v = ok_json(run(&["import-velero", tgz3.to_str().unwrap(), "--json"]));
-    assert_eq!(v["name"], "copy2");
+    // The file name names the backup when NAME is not given; a name in use is refused.
+    let out = run(&["import-velero", tgz3.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"copy2\" already exists"), "{stderr}");
+    let tgz4 = dir.path().join("copy3.tar.gz");
+    std::fs::copy(&tgz3, &tgz4).unwrap();
+    let v = ok_json(run(&["import-velero", tgz4.to_str().unwrap(), "--json"]));
+    assert_eq!(v["name"], "copy3");
 }
 
 #[test]

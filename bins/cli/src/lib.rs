@@ -9,6 +9,7 @@
 //!   escapes them already.
 //! - [`SecretSource`] reads a password from a file, a command, the environment or a prompt;
 //!   [`RepoArgs`] are the repository options (location, password, S3, cache) of both.
+//! - [`human`] shows sizes and times in tables as a person reads them.
 //!
 //! ```
 //! use cairn_cli::{outln, Terminal};
@@ -16,6 +17,7 @@
 //! assert_eq!(Terminal::safe("a\nb"), "a\\nb");
 //! ```
 
+pub mod human;
 mod repo_args;
 mod secret;
 
@@ -106,6 +108,12 @@ impl Terminal {
             }
         }
         Cow::Owned(out)
+    }
+
+    /// A path, made safe as [`Terminal::safe_bytes`] does.
+    pub fn path(path: &std::path::Path) -> Cow<'_, str> {
+        use std::os::unix::ffi::OsStrExt;
+        Terminal::safe_bytes(path.as_os_str().as_bytes())
     }
 
     /// Like [`Terminal::safe`] for bytes that may not be UTF-8 (file names): invalid

@@ -1,7 +1,7 @@
 //! File-tree commands: backup of paths, restore, ls, diff. Each parses nothing and decides
 //! nothing: it calls repo-fs and prints.
 
-use cairn_cli::outln;
+use cairn_cli::{outln, Terminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,7 +166,11 @@ pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs)
         }));
     } else {
         for w in &out.warnings {
-            eprintln!("warning: {w}");
+            eprintln!(
+                "warning: {}: {}",
+                Terminal::path(&w.path),
+                Terminal::safe(&w.message)
+            );
         }
         eprintln!(
             "{} files ({} new, {} changed, {} unchanged), {} dirs, {} bytes; added {} new bytes ({} stored) in {:.1}s",
@@ -270,11 +274,11 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> CliResult {
         } else {
             outln!(
                 "{what:<8} {kind:<8} {}{}",
-                s.path.display(),
+                Terminal::path(&s.path),
                 if why.is_empty() {
                     String::new()
                 } else {
-                    format!("  ({why})")
+                    format!("  ({})", Terminal::safe(&why))
                 }
             );
         }
@@ -305,7 +309,7 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> CliResult {
             eprintln!("note: {n}");
         }
         for (p, e) in &out.failures {
-            eprintln!("error: {}: {e}", p.display());
+            eprintln!("error: {}: {}", Terminal::path(p), Terminal::safe(e));
         }
         if !a.dry_run {
             eprintln!(
@@ -384,24 +388,24 @@ pub fn ls(g: &Global, spec: &str, recursive: bool) -> CliResult {
             let link = n
                 .link_target
                 .as_ref()
-                .map(|t| format!(" -> {}", t.display()))
+                .map(|t| format!(" -> {}", Terminal::safe_bytes(&t.0)))
                 .unwrap_or_default();
             let owner = if n.user.is_empty() {
                 n.uid.to_string()
             } else {
-                n.user.clone()
+                Terminal::safe(&n.user).into_owned()
             };
             let group = if n.group.is_empty() {
                 n.gid.to_string()
             } else {
-                n.group.clone()
+                Terminal::safe(&n.group).into_owned()
             };
             let time = n.mtime.get(..19).unwrap_or(&n.mtime);
             outln!(
                 "{} {owner:>8} {group:>8} {:>12} {time} {}{link}",
                 mode_string(n),
                 n.size,
-                p.display()
+                Terminal::path(p)
             );
         }
     })?;
@@ -419,7 +423,7 @@ pub fn diff(g: &Global, a: &str, b: &str) -> CliResult {
                 &serde_json::json!({"path": p.display().to_string(), "change": format!("{c:?}").to_lowercase()}),
             );
         } else {
-            outln!("{} {}", c.marker(), p.display());
+            outln!("{} {}", c.marker(), Terminal::path(p));
         }
     })?;
     if !json {

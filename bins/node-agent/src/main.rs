@@ -12,7 +12,7 @@ mod maintenance;
 mod report;
 mod retention;
 
-use cairn_cli::outln;
+use cairn_cli::{human, outln, Terminal};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -393,7 +393,7 @@ fn run(cli: Cli) -> CliResult {
         }
         Command::Snapshots(f) => {
             let repo = g.open()?;
-            let list = repo.list_snapshots(&f.filter())?;
+            let (list, unreadable) = repo.list_snapshots_lenient(&f.filter())?;
             if g.json {
                 let v: Vec<_> = list
                     .iter()
@@ -406,25 +406,28 @@ fn run(cli: Cli) -> CliResult {
                 print_json(&serde_json::Value::Array(v));
             } else {
                 outln!(
-                    "{:<10} {:<30} {:<16} {:<24} {:>14}  tags",
+                    "{:<10} {:<19}  {:<16} {:<24} {:>10}  tags",
                     "id",
                     "time",
                     "host",
                     "source",
-                    "bytes"
+                    "size"
                 );
                 for (id, s) in &list {
                     outln!(
-                        "{:<10} {:<30} {:<16} {:<24} {:>14}  {}",
+                        "{:<10} {:<19}  {:<16} {:<24} {:>10}  {}",
                         id.short(),
-                        s.time,
-                        s.host,
-                        s.source,
-                        s.summary.bytes,
-                        s.tags.join(",")
+                        human::local_time(&s.time),
+                        Terminal::safe(&s.host),
+                        Terminal::safe(&s.source),
+                        human::bytes(s.summary.bytes),
+                        Terminal::safe(&s.tags.join(","))
                     );
                 }
                 outln!("{} snapshot(s)", list.len());
+            }
+            for (id, e) in &unreadable {
+                eprintln!("node-agent: snapshot {id} is unreadable and not listed: {e}");
             }
         }
         Command::Dump { snapshot, name } => {

@@ -1,6 +1,6 @@
 //! `forget`: remove snapshots by id or by a keep policy, printing the plan and its reasons.
 
-use cairn_cli::outln;
+use cairn_cli::{outln, Terminal};
 use clap::Args;
 use repo_core::forget::{self, GroupBy, KeepPolicy};
 use repo_core::ObjectId;
@@ -65,7 +65,7 @@ pub fn forget(g: &Global, a: &ForgetArgs) -> CliResult {
     };
     for (group, decisions) in &plan.groups {
         if !g.json {
-            outln!("{group}:");
+            outln!("{}:", Terminal::safe(group));
         }
         for d in decisions {
             let action = if d.keep {

@@ -423,7 +423,7 @@ pub(crate) fn sweep(
                 }
                 let sealed = &bytes[r.offset as usize..r.end() as usize];
                 // Never copy damage forward silently.
-                crate::blob::open_blob(repo.key(), r.kind, &r.id, sealed, &key)?;
+                crate::blob::open_blob(repo.key(), repo.config(), r.kind, &r.id, sealed, &key)?;
                 writer.add(r.id, r.kind, Bytes::copy_from_slice(sealed), r.raw_len);
                 stats.copied_blobs += 1;
                 if writer.len() >= target {

@@ -147,7 +147,8 @@ fn read_tree(repo: &Repository, map: &TreeMap, id: &BlobId, context: &str) -> Re
             },
             e => e,
         })?;
-    let plain = crate::blob::open_blob(repo.key(), BlobKind::Tree, id, &stored, &key)?;
+    let plain =
+        crate::blob::open_blob(repo.key(), repo.config(), BlobKind::Tree, id, &stored, &key)?;
     Tree::decode(&plain, *id)
 }
 

@@ -1,0 +1,77 @@
+//! Sizes and times as a person reads them in a table. `--json` output keeps exact values.
+
+/// `1536` → `1.5 KiB`; below 1 KiB, bytes (`512 B`).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v < 10.0 {
+        format!("{v:.1} {}", UNITS[unit])
+    } else {
+        format!("{v:.0} {}", UNITS[unit])
+    }
+}
+
+extern "C" {
+    fn tzset();
+}
+
+/// An RFC 3339 time as `2026-11-30 18:04:05` in the machine's local time zone; text that
+/// does not parse is shown as it is.
+pub fn local_time(rfc3339: &str) -> String {
+    let Some(t) = repo_core::time::parse_rfc3339(rfc3339) else {
+        return rfc3339.to_string();
+    };
+    // localtime_r, unlike localtime, need not read TZ: load the zone once.
+    static ZONE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: tzset only reads TZ and the zone files into libc's own state.
+    ZONE.call_once(|| unsafe { tzset() });
+    let secs = repo_core::time::unix_seconds(t);
+    // SAFETY: localtime_r fills the tm it is given from a time_t; both live on this stack.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let time = secs as libc::time_t;
+    if unsafe { libc::localtime_r(&time, &mut tm) }.is_null() {
+        return rfc3339.to_string();
+    }
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year as i64 + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_a_person_would_say_them() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(1_320_000_000), "1.2 GiB");
+        assert_eq!(bytes(50 << 20), "50 MiB");
+        assert_eq!(bytes(u64::MAX), "16 EiB");
+    }
+
+    #[test]
+    fn times_are_local_and_unparsable_ones_shown_as_given() {
+        std::env::set_var("TZ", "UTC");
+        assert_eq!(
+            local_time("2026-11-30T18:04:05.123Z"),
+            "2026-11-30 18:04:05"
+        );
+        assert_eq!(local_time("yesterday"), "yesterday");
+    }
+}
