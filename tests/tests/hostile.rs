@@ -44,22 +44,23 @@ fn crafted_chain(repo: &IndexedRepository, trees: &[String]) -> ObjectId {
     w.commit(snap).unwrap()
 }
 
+fn restore_with(
+    repo: &IndexedRepository,
+    snap: &ObjectId,
+    target: &std::path::Path,
+    opts: &RestoreOptions,
+) -> repo_core::Result<repo_fs::RestoreOutcome> {
+    let snap = snap.to_string();
+    restore(repo, &snap, "", target, opts, &Counters::default(), &|_| {})
+}
+
 fn dry_run(repo: &IndexedRepository, snap: &ObjectId) -> repo_core::Result<()> {
     let opts = RestoreOptions {
         dry_run: true,
         ..Default::default()
     };
     let target = std::env::temp_dir().join("cairn-hostile-never-written");
-    restore(
-        repo,
-        &snap.to_string(),
-        "",
-        &target,
-        &opts,
-        &Counters::default(),
-        &|_| {},
-    )
-    .map(drop)
+    restore_with(repo, snap, &target, &opts).map(drop)
 }
 
 fn list_all(repo: &IndexedRepository, snap: &ObjectId) -> repo_core::Result<usize> {
@@ -215,16 +216,7 @@ fn a_chunk_larger_than_the_chunker_makes_is_refused() {
         .unwrap();
     drop(big);
     let target = t.path().join("target");
-    let out = restore(
-        &repo,
-        &snap.to_string(),
-        "",
-        &target,
-        &RestoreOptions::default(),
-        &Counters::default(),
-        &|_| {},
-    )
-    .unwrap();
+    let out = restore_with(&repo, &snap, &target, &RestoreOptions::default()).unwrap();
     assert_eq!(out.failures.len(), 1, "{:?}", out.failures);
     assert!(
         out.failures[0].1.contains("more than 262144"),
@@ -309,15 +301,7 @@ fn check_refuses_the_trees_a_restore_refuses() {
             report.problems
         );
         let target = t.path().join("target");
-        let restored = restore(
-            &repo,
-            &snap.to_string(),
-            "",
-            &target,
-            &RestoreOptions::default(),
-            &Counters::default(),
-            &|_| {},
-        );
+        let restored = restore_with(&repo, &snap, &target, &RestoreOptions::default());
         let refused = match restored {
             Err(_) => true,
             Ok(out) => !out.failures.is_empty(),
