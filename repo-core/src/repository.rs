@@ -433,6 +433,47 @@ impl Repository {
         self.storage.delete(&snapshot_key(id))
     }
 
+    /// Changes a snapshot's tags: removes those in `remove`, then adds those in `add`; with
+    /// `set`, the tags become exactly `set`. A snapshot is named by its content, so the
+    /// changed one is written as a new snapshot and the old one deleted after it (a crash
+    /// in between leaves both, never neither). Returns the new id, or `None` when nothing
+    /// changed.
+    pub fn retag(
+        &self,
+        id: &ObjectId,
+        add: &[String],
+        remove: &[String],
+        set: Option<&[String]>,
+    ) -> Result<Option<ObjectId>> {
+        let mut snap = self.get_snapshot(id)?;
+        let mut tags = match set {
+            Some(set) => set.to_vec(),
+            None => snap.tags.clone(),
+        };
+        tags.retain(|t| !remove.contains(t));
+        tags.extend(add.iter().cloned());
+        for t in &tags {
+            crate::snapshot::validate_tag(t)?;
+        }
+        tags.sort();
+        tags.dedup();
+        if tags == snap.tags {
+            return Ok(None);
+        }
+        snap.tags = tags;
+        let (new_id, bytes) = snap.seal(&self.key);
+        match self.storage.put(
+            &snapshot_key(&new_id),
+            Bytes::from(bytes).into(),
+            WriteMode::Create,
+        ) {
+            Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.delete_snapshot(id)?;
+        Ok(Some(new_id))
+    }
+
     /// Carries out a retention plan: deletes the snapshots it removes (their data stays
     /// until maintenance collects it). Returns how many were deleted; a snapshot already
     /// gone (another `forget` ran) counts as done.

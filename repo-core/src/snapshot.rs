@@ -81,9 +81,8 @@ pub fn snapshot_key(id: &ObjectId) -> String {
 
 /// Checks a tag is `key=value` with a non-empty key of letters, digits and `._-/`.
 pub fn validate_tag(tag: &str) -> Result<()> {
-    let (k, _) = tag
-        .split_once('=')
-        .ok_or_else(|| Error::invalid("tag", format!("{tag:?} is not key=value")))?;
+    // `key=value`, or a plain tag (`weekly`): a key alone.
+    let k = tag.split_once('=').map_or(tag, |(k, _)| k);
     if k.is_empty()
         || !k
             .chars()
@@ -91,7 +90,7 @@ pub fn validate_tag(tag: &str) -> Result<()> {
     {
         return Err(Error::invalid(
             "tag",
-            format!("{tag:?}: the key must be letters, digits and ._-/"),
+            format!("{tag:?}: give `key=value` or a plain tag; a key is letters, digits and ._-/"),
         ));
     }
     Ok(())

@@ -43,6 +43,10 @@ pub struct WriterOptions {
     /// Write an index file after this many packs, so an interrupted backup's uploads are
     /// reused by the next one.
     pub index_every_packs: usize,
+    /// Count what would be stored without storing it: blobs are hashed and looked up, never
+    /// compressed, sealed or uploaded (`backup --dry-run`). Only the session record is
+    /// written, and removed when the writer ends.
+    pub dry_run: bool,
 }
 
 impl Default for WriterOptions {
@@ -51,6 +55,7 @@ impl Default for WriterOptions {
             threads: None,
             upload_concurrency: None,
             index_every_packs: 8,
+            dry_run: false,
         }
     }
 }
@@ -99,6 +104,8 @@ struct Shared {
     new_bytes: AtomicU64,
     stored_bytes: AtomicU64,
     dedup_bytes: AtomicU64,
+    /// See [`WriterOptions::dry_run`].
+    dry_run: bool,
 }
 
 impl Shared {
@@ -146,6 +153,20 @@ impl Shared {
             self.dedup_bytes
                 .fetch_add(plaintext.len() as u64, Ordering::Relaxed);
             return Ok(false);
+        }
+        if self.dry_run {
+            // Counted once, as a real write would store it once; nothing is stored.
+            let new = self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id);
+            if new {
+                self.new_blobs.fetch_add(1, Ordering::Relaxed);
+                self.new_bytes
+                    .fetch_add(plaintext.len() as u64, Ordering::Relaxed);
+            }
+            return Ok(new);
         }
         let sealed = seal_blob(&self.key, kind, &id, plaintext, level);
         let mut packer = self.packer.lock().unwrap_or_else(|e| e.into_inner());
@@ -377,6 +398,7 @@ impl<'r> Writer<'r> {
             new_bytes: AtomicU64::new(0),
             stored_bytes: AtomicU64::new(0),
             dedup_bytes: AtomicU64::new(0),
+            dry_run: opts.dry_run,
         });
         // One queued pack besides those uploading keeps memory bounded.
         let (tx, rx) = sync_channel::<FinishedPack>(1);
@@ -639,7 +661,14 @@ impl<'r> Writer<'r> {
         failed.and(indexed)
     }
 
+    /// The id `snapshot` would have, for a dry run: nothing is written, and the session
+    /// ends when the writer is dropped.
+    pub fn dry_run_id(&self, snapshot: &Snapshot) -> ObjectId {
+        snapshot.seal(self.repo.key()).0
+    }
+
     /// Flushes, verifies the session, and writes `snapshot`. Returns the snapshot id.
+    /// A dry-run writer refuses: it has stored nothing a snapshot could name.
     ///
     /// If the session lapsed (before the snapshot was written, or while it was being
     /// written), maintenance may have swept meanwhile: the index and GC plans are loaded
@@ -647,6 +676,12 @@ impl<'r> Writer<'r> {
     /// pack that still exists. A snapshot that fails that check after it was written is
     /// deleted again, so none that references missing data stays.
     pub fn commit(mut self, mut snapshot: Snapshot) -> Result<ObjectId> {
+        if self.shared.dry_run {
+            return Err(Error::invalid(
+                "writer",
+                "a dry run stores nothing, so it commits no snapshot",
+            ));
+        }
         self.flush()?;
         let session = self.session.take().ok_or(Error::Cancelled)?;
         snapshot.session = session.id();

@@ -68,6 +68,11 @@ pub struct BackupOptions {
     pub scan: bool,
     /// Set to stop the backup: what was uploaded is kept (indexed) and no snapshot is made.
     pub cancel: Arc<AtomicBool>,
+    /// Read and hash everything as a backup would, and count what it would add, but store
+    /// nothing and commit no snapshot (the outcome's id is the one it would have had).
+    pub dry_run: bool,
+    /// The snapshot's time (RFC 3339) instead of now, e.g. for backups of old data.
+    pub time: Option<String>,
     pub writer: WriterOptions,
 }
 
@@ -86,6 +91,8 @@ impl Default for BackupOptions {
             threads: None,
             scan: false,
             cancel: Arc::new(AtomicBool::new(false)),
+            dry_run: false,
+            time: None,
             writer: WriterOptions::default(),
         }
     }
@@ -183,7 +190,7 @@ pub fn find_parent(
                     Ok((k, v))
                 })
                 .collect::<Result<_>>()?;
-            let mut all = repo.list_snapshots(&SnapshotFilter::default())?;
+            let mut all = repo.list_snapshots_lenient(&SnapshotFilter::default())?.0;
             all.retain(|(_, s)| {
                 if wanted.is_empty() {
                     same_source(&s.source, source)
@@ -191,7 +198,8 @@ pub fn find_parent(
                     wanted.iter().all(|(k, v)| s.tag(k) == Some(*v))
                 }
             });
-            Ok(all.into_iter().max_by(|a, b| a.1.time.cmp(&b.1.time)))
+            // The list is oldest first (by the instant, then id): the last is the newest.
+            Ok(all.pop())
         }
     }
 }
@@ -219,6 +227,12 @@ pub fn backup(
     let host = opts.host.clone().unwrap_or_else(repo_core::time::hostname);
     let mut snapshot = Snapshot::new(&source, &host, opts.tags.clone(), Default::default())?;
     snapshot.expires = opts.expires.clone();
+    if let Some(t) = &opts.time {
+        let instant = repo_core::time::parse_rfc3339(t)
+            .ok_or_else(|| Error::invalid("time", format!("{t:?} is not an RFC 3339 time")))?;
+        // Recorded in the one format snapshots use.
+        snapshot.time = repo_core::time::format_rfc3339(instant);
+    }
     let parent = find_parent(repo, &source, opts)?;
     // The parent is only an optimisation: if its data is lost, read everything.
     let mut warnings = Vec::new();
@@ -244,7 +258,10 @@ pub fn backup(
         .stack_size(crate::WORKER_STACK)
         .build()
         .map_err(|e| Error::invalid("threads", e))?;
-    let writer = repo.writer(opts.writer.clone())?;
+    let writer = repo.writer(WriterOptions {
+        dry_run: writer_is_dry_run(opts),
+        ..opts.writer.clone()
+    })?;
     let job = Job {
         repo,
         writer: &writer,
@@ -305,13 +322,21 @@ pub fn backup(
             warnings.len() - MAX_RECORDED_WARNINGS
         ));
     }
-    let id = writer.commit(snapshot.clone())?;
+    let id = if writer_is_dry_run(opts) {
+        writer.dry_run_id(&snapshot)
+    } else {
+        writer.commit(snapshot.clone())?
+    };
     Ok(BackupOutcome {
         id,
         snapshot,
         parent: parent.map(|p| p.0),
         warnings,
     })
+}
+
+fn writer_is_dry_run(opts: &BackupOptions) -> bool {
+    opts.dry_run || opts.writer.dry_run
 }
 
 /// Shared state of one backup's workers.

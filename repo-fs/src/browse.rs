@@ -2,6 +2,7 @@
 //! compare two snapshots. Unchanged subtrees are skipped by id, so a diff of two backups
 //! reads only the directories that differ.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use repo_core::tree::{Node, NodeKind};
@@ -49,6 +50,38 @@ pub fn list(
     for entry in Walk::new(repo, dir, base, recursive, &budget) {
         let (path, node) = entry?;
         visit(&path, &node);
+    }
+    Ok(())
+}
+
+/// Calls `visit` with every entry of `snapshots` whose name (or, for a pattern with a `/`,
+/// whose path from the snapshot root) matches `pattern`, a glob (`*.conf`,
+/// `etc/**/passwd`), snapshot by snapshot in the order given, each in name order.
+pub fn find(
+    repo: &IndexedRepository,
+    snapshots: &[(repo_core::ObjectId, repo_core::Snapshot)],
+    pattern: &str,
+    visit: &mut dyn FnMut(&repo_core::ObjectId, &Path, &Node),
+) -> Result<()> {
+    let glob = globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| repo_core::Error::invalid("pattern", format!("{pattern:?}: {e}")))?
+        .compile_matcher();
+    let on_path = pattern.contains('/');
+    for (id, snap) in snapshots {
+        let budget = WalkBudget::for_snapshot(id, snap);
+        for entry in Walk::new(repo, snap.root, PathBuf::new(), true, &budget) {
+            let (path, node) = entry?;
+            let hit = if on_path {
+                glob.is_match(&path)
+            } else {
+                glob.is_match(std::ffi::OsStr::from_bytes(&node.name.0))
+            };
+            if hit {
+                visit(id, &path, &node);
+            }
+        }
     }
     Ok(())
 }

@@ -27,7 +27,15 @@ pub struct ExcludeOptions {
     pub larger_than: Option<u64>,
     /// Do not descend into directories on other file systems than their backup root.
     pub one_file_system: bool,
+    /// Leave out cache directories: those holding a `CACHEDIR.TAG` file that starts with
+    /// the Cache Directory Tagging Specification's signature (bford.info/cachedir).
+    pub exclude_caches: bool,
 }
+
+/// The file that marks a cache directory, and the signature it must start with (a file of
+/// that name without it does not count, as the specification says).
+const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
+const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
 
 impl Default for ExcludeOptions {
     fn default() -> Self {
@@ -38,6 +46,7 @@ impl Default for ExcludeOptions {
             if_present: Vec::new(),
             larger_than: None,
             one_file_system: false,
+            exclude_caches: false,
         }
     }
 }
@@ -135,5 +144,19 @@ impl Excluder {
             .if_present
             .iter()
             .any(|m| std::fs::symlink_metadata(dir.join(m)).is_ok())
+            || (self.opts.exclude_caches && is_cache_dir(dir))
     }
+}
+
+/// Whether `dir` holds a `CACHEDIR.TAG` with the specification's signature.
+fn is_cache_dir(dir: &Path) -> bool {
+    use std::io::Read;
+    let Ok(file) = std::fs::File::open(dir.join(CACHEDIR_TAG)) else {
+        return false;
+    };
+    let mut start = Vec::with_capacity(CACHEDIR_SIGNATURE.len());
+    file.take(CACHEDIR_SIGNATURE.len() as u64)
+        .read_to_end(&mut start)
+        .is_ok()
+        && start == CACHEDIR_SIGNATURE
 }

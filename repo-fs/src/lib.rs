@@ -37,10 +37,12 @@ const WORKER_STACK: usize = 64 * 1024 * 1024;
 pub use repo_core::tree::MAX_DEPTH;
 
 pub mod backup;
+pub mod dump;
 pub mod exclude;
 pub mod meta;
 pub mod progress;
 pub mod safe_fs;
+pub mod stats;
 
 pub use backup::{backup, BackupOptions, BackupOutcome, ParentChoice, Warning};
 pub use exclude::ExcludeOptions;

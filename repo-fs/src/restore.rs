@@ -128,8 +128,12 @@ pub struct Step<'n> {
 /// What a restore did.
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOutcome {
+    /// Regular files written (a backup's summary counts the same).
     pub files: u64,
     pub dirs: u64,
+    /// Symlinks, fifos and device nodes made (a backup's `entries` less files and dirs,
+    /// less sockets, which are never restored).
+    pub others: u64,
     pub bytes: u64,
     pub skipped: u64,
     pub deleted: u64,
@@ -667,7 +671,7 @@ impl Restorer<'_> {
         match result {
             Ok(()) => {
                 self.special_meta(fd, name, node, &step.path);
-                self.tally(|o| o.files += 1);
+                self.tally(|o| o.others += 1);
             }
             Err(e) => self.fail(&step.path, e),
         }

@@ -314,10 +314,8 @@ pub fn find_backup(
         tags: vec![format!("{BACKUP_NAME_TAG}={name}")],
         ..Default::default()
     };
-    Ok(repo
-        .list_snapshots(&filter)?
-        .into_iter()
-        .max_by(|a, b| a.1.time.cmp(&b.1.time)))
+    // Oldest first: the last is the newest. An unreadable snapshot is no backup to find.
+    Ok(repo.list_snapshots_lenient(&filter)?.0.pop())
 }
 
 /// Backs up the objects of `inventory`, reading each selected one in full from `source`.

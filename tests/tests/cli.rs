@@ -99,6 +99,18 @@ fn a_mistyped_location_is_refused_and_nothing_is_created() {
             "{args:?} created the directory"
         );
     }
+    // With --json, the error is one JSON line scripts can parse.
+    let out = agent(typo.to_str().unwrap(), &cache)
+        .args(["snapshots", "--json"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    let e: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(e["exitCode"], 5);
+    assert!(
+        e["error"].as_str().unwrap().contains("no cairn repository"),
+        "{e}"
+    );
     // Another tool's location syntax is not a local directory named `sftp:user@host:`.
     let cwd = tempfile::tempdir().unwrap();
     let out = agent("sftp:user@host:/srv/repo", &cache)
@@ -289,4 +301,158 @@ fn cairn_server_refuses_a_backup_name_in_use_and_names_every_restore_mode() {
         stderr.contains("node-agent is cairn's repository tool"),
         "{stderr}"
     );
+}
+
+/// What restic and Kopia users reach for: plain tags, --time, --dry-run, --files-from,
+/// --stdin without a name, stats, find, dump of a directory as tar, tag, completions,
+/// forget --prune, -q.
+#[test]
+fn what_restic_users_expect_is_there() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo").to_str().unwrap().to_string();
+    let cache = t.path().join("cache");
+    let run = |args: &[&str]| agent(&repo, &cache).args(args).output().unwrap();
+    ok(run(FAST_INIT));
+    let src = t.path().join("src");
+    for (name, data) in [
+        ("a/notes.txt", &b"notes"[..]),
+        ("a/big.bin", &random_bytes(300_000, 9)[..]),
+        ("b/readme.txt", b"read me"),
+    ] {
+        std::fs::create_dir_all(src.join(name).parent().unwrap()).unwrap();
+        std::fs::write(src.join(name), data).unwrap();
+    }
+    let s = src.to_str().unwrap();
+
+    // A dry run stores nothing and says what it would add.
+    let out = run(&["backup", s, "--dry-run"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.is_empty() && stderr.contains("would add"),
+        "{stderr}"
+    );
+    assert!(ok(run(&["snapshots", "--json"])).trim() == "[]");
+
+    // Plain tags, --time, -q (only the id on stdout, nothing on stderr).
+    let out = run(&[
+        "backup",
+        s,
+        "--tag",
+        "weekly",
+        "--tag",
+        "app=shop",
+        "--time",
+        "2025-01-02 03:04:05",
+        "-q",
+    ]);
+    let (first, stderr) = text(&out);
+    assert!(out.status.success() && stderr.is_empty(), "{stderr}");
+    let first = first.trim().to_string();
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(run(&["snapshots", "--json", "--tag", "weekly"]))).unwrap();
+    assert_eq!(list[0]["tags"], serde_json::json!(["app=shop", "weekly"]));
+    assert!(
+        list[0]["time"].as_str().unwrap().starts_with("2025-01-02T"),
+        "{list}"
+    );
+
+    // --files-from, and a second snapshot of the same data for the stats.
+    let listfile = t.path().join("list");
+    std::fs::write(&listfile, format!("# what to back up\n{s}\n\n")).unwrap();
+    ok(run(&[
+        "backup",
+        "--files-from",
+        listfile.to_str().unwrap(),
+        "--source",
+        s,
+    ]));
+    let stats: serde_json::Value = serde_json::from_str(&ok(run(&["stats", "--json"]))).unwrap();
+    assert_eq!(stats["snapshots"], 2);
+    assert_eq!(stats["files"], 6);
+    let raw = stats["raw_data"].as_u64().unwrap();
+    assert_eq!(
+        stats["restore_size"].as_u64().unwrap(),
+        2 * (300_000 + 5 + 7)
+    );
+    assert!((300_012..2 * 300_012).contains(&raw), "{stats}");
+    assert!(stats["dedup_ratio"].as_f64().unwrap() > 1.9, "{stats}");
+
+    // find across snapshots, by name and by path.
+    let found = ok(run(&["find", "*.txt"]));
+    assert_eq!(found.lines().count(), 4, "{found}");
+    let found = ok(run(&["find", "a/**", "--snapshot", &first]));
+    assert_eq!(found.lines().count(), 2, "{found}");
+
+    // dump of a directory is a tar stream that tar unpacks.
+    let tar_out = t.path().join("untarred");
+    std::fs::create_dir_all(&tar_out).unwrap();
+    let dump = run(&["dump", &first, "a"]);
+    assert!(dump.status.success());
+    let mut untar = Command::new("tar")
+        .args(["-x", "-C", tar_out.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    untar.stdin.take().unwrap().write_all(&dump.stdout).unwrap();
+    assert!(untar.wait().unwrap().success());
+    assert_eq!(tree_state(&src.join("a")), tree_state(&tar_out));
+
+    // tag changes a snapshot's tags (and so its id).
+    let changed = ok(run(&["tag", &first, "--add", "keep", "--remove", "weekly"]));
+    assert!(changed.contains("->"), "{changed}");
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(run(&["snapshots", "--json", "--tag", "keep"]))).unwrap();
+    assert_eq!(list[0]["tags"], serde_json::json!(["app=shop", "keep"]));
+
+    // A stream without a name is called `stdin`.
+    let mut c = agent(&repo, &cache);
+    c.args(["backup", "--stdin", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"streamed").unwrap();
+    let id = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(ok(run(&["dump", id.trim(), "stdin"])), "streamed");
+
+    // Completions for a shell.
+    let script = ok(run(&["completion", "bash"]));
+    assert!(script.contains("node-agent") && script.contains("--exclude-caches"));
+
+    // forget --prune reclaims at once: the packs that only the forgotten snapshots used go.
+    let packs = || walk_count(&t.path().join("repo/data"));
+    let before = packs();
+    let out = run(&[
+        "forget",
+        "--keep-last",
+        "1",
+        "--group-by",
+        "",
+        "--prune",
+        "--json",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(last["freedBytes"].as_i64().unwrap() > 0, "{last}");
+    assert!(packs() < before, "no pack removed");
+    ok(run(&["check", "--read-data"]));
+}
+
+/// Files below `dir`.
+fn walk_count(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
 }

@@ -300,6 +300,28 @@ fn excludes_patterns_ignore_files_markers_and_sizes() {
             "x.tmp"
         ]
     );
+
+    // --exclude-caches: only a CACHEDIR.TAG with the specification's signature counts.
+    let caches = t.path().join("caches");
+    write(
+        &caches.join("real/CACHEDIR.TAG"),
+        b"Signature: 8a477f597d28d172789f06886806bc55\n# a cache\n",
+    );
+    write(&caches.join("real/data"), b"cached");
+    write(&caches.join("fake/CACHEDIR.TAG"), b"not the signature");
+    write(&caches.join("fake/data"), b"kept");
+    let opts = BackupOptions {
+        exclude: ExcludeOptions {
+            exclude_caches: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let out = back_up(&repo, &caches, &opts);
+    assert_eq!(
+        names_in(&repo, &out),
+        ["fake", "fake/CACHEDIR.TAG", "fake/data"]
+    );
 }
 
 #[test]

@@ -59,6 +59,49 @@ pub fn exit_on_stdout_error(e: std::io::Error) -> ! {
     std::process::exit(1);
 }
 
+/// Says why a command failed on standard error: `program: message` for a person, or with
+/// `json` one JSON line `{"error": message, "exitCode": code}` that scripts can parse.
+pub fn report_failure(program: &str, message: &str, code: u8, json: bool) {
+    if message.is_empty() {
+        return;
+    }
+    let line = if json {
+        serde_json::json!({"error": message, "exitCode": code}).to_string()
+    } else {
+        format!("{program}: {message}")
+    };
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Every argument of `cmd` and its subcommands that has no help text, as `cmd sub --flag`:
+/// each binary's tests require none (`--help` must explain every flag).
+/// Also runs clap's own consistency checks on `cmd` (they panic on a mistake).
+pub fn undocumented(cmd: clap::Command) -> Vec<String> {
+    cmd.clone().debug_assert();
+    let mut out = Vec::new();
+    let mut stack = vec![(cmd.get_name().to_string(), &cmd)];
+    while let Some((path, c)) = stack.pop() {
+        for arg in c.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                let name = arg
+                    .get_long()
+                    .map(|l| format!("--{l}"))
+                    .unwrap_or_else(|| arg.get_id().to_string());
+                out.push(format!("{path} {name}"));
+            }
+        }
+        for sub in c.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                out.push(format!("{path} {} (no description)", sub.get_name()));
+            }
+            stack.push((format!("{path} {}", sub.get_name()), sub));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Buffered standard output for bulk data (`dump`): any write failure ends the program as
 /// [`exit_on_stdout_error`] does, so callers never see one.
 pub struct Stdout(std::io::BufWriter<std::io::StdoutLock<'static>>);

@@ -1,7 +1,7 @@
 //! File-tree commands: backup of paths, restore, ls, diff. Each parses nothing and decides
 //! nothing: it calls repo-fs and prints.
 
-use cairn_cli::{outln, Terminal};
+use cairn_cli::{human, outln, Terminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,9 +45,20 @@ pub struct TreeBackupArgs {
     /// Stay on the file system of each path.
     #[arg(long, short = 'x')]
     pub one_file_system: bool,
+    /// Leave out cache directories (those with a CACHEDIR.TAG holding the standard
+    /// signature).
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Back up the paths listed in this file too, one per line (`#` comments and blank
+    /// lines ignored; repeatable).
+    #[arg(long)]
+    pub files_from: Vec<PathBuf>,
     /// Stop at the first entry that cannot be read (default: warn and go on).
     #[arg(long)]
     pub fail_fast: bool,
+    /// Read and hash everything and say what would be added, but store nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -98,12 +109,71 @@ pub struct Common<'a> {
     pub host: Option<String>,
     /// RFC 3339 expiry from `--ttl`.
     pub expires: Option<String>,
+    /// RFC 3339 time from `--time`.
+    pub time: Option<String>,
+    /// With `--stdin`: the stream's name.
+    pub stdin_name: Option<&'a str>,
+}
+
+/// The paths of `--files-from` files: one per line, `#` comments and blank lines ignored.
+fn files_from(lists: &[PathBuf]) -> CliResult<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for list in lists {
+        let text = std::fs::read(list).map_err(|e| {
+            fail(
+                1,
+                format!("cannot read --files-from {}: {e}", list.display()),
+            )
+        })?;
+        for line in text.split(|b| *b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() || line.starts_with(b"#") {
+                continue;
+            }
+            use std::os::unix::ffi::OsStrExt;
+            out.push(PathBuf::from(std::ffi::OsStr::from_bytes(line)));
+        }
+    }
+    Ok(out)
+}
+
+/// `backup --stdin`: one stream as the only file of a snapshot.
+fn backup_stdin(g: &Global, name: &str, common: Common) -> CliResult {
+    let repo = g.open_indexed()?;
+    let host = common.host.unwrap_or_else(repo_core::time::hostname);
+    let source = common.source.unwrap_or_else(|| name.to_string());
+    let mut snapshot =
+        repo_core::Snapshot::new(&source, &host, common.tags.to_vec(), Default::default())?;
+    snapshot.expires = common.expires;
+    if let Some(t) = common.time {
+        snapshot.time = t;
+    }
+    let writer = repo.writer(Default::default())?;
+    let stdin = std::io::stdin().lock();
+    let (id, snap) = writer.backup_stream(stdin, name, snapshot, &repo_core::NoProgress)?;
+    if g.json {
+        print_json(&serde_json::json!({"snapshot_id": id.to_string(), "summary": snap.summary}));
+    } else {
+        outln!("{id}");
+    }
+    Ok(())
 }
 
 pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs) -> CliResult {
+    if let Some(name) = common.stdin_name {
+        return backup_stdin(g, name, common);
+    }
+    let mut paths = paths.to_vec();
+    paths.extend(files_from(&a.files_from)?);
+    if paths.is_empty() {
+        return Err(fail(
+            2,
+            "nothing to back up: the --files-from lists are empty",
+        ));
+    }
     let repo = g.open_indexed()?;
     let cancel = cancel_on_signals();
-    let mode = Mode::choose(g.json);
+    let mode = g.progress_mode();
     let opts = BackupOptions {
         source: common.source,
         host: common.host,
@@ -123,18 +193,21 @@ pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs)
             if_present: a.exclude_if_present.clone(),
             larger_than: a.exclude_larger_than,
             one_file_system: a.one_file_system,
+            exclude_caches: a.exclude_caches,
         },
         fail_fast: a.fail_fast,
         threads: a.run.threads,
         // Counting ahead only pays when someone watches the total.
         scan: mode != Mode::Quiet,
         cancel,
+        dry_run: a.dry_run,
+        time: common.time,
         writer: Default::default(),
     };
     let counters = Arc::new(Counters::default());
     let every = a.run.every();
     let reporter = Reporter::start(mode, "backup", counters.clone(), every);
-    let result = repo_fs::backup(&repo, paths, &opts, &counters);
+    let result = repo_fs::backup(&repo, &paths, &opts, &counters);
     reporter.stop();
     let out = match result {
         Ok(o) => o,
@@ -161,6 +234,8 @@ pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs)
             "filesChanged": s.files_changed,
             "filesUnchanged": s.files_unchanged,
             "dirs": s.dirs,
+            "entries": s.entries,
+            "dryRun": a.dry_run,
             "warnings": out.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
             "durationSeconds": s.duration_secs,
         }));
@@ -172,12 +247,38 @@ pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs)
                 Terminal::safe(&w.message)
             );
         }
-        eprintln!(
-            "{} files ({} new, {} changed, {} unchanged), {} dirs, {} bytes; added {} new bytes ({} stored) in {:.1}s",
-            s.files, s.files_new, s.files_changed, s.files_unchanged, s.dirs, s.bytes,
-            s.new_bytes, s.stored_bytes, s.duration_secs
-        );
-        outln!("{}", out.id);
+        if !g.quiet {
+            let others = s.entries.saturating_sub(s.files + s.dirs);
+            let added = if a.dry_run {
+                format!(
+                    "would add {} (nothing was stored)",
+                    human::bytes(s.new_bytes)
+                )
+            } else {
+                format!(
+                    "added {} ({} stored)",
+                    human::bytes(s.new_bytes),
+                    human::bytes(s.stored_bytes)
+                )
+            };
+            eprintln!(
+                "{} files ({} new, {} changed, {} unchanged), {} dirs, {others} other entries, {}; {added} in {:.1}s",
+                s.files, s.files_new, s.files_changed, s.files_unchanged, s.dirs,
+                human::bytes(s.bytes), s.duration_secs
+            );
+            if g.verbose && s.bytes > 0 {
+                eprintln!(
+                    "{:.1}% of the content was new; {} new blob(s)",
+                    100.0 * s.new_bytes as f64 / s.bytes as f64,
+                    s.new_blobs
+                );
+            }
+        }
+        if a.dry_run {
+            eprintln!("dry run: snapshot {} was not written", out.id.short());
+        } else {
+            outln!("{}", out.id);
+        }
     }
     if !out.warnings.is_empty() {
         return Err(fail(
@@ -249,13 +350,15 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> CliResult {
     let mode = if a.dry_run {
         Mode::Quiet
     } else {
-        Mode::choose(g.json)
+        g.progress_mode()
     };
+    // A dry run prints its plan; -v prints what a real restore does, entry by entry.
+    let show_steps = a.dry_run || (g.verbose && !g.json);
     let every = a.run.every();
     let reporter = Reporter::start(mode, "restore", counters.clone(), every);
     let json = g.json;
     let print_step = |s: &repo_fs::Step| {
-        if !a.dry_run {
+        if !show_steps {
             return;
         }
         let (what, why) = match &s.action {
@@ -299,25 +402,27 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> CliResult {
         print_json(&serde_json::json!({
             "event": "summary",
             "dryRun": a.dry_run,
-            "files": out.files, "dirs": out.dirs, "bytesDone": out.bytes, "totalBytes": out.bytes,
+            "files": out.files, "dirs": out.dirs, "others": out.others,
+            "bytesDone": out.bytes, "totalBytes": out.bytes,
             "skipped": out.skipped, "deleted": out.deleted, "verified": out.verified,
             "notes": out.notes,
             "failures": out.failures.iter().map(|(p, e)| serde_json::json!({"path": p.display().to_string(), "error": e})).collect::<Vec<_>>(),
         }));
     } else {
-        for n in &out.notes {
+        for n in out.notes.iter().filter(|_| !g.quiet) {
             eprintln!("note: {n}");
         }
         for (p, e) in &out.failures {
             eprintln!("error: {}: {}", Terminal::path(p), Terminal::safe(e));
         }
-        if !a.dry_run {
+        if !a.dry_run && !g.quiet {
             eprintln!(
-                "restored {} files, {} dirs, {} bytes into {}; skipped {}, deleted {}{}",
+                "restored {} files, {} dirs, {} other entries, {} into {}; skipped {}, deleted {}{}",
                 out.files,
                 out.dirs,
-                out.bytes,
-                a.target.display(),
+                out.others,
+                human::bytes(out.bytes),
+                Terminal::path(&a.target),
                 out.skipped,
                 out.deleted,
                 if a.verify {
@@ -340,7 +445,7 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> CliResult {
     Ok(())
 }
 
-fn kind_name(n: &Node) -> &'static str {
+pub fn kind_name(n: &Node) -> &'static str {
     match n.kind {
         NodeKind::File => "file",
         NodeKind::Dir => "dir",

@@ -8,6 +8,7 @@
 //! SIGINT/SIGTERM.
 
 mod files;
+mod inspect;
 mod maintenance;
 mod report;
 mod retention;
@@ -21,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use repo_core::storage;
 use repo_core::{
     CheckOptions, ChunkerParams, Error, IndexedRepository, InitOptions, KdfParams, NoProgress,
-    ObjectId, OpenOptions, Repository, Snapshot, SnapshotFilter, WriterOptions,
+    ObjectId, OpenOptions, Repository, SnapshotFilter,
 };
 
 #[derive(Parser)]
@@ -44,6 +45,18 @@ pub struct Global {
     /// Machine-readable output (and errors as JSON on standard error).
     #[arg(long, global = true, help_heading = "Output options")]
     json: bool,
+    /// Print only what was asked for (ids, listings) and errors: no progress, no summaries.
+    #[arg(
+        long,
+        short = 'q',
+        global = true,
+        help_heading = "Output options",
+        conflicts_with = "verbose"
+    )]
+    quiet: bool,
+    /// Print more: each entry a restore handles, and the backup's dedup figures.
+    #[arg(long, short = 'v', global = true, help_heading = "Output options")]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -63,19 +76,40 @@ enum Command {
     Forget(retention::ForgetArgs),
     /// List the entries of a snapshot (SNAPSHOT or SNAPSHOT:PATH).
     Ls {
+        /// SNAPSHOT or SNAPSHOT:PATH (id, prefix or `latest`).
         spec: String,
         /// Everything below, not just one level.
         #[arg(long, short = 'r')]
         recursive: bool,
     },
     /// Show what changed between two snapshots.
-    Diff { a: String, b: String },
-    /// Write a file of a snapshot to standard output.
+    Diff {
+        /// The older snapshot (id, prefix or `latest`).
+        a: String,
+        /// The newer snapshot.
+        b: String,
+    },
+    /// Write a file of a snapshot to standard output, or a directory as a tar stream
+    /// (`node-agent dump latest etc | tar -x`).
     Dump {
         /// Snapshot id, unique id prefix, or `latest`.
         snapshot: String,
-        /// Path of the file in the snapshot (the stream name for `backup --stdin`).
+        /// Path in the snapshot: a file (the stream name for `backup --stdin`) or a
+        /// directory; `/` for the whole snapshot.
         name: String,
+    },
+    /// Sizes of snapshots: what a restore writes, the distinct data behind it, what it
+    /// takes stored, and the savings of deduplication and compression.
+    Stats(inspect::StatsArgs),
+    /// Find files by name or path across snapshots.
+    Find(inspect::FindArgs),
+    /// Add, remove or set tags of snapshots.
+    Tag(inspect::TagArgs),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell), e.g.
+    /// `node-agent completion bash > /etc/bash_completion.d/node-agent`.
+    Completion {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Garbage collection and upkeep (run it as a job; one runs at a time).
     #[command(subcommand)]
@@ -141,7 +175,10 @@ enum KeyCommand {
     /// List key files.
     List,
     /// Remove a key file by id (or unique prefix).
-    Remove { id: String },
+    Remove {
+        /// The key's id or a unique prefix (`key list` shows them).
+        id: String,
+    },
     /// Change the password used to open the repository.
     Passwd(NewPasswordArgs),
 }
@@ -162,19 +199,26 @@ struct NewPasswordArgs {
 #[derive(Args)]
 struct BackupArgs {
     /// Directories and files to back up (one directory: its contents become the snapshot).
-    #[arg(required_unless_present = "stdin", conflicts_with = "stdin")]
+    #[arg(
+        required_unless_present_any = ["stdin", "files_from"],
+        conflicts_with = "stdin"
+    )]
     paths: Vec<PathBuf>,
     /// Read the data from standard input instead.
-    #[arg(long, requires = "stdin_name")]
+    #[arg(long)]
     stdin: bool,
     /// Name of the stream in the snapshot.
-    #[arg(long)]
-    stdin_name: Option<String>,
+    #[arg(long, default_value = "stdin", requires = "stdin")]
+    stdin_name: String,
     #[command(flatten)]
     tree: files::TreeBackupArgs,
-    /// Tag `key=value` (repeatable).
+    /// Tag: `key=value`, or a plain tag like `weekly` (repeatable).
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// Time recorded in the snapshot instead of now: RFC 3339 (`2026-01-31T22:00:00Z`) or
+    /// `YYYY-MM-DD HH:MM:SS` in local time.
+    #[arg(long, value_parser = parse_time)]
+    time: Option<String>,
     /// Source recorded in the snapshot (default: the absolute paths, or the stream name).
     #[arg(long)]
     source: Option<String>,
@@ -192,13 +236,20 @@ pub struct FilterArgs {
     /// Only snapshots with this tag (repeatable; all must match).
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// Only snapshots of this source (the paths a backup was given, as recorded).
     #[arg(long)]
     source: Option<String>,
+    /// Only snapshots made on this host.
     #[arg(long)]
     host: Option<String>,
 }
 
 impl FilterArgs {
+    /// Whether no filter was given (every snapshot matches).
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.source.is_none() && self.host.is_none()
+    }
+
     pub fn filter(&self) -> SnapshotFilter {
         SnapshotFilter {
             source: self.source.clone(),
@@ -248,6 +299,15 @@ pub fn fail(code: u8, message: impl Into<String>) -> Failure {
 pub type CliResult<T = ()> = Result<T, Failure>;
 
 impl Global {
+    /// How progress is shown: as `--json` and `--quiet` say, else a bar on a terminal.
+    pub fn progress_mode(&self) -> report::Mode {
+        if self.quiet && !self.json {
+            report::Mode::Quiet
+        } else {
+            report::Mode::choose(self.json)
+        }
+    }
+
     fn storage(&self) -> CliResult<storage::DynStorage> {
         Ok(self.repo.storage()?)
     }
@@ -303,12 +363,11 @@ fn configure_allocator() {
 fn main() -> ExitCode {
     configure_allocator();
     let cli = Cli::parse();
+    let json = cli.global.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            if !f.message.is_empty() {
-                eprintln!("node-agent: {}", f.message);
-            }
+            cairn_cli::report_failure("node-agent", &f.message, f.code, json);
             ExitCode::from(f.code)
         }
     }
@@ -316,6 +375,18 @@ fn main() -> ExitCode {
 
 fn parse_subset(s: &str) -> Result<repo_core::check::DataSubset, String> {
     repo_core::check::DataSubset::parse(s).map_err(|e| e.to_string())
+}
+
+/// `--time`: RFC 3339 as given, or `YYYY-MM-DD HH:MM:SS` in local time, as RFC 3339.
+fn parse_time(s: &str) -> Result<String, String> {
+    let instant = if s.contains('T') {
+        repo_core::time::parse_rfc3339(s)
+    } else {
+        cairn_cli::human::parse_local_time(s)
+    };
+    instant.map(repo_core::time::format_rfc3339).ok_or_else(|| {
+        format!("{s:?}: give RFC 3339 (2026-01-31T22:00:00Z) or YYYY-MM-DD HH:MM:SS")
+    })
 }
 
 /// The RFC 3339 time a TTL from now ends.
@@ -356,7 +427,7 @@ fn run(cli: Cli) -> CliResult {
             }
         }
         Command::Key(k) => key_command(g, k)?,
-        Command::Backup(a) if !a.stdin => files::backup(
+        Command::Backup(a) => files::backup(
             g,
             &a.paths,
             files::Common {
@@ -364,6 +435,8 @@ fn run(cli: Cli) -> CliResult {
                 source: a.source.clone(),
                 host: a.host.clone(),
                 expires: a.ttl.map(expiry),
+                time: a.time.clone(),
+                stdin_name: a.stdin.then_some(a.stdin_name.as_str()),
             },
             &a.tree,
         )?,
@@ -373,24 +446,6 @@ fn run(cli: Cli) -> CliResult {
         Command::Repair(c) => maintenance::repair(g, c)?,
         Command::Ls { spec, recursive } => files::ls(g, spec, *recursive)?,
         Command::Diff { a, b } => files::diff(g, a, b)?,
-        Command::Backup(a) => {
-            let stdin_name = a.stdin_name.clone().unwrap_or_default();
-            let repo = g.open_indexed()?;
-            let host = a.host.clone().unwrap_or_else(repo_core::time::hostname);
-            let source = a.source.clone().unwrap_or_else(|| stdin_name.clone());
-            let mut snapshot = Snapshot::new(&source, &host, a.tags.clone(), Default::default())?;
-            snapshot.expires = a.ttl.map(expiry);
-            let writer = repo.writer(WriterOptions::default())?;
-            let stdin = std::io::stdin().lock();
-            let (id, snap) = writer.backup_stream(stdin, &stdin_name, snapshot, &NoProgress)?;
-            if g.json {
-                print_json(
-                    &serde_json::json!({"snapshot_id": id.to_string(), "summary": snap.summary}),
-                );
-            } else {
-                outln!("{id}");
-            }
-        }
         Command::Snapshots(f) => {
             let repo = g.open()?;
             let (list, unreadable) = repo.list_snapshots_lenient(&f.filter())?;
@@ -430,12 +485,15 @@ fn run(cli: Cli) -> CliResult {
                 eprintln!("node-agent: snapshot {id} is unreadable and not listed: {e}");
             }
         }
-        Command::Dump { snapshot, name } => {
-            let repo = g.open_indexed()?;
-            let (id, _) = repo.find_snapshot(snapshot, &SnapshotFilter::default())?;
+        Command::Dump { snapshot, name } => inspect::dump(g, snapshot, name)?,
+        Command::Stats(a) => inspect::stats(g, a)?,
+        Command::Find(a) => inspect::find(g, a)?,
+        Command::Tag(a) => inspect::tag(g, a)?,
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut out = cairn_cli::Stdout::new();
-            repo.dump_file(&id, name, &mut out)?;
-            let _ = out.flush(); // a failure has ended the program already
+            clap_complete::generate(*shell, &mut cmd, "node-agent", &mut out);
+            let _ = out.flush();
         }
         Command::Check {
             read_data,
@@ -563,4 +621,13 @@ fn key_command(g: &Global, k: &KeyCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_command_and_flag_has_help() {
+        let cmd = <super::Cli as clap::CommandFactory>::command();
+        assert_eq!(cairn_cli::undocumented(cmd), Vec::<String>::new());
+    }
 }

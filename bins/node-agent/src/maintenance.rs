@@ -50,6 +50,8 @@ pub enum ModeArg {
 
 #[derive(Args)]
 pub struct RunArgs {
+    /// quick: merge index files and drop dead writers' sessions; full: that, plus garbage
+    /// collection (sweep the pending plan, mark a new one).
     #[arg(long, value_enum, default_value = "full")]
     mode: ModeArg,
     /// Run even if full maintenance is not due.

@@ -1,6 +1,6 @@
 //! `forget`: remove snapshots by id or by a keep policy, printing the plan and its reasons.
 
-use cairn_cli::{outln, Terminal};
+use cairn_cli::{human, outln, Terminal};
 use clap::Args;
 use repo_core::forget::{self, GroupBy, KeepPolicy};
 use repo_core::ObjectId;
@@ -18,13 +18,16 @@ pub struct ForgetArgs {
     /// Keep the newest snapshot of each of the N most recent hours that have one.
     #[arg(long, default_value_t = 0)]
     pub keep_hourly: u32,
+    /// Keep the newest snapshot of each of the N most recent days that have one.
     #[arg(long, default_value_t = 0)]
     pub keep_daily: u32,
-    /// ISO weeks.
+    /// Keep the newest snapshot of each of the N most recent ISO weeks that have one.
     #[arg(long, default_value_t = 0)]
     pub keep_weekly: u32,
+    /// Keep the newest snapshot of each of the N most recent months that have one.
     #[arg(long, default_value_t = 0)]
     pub keep_monthly: u32,
+    /// Keep the newest snapshot of each of the N most recent years that have one.
     #[arg(long, default_value_t = 0)]
     pub keep_yearly: u32,
     /// Keep everything newer than this before the group's newest snapshot (e.g. 7d, 36h).
@@ -42,6 +45,11 @@ pub struct ForgetArgs {
     /// Print the plan and remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Then reclaim the space at once (two full maintenance runs: mark, then sweep), for
+    /// repositories without the maintenance job. A writer at work meanwhile delays the
+    /// sweep to the next maintenance run, as always.
+    #[arg(long, visible_alias = "gc")]
+    pub prune: bool,
 }
 
 pub fn forget(g: &Global, a: &ForgetArgs) -> CliResult {
@@ -96,9 +104,30 @@ pub fn forget(g: &Global, a: &ForgetArgs) -> CliResult {
         return Ok(());
     }
     let n = repo.forget(&plan)?;
-    eprintln!(
-        "removed {n} snapshot(s); their data is freed by the next maintenance run that collects garbage"
-    );
+    if !a.prune {
+        if !g.quiet {
+            eprintln!(
+                "removed {n} snapshot(s); their data is freed by the next maintenance run that collects garbage (or use --prune)"
+            );
+        }
+        return Ok(());
+    }
+    let opts = repo_core::maintenance::MaintenanceOptions::default();
+    let reports = repo_core::maintenance::collect_now(&repo, &opts, &repo_core::NoProgress)?;
+    let freed: i64 = reports.iter().map(|r| r.freed_bytes).sum();
+    if g.json {
+        print_json(
+            &serde_json::json!({"event": "prune", "removed": n, "freedBytes": freed, "runs": reports}),
+        );
+    } else if !g.quiet {
+        for line in reports.iter().flat_map(|r| &r.summary) {
+            eprintln!("{line}");
+        }
+        eprintln!(
+            "removed {n} snapshot(s) and freed {}",
+            human::bytes(freed.max(0) as u64)
+        );
+    }
     Ok(())
 }
 

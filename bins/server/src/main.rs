@@ -48,11 +48,18 @@ enum Command {
     Backups,
     /// Write backup NAME as a Velero-compatible .tar.gz (legacy paths and the
     /// `<version>-preferredversion` copies, format 1.1.0).
-    ExportVelero { name: String, out: PathBuf },
+    ExportVelero {
+        /// The backup to export.
+        name: String,
+        /// The .tar.gz file to write (written as OUT.partial, then renamed).
+        out: PathBuf,
+    },
     /// Import a Velero backup tarball (.tar.gz or .tar) as backup NAME (default: the file
     /// name without .tar.gz).
     ImportVelero {
+        /// The Velero backup tarball to read.
         input: PathBuf,
+        /// The name of the backup it becomes (must not be in use).
         name: Option<String>,
     },
     /// Open the repository and say whether it is reachable.
@@ -61,6 +68,7 @@ enum Command {
 
 #[derive(Args)]
 struct BackupArgs {
+    /// The backup's name (like a Velero Backup's; must not be in use).
     name: String,
     /// Read the objects from the manifests (YAML or JSON) below this directory.
     #[arg(
@@ -77,22 +85,29 @@ struct BackupArgs {
     /// Namespaces to include (globs `*`, `?`, `[abc]`; default all).
     #[arg(long, value_delimiter = ',')]
     include_namespaces: Vec<String>,
+    /// Namespaces to leave out (globs; they win over includes).
     #[arg(long, value_delimiter = ',')]
     exclude_namespaces: Vec<String>,
     /// Resources to include (`resource.group`, short names work; default all).
     #[arg(long, value_delimiter = ',')]
     include_resources: Vec<String>,
+    /// Resources to leave out (they win over includes).
     #[arg(long, value_delimiter = ',')]
     exclude_resources: Vec<String>,
     /// Include cluster-scoped resources: true, false, or unset (Velero's default).
     #[arg(long)]
     include_cluster_resources: Option<bool>,
+    /// Cluster-scoped resources to include (Velero's newer scoped filters; not with the
+    /// old ones).
     #[arg(long, value_delimiter = ',')]
     include_cluster_scoped_resources: Vec<String>,
+    /// Cluster-scoped resources to leave out.
     #[arg(long, value_delimiter = ',')]
     exclude_cluster_scoped_resources: Vec<String>,
+    /// Namespace-scoped resources to include.
     #[arg(long, value_delimiter = ',')]
     include_namespace_scoped_resources: Vec<String>,
+    /// Namespace-scoped resources to leave out.
     #[arg(long, value_delimiter = ',')]
     exclude_namespace_scoped_resources: Vec<String>,
     /// Only objects matching this label selector (`app=web,tier in (a,b)`).
@@ -114,6 +129,7 @@ struct BackupArgs {
         .multiple(true)
 ))]
 struct RestoreArgs {
+    /// The backup to restore.
     name: String,
     /// Write the ordered, cleaned objects into this (empty) directory.
     #[arg(long, conflicts_with = "to_cluster")]
@@ -595,10 +611,17 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, msg)) => {
-            if !msg.is_empty() {
-                eprintln!("cairn-server: {msg}");
-            }
+            cairn_cli::report_failure("cairn-server", &msg, code, cli.json);
             ExitCode::from(code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_command_and_flag_has_help() {
+        let cmd = <super::Cli as clap::CommandFactory>::command();
+        assert_eq!(cairn_cli::undocumented(cmd), Vec::<String>::new());
     }
 }

@@ -169,6 +169,26 @@ pub struct RunReport {
     pub freed_bytes: i64,
 }
 
+/// Reclaims space now, for those who run no maintenance job (`forget --prune`): a full
+/// run that marks (sweeping any plan already pending), then a second that sweeps what the
+/// first marked. The two-phase protocol is unchanged: the second sweep happens only when
+/// every writer at work during the mark has finished; otherwise its report says what it
+/// waits for, and a later run frees the space.
+pub fn collect_now(
+    repo: &Repository,
+    opts: &MaintenanceOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<RunReport>> {
+    let opts = MaintenanceOptions {
+        mode: Mode::Full,
+        force: true,
+        ..opts.clone()
+    };
+    let mark = run(repo, &opts, progress)?;
+    let sweep = run(repo, &opts, progress)?;
+    Ok(vec![mark, sweep])
+}
+
 /// Runs maintenance. Fails with [`Error::MaintenanceBusy`] if another run holds the lease.
 pub fn run(
     repo: &Repository,
