@@ -293,17 +293,32 @@ fn a_full_cycle_frees_space_to_within_5_percent_of_a_fresh_repository() {
     assert_eq!(second.swept.len(), 1, "{:?}", second.summary);
     let after = stored_bytes(&s);
 
-    // A fresh repository holding only the kept snapshots.
+    // What the kept snapshots need: their blobs as stored, plus the index listing them. A
+    // fresh repository would hold the same, but cut by another secret chunker seed its
+    // size varies by a few percent from run to run, so it is shown, not compared.
+    let kept = indexed(&s);
+    let mut live = 0u64;
+    let mut seen = std::collections::HashSet::new();
+    for (id, _) in &ids[8..] {
+        let root = kept.get_snapshot(id).unwrap().root;
+        let tree = kept.read_tree(&root).unwrap();
+        let blobs = std::iter::once(root)
+            .chain(tree.nodes.iter().flat_map(|n| n.data_chunks().map(|c| c.0)));
+        for b in blobs.filter(|b| seen.insert(*b)) {
+            live += kept.index().lookup(&b).unwrap().stored_len as u64;
+        }
+    }
+    let index_bytes: u64 = s.list("index/").unwrap().iter().map(|o| o.size).sum();
     let fresh = storage::open_url("memory://gc-frees-fresh", &Default::default()).unwrap();
     let fresh_repo = init(fresh.clone());
     for (_, d) in &ids[8..] {
         backup(&fresh_repo, d, "f", &[]);
     }
     let fresh_bytes = stored_bytes(&fresh);
-    eprintln!("stored before {before}, after GC {after}, fresh {fresh_bytes}");
+    eprintln!("stored before {before}, after GC {after}, live {live}, fresh {fresh_bytes}");
     assert!(
-        after as f64 <= fresh_bytes as f64 * 1.05,
-        "after GC {after} bytes, a fresh repository {fresh_bytes}"
+        (after - index_bytes) as f64 <= live as f64 * 1.05,
+        "after GC {after} bytes ({index_bytes} of index), the kept snapshots' blobs {live}"
     );
     assert!(second.swept[0].repacked_packs > 0, "{:?}", second.summary);
     for (id, d) in &ids[8..] {
