@@ -190,10 +190,24 @@ impl Config {
             .chunker
             .validate()
             .map_err(|e| Error::corrupt(CONFIG_KEY, e))?;
-        if config.pack_target_size < 1024 * 1024 || !(0..=22).contains(&config.compression_level) {
+        // The same ranges `new` enforces: a pack past 1 GiB would overflow the 32-bit
+        // offsets of pack headers and index entries.
+        if !(1024 * 1024..=1024 * 1024 * 1024).contains(&config.pack_target_size)
+            || !(0..=22).contains(&config.compression_level)
+        {
             return Err(Error::corrupt(
                 CONFIG_KEY,
                 "pack size or compression level out of range",
+            ));
+        }
+        // The id names the local cache directory: only what `new` writes (hex) is taken.
+        if config.id.is_empty()
+            || config.id.len() > 64
+            || !config.id.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(Error::corrupt(
+                CONFIG_KEY,
+                format!("repository id {:?} is not hex", config.id),
             ));
         }
         Ok(config)
@@ -203,6 +217,21 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_that_are_not_hex_and_oversized_packs_are_refused() {
+        let c = Config::new(ChunkerParams::default(), 1, DEFAULT_PACK_SIZE).unwrap();
+        for (field, value) in [
+            ("id", serde_json::json!("../../etc")),
+            ("id", serde_json::json!("")),
+            ("pack_target_size", serde_json::json!(4u64 << 30 >> 1)),
+        ] {
+            let mut v = serde_json::to_value(&c).unwrap();
+            v[field] = value;
+            let err = Config::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+            assert!(err.is_corrupt(), "{field}: {err}");
+        }
+    }
 
     #[test]
     fn newer_version_and_unknown_features_are_refused() {

@@ -331,3 +331,28 @@ fn one_unreadable_snapshot_does_not_hide_the_others() {
     // What decides about data still sees every snapshot, and fails.
     assert!(repo.list_snapshots(&Default::default()).is_err());
 }
+
+#[test]
+fn a_kubernetes_object_of_a_terabyte_of_holes_is_refused_before_it_is_allocated() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = repo_in(t.path());
+    let hole = format!("[\"{}\",{}]", repo_core::BlobId::default(), 1u64 << 30);
+    let holes = vec![hole; 1024].join(",");
+    let trees = vec![
+        format!(
+            r#"{{"nodes":[{{"name":"x.json","type":"file","size":{},"content":[{holes}]}}]}}"#,
+            1u64 << 40
+        ),
+        r#"{"nodes":[{"name":"namespaces","type":"dir","subtree":"T0"}]}"#.into(),
+        r#"{"nodes":[{"name":"configmaps","type":"dir","subtree":"T1"}]}"#.into(),
+        r#"{"nodes":[{"name":"resources","type":"dir","subtree":"T2"}]}"#.into(),
+    ];
+    let snap = crafted_chain(&repo, &trees);
+    let d = repo_k8s::restore::backup_discovery(&repo, &snap).unwrap();
+    let e = repo_k8s::restore::plan_backup(&repo, &snap, &d, &Default::default()).unwrap_err();
+    let m = e.to_string();
+    assert!(
+        m.contains("larger than any Kubernetes object") && m.contains("x.json"),
+        "{m}"
+    );
+}

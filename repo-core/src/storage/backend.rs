@@ -575,3 +575,57 @@ impl Storage for ObjectStoreBackend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_failure_says_the_reason_and_the_fix_not_the_wrapping() {
+        let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let wrapped = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(io),
+        };
+        let e = map_error("/srv/repo", "keys/x", wrapped);
+        let m = e.to_string();
+        assert!(
+            !m.contains("Generic") && !m.contains("LocalFileSystem"),
+            "{m}"
+        );
+        assert!(
+            m.contains("permission denied") && m.contains("may read and write"),
+            "{m}"
+        );
+        assert!(!e.is_transient(), "{m}");
+        let full = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+        };
+        let m = map_error("/srv/repo", "data/ab/cd", full).to_string();
+        assert!(m.contains("free space"), "{m}");
+    }
+
+    #[test]
+    fn other_tools_locations_and_unallowed_http_are_refused_with_what_to_do() {
+        for location in ["sftp:user@host:/x", "rest:http://h/", "rclone:remote:path"] {
+            let e = refuse_unknown_scheme(location).unwrap_err().to_string();
+            assert!(e.contains("s3://") && e.contains("./"), "{e}");
+        }
+        for fine in ["/srv/repo", "./a:b", "relative/dir", "C"] {
+            assert!(refuse_unknown_scheme(fine).is_ok(), "{fine}");
+        }
+        let opts = StorageOptions {
+            s3_endpoint: Some("http://127.0.0.1:9000".into()),
+            s3_allow_http: Some(false),
+            ..Default::default()
+        };
+        let e = refuse_plain_http(&opts).unwrap_err().to_string();
+        assert!(e.contains("--s3-allow-http"), "{e}");
+        let allowed = StorageOptions {
+            s3_allow_http: Some(true),
+            ..opts
+        };
+        assert!(refuse_plain_http(&allowed).is_ok());
+    }
+}
