@@ -181,30 +181,56 @@ impl Default for KdfParams {
     }
 }
 
-/// Upper bounds accepted from a key file and for a new password. A hostile key file at the
-/// old bounds (4 GiB, 100 passes) cost 120 s and 4 GiB at every open; these are what a real
-/// machine uses for a password (16 times the default's memory, a few times its passes),
-/// and cost a few seconds at worst.
+/// What a new password's derivation may cost, and what `open` tries by default: what a real
+/// machine uses for a password (16 times the default's memory, a few times its passes), a
+/// few seconds at worst. A hostile key file at the hard limits below costs 120 s and 4 GiB
+/// per try, so key files past these are tried only when the caller allows it
+/// ([`crate::OpenOptions::allow_costly_kdf`]).
 pub const KDF_MAX_MEMORY_KIB: u32 = 1024 * 1024;
 pub const KDF_MAX_ITERATIONS: u32 = 10;
 pub const KDF_MAX_PARALLELISM: u32 = 16;
+/// Beyond these a key file is damaged, whatever the caller allows: earlier cairn wrote
+/// nothing past them.
+pub const KDF_HARD_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+pub const KDF_HARD_MAX_ITERATIONS: u32 = 100;
+pub const KDF_HARD_MAX_PARALLELISM: u32 = 64;
 /// Smallest salt accepted (argon2 requires 8 bytes; cairn writes 16).
 pub const KDF_MIN_SALT: usize = 16;
 
 impl KdfParams {
-    /// Checks the parameters are ones argon2 accepts and within our bounds.
+    /// Checks the parameters are ones argon2 accepts and within the hard limits.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.memory_kib > KDF_MAX_MEMORY_KIB
-            || self.iterations > KDF_MAX_ITERATIONS
-            || self.parallelism > KDF_MAX_PARALLELISM
+        if self.memory_kib > KDF_HARD_MAX_MEMORY_KIB
+            || self.iterations > KDF_HARD_MAX_ITERATIONS
+            || self.parallelism > KDF_HARD_MAX_PARALLELISM
         {
             return Err(format!(
-                "argon2 parameters {self:?} exceed the limits (memory {KDF_MAX_MEMORY_KIB} KiB, {KDF_MAX_ITERATIONS} iterations, {KDF_MAX_PARALLELISM} lanes)"
+                "argon2 parameters {self:?} exceed the limits (memory {KDF_HARD_MAX_MEMORY_KIB} KiB, {KDF_HARD_MAX_ITERATIONS} iterations, {KDF_HARD_MAX_PARALLELISM} lanes)"
             ));
         }
         argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
             .map(|_| ())
             .map_err(|e| format!("argon2 parameters {self:?} are invalid: {e}"))
+    }
+
+    /// Whether one derivation costs more than a real machine spends on a password
+    /// (`KDF_MAX_*`): such parameters are refused for new passwords and tried only on
+    /// request.
+    pub fn is_costly(&self) -> bool {
+        self.memory_kib > KDF_MAX_MEMORY_KIB
+            || self.iterations > KDF_MAX_ITERATIONS
+            || self.parallelism > KDF_MAX_PARALLELISM
+    }
+
+    /// Checks parameters for a new password: valid and not costly.
+    pub fn validate_new(&self) -> std::result::Result<(), String> {
+        self.validate()?;
+        if self.is_costly() {
+            return Err(format!(
+                "argon2 parameters {self:?} cost more than cairn allows for a password (memory {KDF_MAX_MEMORY_KIB} KiB, {KDF_MAX_ITERATIONS} iterations, {KDF_MAX_PARALLELISM} lanes)"
+            ));
+        }
+        Ok(())
     }
 
     /// Relative cost of one derivation (memory times passes), to try cheap key files first.

@@ -12,12 +12,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No key file in the repository accepts the password.
-    #[error("wrong password: none of the {tried} key(s) in {repo} accepts it{}; check CAIRN_PASSWORD, CAIRN_PASSWORD_FILE, --password-file or --password-command", if *.damaged > 0 { format!(" ({damaged} damaged key file(s) skipped: `node-agent check` names them)") } else { String::new() })]
+    #[error("wrong password: none of the {tried} key(s) in {repo} accepts it{}; check CAIRN_PASSWORD, CAIRN_PASSWORD_FILE, --password-file or --password-command", skipped_keys(*damaged, *costly, *newer))]
     WrongPassword {
         repo: String,
         tried: usize,
         /// Key files that could not be read, skipped.
         damaged: usize,
+        /// Key files whose argon2 parameters cost more than cairn tries by default.
+        costly: usize,
+        /// A key file written by a newer cairn was skipped.
+        newer: bool,
     },
 
     /// The repository (or one of its objects) was written by a newer cairn.
@@ -102,6 +106,30 @@ pub enum Error {
     /// The operation was cancelled by the caller.
     #[error("cancelled")]
     Cancelled,
+}
+
+/// The part of a wrong-password message about key files that were not tried.
+fn skipped_keys(damaged: usize, costly: usize, newer: bool) -> String {
+    let mut parts = Vec::new();
+    if damaged > 0 {
+        parts.push(format!(
+            "{damaged} damaged key file(s) skipped: `node-agent check` names them"
+        ));
+    }
+    if costly > 0 {
+        parts.push(format!(
+            "{costly} key file(s) whose argon2 parameters cost more than 1 GiB or 10 passes \
+             not tried: if yours is one, pass --allow-costly-kdf"
+        ));
+    }
+    if newer {
+        parts.push("a key file written by a newer cairn skipped: upgrade cairn".into());
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
 }
 
 impl Error {

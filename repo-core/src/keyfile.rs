@@ -44,6 +44,9 @@ pub struct Kdf {
 impl KeyFile {
     /// Wraps `master` with `password`. Parameters beyond what a reader accepts are refused.
     pub fn wrap(master: &MasterKey, password: &[u8], params: KdfParams) -> Result<Self> {
+        params
+            .validate_new()
+            .map_err(|e| Error::invalid("argon2 parameters", e))?;
         let mut salt = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
         let kek = params

@@ -55,6 +55,9 @@ pub struct OpenOptions {
     pub session_ttl: Duration,
     /// Threads for hashing, compression and encryption (default: all cores).
     pub threads: usize,
+    /// Also try key files whose argon2 parameters cost more than cairn allows for new
+    /// passwords (up to 4 GiB and 100 passes per try; see [`crate::crypto::KDF_MAX_MEMORY_KIB`]).
+    pub allow_costly_kdf: bool,
 }
 
 impl Default for OpenOptions {
@@ -66,6 +69,7 @@ impl Default for OpenOptions {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            allow_costly_kdf: false,
         }
     }
 }
@@ -177,13 +181,17 @@ impl Repository {
         let mut key_files = Vec::new();
         let mut damaged = None;
         let mut damaged_count = 0;
+        let mut costly = 0;
         let mut newer = None;
         for info in storage.list("keys/")? {
             let Some(id) = id_from_key(&info.key, "keys/") else {
                 continue;
             };
-            let bytes = storage.get(&info.key)?;
-            match KeyFile::decode(&bytes, &info.key) {
+            let decoded = storage
+                .get(&info.key)
+                .and_then(|bytes| KeyFile::decode(&bytes, &info.key));
+            match decoded {
+                Ok(kf) if kf.kdf.params.is_costly() && !opts.allow_costly_kdf => costly += 1,
                 Ok(kf) => key_files.push((id, kf, info.key)),
                 Err(e @ Error::NewerFormat { .. }) => newer = Some(e),
                 Err(e) => {
@@ -207,7 +215,7 @@ impl Repository {
                 });
             }
         }
-        if tried == 0 {
+        if tried == 0 && costly == 0 {
             if let Some(e) = newer.or(damaged) {
                 return Err(e);
             }
@@ -220,6 +228,8 @@ impl Repository {
             repo: storage.location().into(),
             tried,
             damaged: damaged_count,
+            costly,
+            newer: newer.is_some(),
         })
     }
 

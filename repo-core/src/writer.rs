@@ -661,8 +661,9 @@ impl<'r> Writer<'r> {
         failed.and(indexed)
     }
 
-    /// The id `snapshot` would have, for a dry run: nothing is written, and the session
-    /// ends when the writer is dropped.
+    /// An id for a dry run's outcome: the hash of `snapshot` as it stands. It is not the id
+    /// a commit would give (a commit also records the session and the time it ends), and
+    /// nothing is written; the session ends when the writer is dropped.
     pub fn dry_run_id(&self, snapshot: &Snapshot) -> ObjectId {
         snapshot.seal(self.repo.key()).0
     }

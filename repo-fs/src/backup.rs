@@ -69,7 +69,8 @@ pub struct BackupOptions {
     /// Set to stop the backup: what was uploaded is kept (indexed) and no snapshot is made.
     pub cancel: Arc<AtomicBool>,
     /// Read and hash everything as a backup would, and count what it would add, but store
-    /// nothing and commit no snapshot (the outcome's id is the one it would have had).
+    /// nothing and commit no snapshot (see [`repo_core::Writer::dry_run_id`] for the
+    /// outcome's id).
     pub dry_run: bool,
     /// The snapshot's time (RFC 3339) instead of now, e.g. for backups of old data.
     pub time: Option<String>,
@@ -588,12 +589,15 @@ impl Job<'_> {
         }
     }
 
-    /// Whether every stored chunk of a parent's file entry is still in the index. After data
-    /// loss (a pack deleted, then `repair index`) it may not be: such a file is read again,
-    /// so the new snapshot never references data the repository no longer has.
+    /// Whether a writer may still use every stored chunk of a parent's file entry: indexed
+    /// and not condemned by a published GC plan. Reusing an entry is deduplication, and a
+    /// condemned blob may be swept before this snapshot is committed (the parent may have
+    /// been forgotten). After data loss (a pack deleted, then `repair index`) a chunk may not
+    /// be indexed at all. Either way the file is read again, so the new snapshot never
+    /// references data the repository no longer has (a condemned blob is stored afresh).
     fn all_indexed(&self, parent: &Node) -> bool {
         let index = self.repo.index();
-        parent.data_chunks().all(|c| index.lookup(&c.0).is_some())
+        parent.data_chunks().all(|c| index.has_for_dedup(&c.0))
     }
 
     /// A regular file: reused from the parent when unchanged, read otherwise.

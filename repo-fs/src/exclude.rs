@@ -148,12 +148,22 @@ impl Excluder {
     }
 }
 
-/// Whether `dir` holds a `CACHEDIR.TAG` with the specification's signature.
+/// Whether `dir` holds a `CACHEDIR.TAG` with the specification's signature. Only a regular
+/// file counts: the tag is opened without following a symlink and without blocking, so a
+/// fifo planted under that name cannot stall the backup.
 fn is_cache_dir(dir: &Path) -> bool {
     use std::io::Read;
-    let Ok(file) = std::fs::File::open(dir.join(CACHEDIR_TAG)) else {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(dir.join(CACHEDIR_TAG));
+    let Ok(file) = opened else {
         return false;
     };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let mut start = Vec::with_capacity(CACHEDIR_SIGNATURE.len());
     file.take(CACHEDIR_SIGNATURE.len() as u64)
         .read_to_end(&mut start)

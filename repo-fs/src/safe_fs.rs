@@ -182,25 +182,31 @@ pub fn chown_at(dir: RawFd, name: Option<&[u8]>, uid: u32, gid: u32) -> io::Resu
     }
 }
 
-/// Sets permission bits on an open file or directory.
-/// Sets the mode of `name` in `dir`, a fifo or device node just made there (never a
-/// symlink: Linux cannot change a symlink's mode, and `fchmodat` would follow it, so one is
-/// refused).
+/// Sets the mode of `name` in `dir`, a fifo or device node just made there, never
+/// following a symlink: something swapped in meanwhile (a symlink to /etc/shadow, in a
+/// target another user can write) is refused, not changed. Linux cannot set a symlink's
+/// mode, and glibc's `fchmodat` with `AT_SYMLINK_NOFOLLOW` refuses one (`EOPNOTSUPP`).
 pub fn chmod_special_at(dir: RawFd, name: &[u8], mode: u32) -> io::Result<()> {
-    match stat_at(dir, name)? {
-        Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => Err(io::Error::new(
+    let n = c_name(name)?;
+    // SAFETY: `n` is a NUL-terminated name, `dir` an open directory descriptor.
+    let rc = unsafe {
+        libc::fchmodat(
+            dir,
+            n.as_ptr(),
+            (mode & 0o7777) as libc::mode_t,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    match check(rc) {
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "a symlink is in the way; its mode is not set",
         )),
-        Some(_) => {
-            let n = c_name(name)?;
-            // SAFETY: `n` is a NUL-terminated name, `dir` an open directory descriptor.
-            check(unsafe { libc::fchmodat(dir, n.as_ptr(), mode & 0o7777, 0) }).map(drop)
-        }
-        None => Err(io::Error::from(io::ErrorKind::NotFound)),
+        r => r.map(drop),
     }
 }
 
+/// Sets permission bits on an open file or directory.
 pub fn chmod_fd(fd: RawFd, mode: u32) -> io::Result<()> {
     check(unsafe { libc::fchmod(fd, mode as libc::mode_t) }).map(drop)
 }

@@ -310,6 +310,11 @@ fn excludes_patterns_ignore_files_markers_and_sizes() {
     write(&caches.join("real/data"), b"cached");
     write(&caches.join("fake/CACHEDIR.TAG"), b"not the signature");
     write(&caches.join("fake/data"), b"kept");
+    // A fifo under the tag's name must not stall the backup waiting for a writer.
+    std::fs::create_dir_all(caches.join("fifo")).unwrap();
+    let fifo =
+        std::ffi::CString::new(caches.join("fifo/CACHEDIR.TAG").as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let opts = BackupOptions {
         exclude: ExcludeOptions {
             exclude_caches: true,
@@ -320,7 +325,13 @@ fn excludes_patterns_ignore_files_markers_and_sizes() {
     let out = back_up(&repo, &caches, &opts);
     assert_eq!(
         names_in(&repo, &out),
-        ["fake", "fake/CACHEDIR.TAG", "fake/data"]
+        [
+            "fake",
+            "fake/CACHEDIR.TAG",
+            "fake/data",
+            "fifo",
+            "fifo/CACHEDIR.TAG"
+        ]
     );
 }
 

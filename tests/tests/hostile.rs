@@ -95,14 +95,15 @@ fn damaged_and_costly_key_files_do_not_lock_anyone_out() {
     variant(&|v| v["kdf"]["salt"] = "not hex at all".into());
     variant(&|v| v["master_key"] = "00".into());
     variant(&|v| {
-        // At the old limits: 4 GiB and 100 passes, 120 s per open.
+        // At the hard limits: 4 GiB and 100 passes, 120 s and 4 GiB per try.
         v["kdf"]["memory_kib"] = (4u64 << 20).into();
         v["kdf"]["iterations"] = 100.into();
     });
     // The right password opens the repository whatever order the files are listed in.
     let opened = Repository::open(storage.clone(), PASSWORD, open_opts()).unwrap();
     assert_eq!(opened.current_key(), repo.current_key());
-    // A wrong one says how many key files were skipped as damaged.
+    // A wrong one says which key files were not tried, and why: three damaged ones, and
+    // the costly one (tried only on request, so a wrong password costs no 4 GiB).
     let err = Repository::open(storage.clone(), b"wrong", open_opts())
         .err()
         .unwrap();
@@ -111,16 +112,16 @@ fn damaged_and_costly_key_files_do_not_lock_anyone_out() {
             err,
             Error::WrongPassword {
                 tried: 1,
-                damaged: 4,
+                damaged: 3,
+                costly: 1,
                 ..
             }
         ),
         "{err}"
     );
-    assert!(
-        err.to_string().contains("4 damaged key file(s) skipped"),
-        "{err}"
-    );
+    let m = err.to_string();
+    assert!(m.contains("3 damaged key file(s) skipped"), "{m}");
+    assert!(m.contains("--allow-costly-kdf"), "{m}");
     // New passwords beyond the caps are refused, not written.
     let costly = repo_core::KdfParams {
         memory_kib: 2 << 20,

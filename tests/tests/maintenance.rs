@@ -138,12 +138,22 @@ fn schedule(s: DynStorage, seed: u64, spill: &std::path::Path) {
                     s.delete(&format!("sessions/{id}")).unwrap();
                 }
             }
-            // Forget a snapshot.
+            // Forget a snapshot, or retag one (a new snapshot, the old one deleted).
             6 => {
                 if !committed.is_empty() {
-                    let (id, _) = committed.remove(rng.gen_range(0..committed.len()));
-                    trace(format!("forget {}", id.short()));
-                    opened(&s).delete_snapshot(&id).unwrap();
+                    let i = rng.gen_range(0..committed.len());
+                    if rng.gen_bool(0.5) {
+                        let (id, _) = committed.remove(i);
+                        trace(format!("forget {}", id.short()));
+                        opened(&s).delete_snapshot(&id).unwrap();
+                    } else {
+                        let old = committed[i].0;
+                        let tag = format!("n{}", rng.gen_range(0..1000));
+                        if let Some(new) = opened(&s).retag(&old, &[tag], &[], None).unwrap() {
+                            trace(format!("retag {} as {}", old.short(), new.short()));
+                            committed[i].0 = new;
+                        }
+                    }
                 }
             }
             // Maintenance.

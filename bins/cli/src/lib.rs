@@ -2,7 +2,8 @@
 //!
 //! - [`outln!`] and [`out!`] print to standard output like `println!` and `print!`, except
 //!   that a closed output (`node-agent ls -r latest | head -1`: `head` has read enough) ends
-//!   the program quietly with status 0 instead of a panic and a backtrace.
+//!   the program quietly, with the status of a program killed by SIGPIPE (141), instead of
+//!   a panic and a backtrace.
 //! - [`Terminal::safe`] makes names from a repository or a cluster safe to print: control
 //!   characters (escape sequences that could retitle or clear a terminal, newlines that could
 //!   forge lines of output) are shown escaped. JSON output needs none of it: its encoder
@@ -41,7 +42,7 @@ macro_rules! out {
 }
 
 /// Writes to standard output. The reader having gone away is the normal end of a pipeline
-/// (`| head`), not an error: the program exits with status 0 and says nothing. Any other
+/// (`| head`), not an error: the program exits with [`EXIT_CLOSED_PIPE`] and says nothing. Any other
 /// failure (a full disk under a redirect) is said on standard error, exit status 1.
 pub fn write_stdout(args: std::fmt::Arguments) {
     let mut out = std::io::stdout().lock();
@@ -50,10 +51,15 @@ pub fn write_stdout(args: std::fmt::Arguments) {
     }
 }
 
+/// The exit status after the reader of standard output went away: what a program killed by
+/// SIGPIPE reports (128 + 13). Shells take it as the normal end of a pipeline, and it does
+/// not claim that a cut-short `dump` or a `forget` that stopped before deleting succeeded.
+pub const EXIT_CLOSED_PIPE: i32 = 141;
+
 /// Ends the program after standard output failed: quietly when its reader has gone away.
 pub fn exit_on_stdout_error(e: std::io::Error) -> ! {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0);
+        std::process::exit(EXIT_CLOSED_PIPE);
     }
     let _ = writeln!(std::io::stderr(), "writing to standard output failed: {e}");
     std::process::exit(1);
@@ -68,7 +74,8 @@ pub fn report_failure(program: &str, message: &str, code: u8, json: bool) {
     let line = if json {
         serde_json::json!({"error": message, "exitCode": code}).to_string()
     } else {
-        format!("{program}: {message}")
+        // Messages can quote names from a repository or a cluster.
+        format!("{program}: {}", Terminal::safe(message))
     };
     let _ = writeln!(std::io::stderr(), "{line}");
 }

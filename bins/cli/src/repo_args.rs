@@ -42,6 +42,10 @@ pub struct RepoArgs {
     /// Virtual-hosted-style S3 requests (default: path style, which S3-compatibles want).
     #[arg(long, global = true)]
     pub s3_virtual_hosted: bool,
+    /// Also try key files whose argon2 parameters cost more than 1 GiB or 10 passes (made
+    /// with such settings by an earlier cairn; each try can take minutes and gigabytes).
+    #[arg(long, env = "CAIRN_ALLOW_COSTLY_KDF", global = true)]
+    pub allow_costly_kdf: bool,
 }
 
 impl RepoArgs {
@@ -79,6 +83,7 @@ impl RepoArgs {
         OpenOptions {
             cache_dir: self.cache_dir.clone(),
             no_cache: self.no_cache,
+            allow_costly_kdf: self.allow_costly_kdf,
             ..Default::default()
         }
     }

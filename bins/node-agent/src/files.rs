@@ -275,7 +275,7 @@ pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs)
             }
         }
         if a.dry_run {
-            eprintln!("dry run: snapshot {} was not written", out.id.short());
+            eprintln!("dry run: no snapshot was written");
         } else {
             outln!("{}", out.id);
         }

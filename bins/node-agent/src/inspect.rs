@@ -148,19 +148,25 @@ pub fn tag(g: &Global, a: &TagArgs) -> CliResult {
     let repo = g.open()?;
     let set: Vec<String> = a.set.iter().filter(|t| !t.is_empty()).cloned().collect();
     let set = (!a.set.is_empty()).then_some(set.as_slice());
-    let mut changed = 0;
+    // Every change first, then the report: a closed output must not stop it half-way.
+    let mut changed = Vec::new();
     for (id, _) in chosen(&repo, &a.ids, &a.filter)? {
         if let Some(new) = repo.retag(&id, &a.add, &a.remove, set)? {
-            changed += 1;
-            if g.json {
-                print_json(&serde_json::json!({"old": id.to_string(), "new": new.to_string()}));
-            } else {
-                outln!("{} -> {}", id.short(), new.short());
-            }
+            changed.push((id, new));
+        }
+    }
+    for (old, new) in &changed {
+        if g.json {
+            print_json(&serde_json::json!({"old": old.to_string(), "new": new.to_string()}));
+        } else {
+            outln!("{} -> {}", old.short(), new.short());
         }
     }
     if !g.json && !g.quiet {
-        eprintln!("{changed} snapshot(s) changed (a changed snapshot gets a new id)");
+        eprintln!(
+            "{} snapshot(s) changed (a changed snapshot gets a new id)",
+            changed.len()
+        );
     }
     Ok(())
 }

@@ -204,8 +204,13 @@ struct BackupArgs {
         conflicts_with = "stdin"
     )]
     paths: Vec<PathBuf>,
-    /// Read the data from standard input instead.
-    #[arg(long)]
+    /// Read the data from standard input instead (the options that choose and read files
+    /// do not apply to a stream).
+    #[arg(long, conflicts_with_all = [
+        "dry_run", "files_from", "exclude", "exclude_file", "exclude_if_present",
+        "exclude_larger_than", "exclude_caches", "one_file_system", "parent", "parent_tags",
+        "force", "fail_fast",
+    ])]
     stdin: bool,
     /// Name of the stream in the snapshot.
     #[arg(long, default_value = "stdin", requires = "stdin")]

@@ -324,9 +324,11 @@ pub(crate) fn sweep(
 
     // Rescue what snapshots committed since the mark reference.
     let mut rescued: HashSet<u64> = HashSet::new();
-    if !new_snapshots.is_empty() {
-        progress.start("sweep: rescue", Some(new_snapshots.len() as u64));
-        walk_snapshots(repo, &files, &new_snapshots, progress, |b| {
+    let mut listed: HashSet<ObjectId> = marked.clone();
+    let (mut to_walk, mut walk_files) = (new_snapshots, files.clone());
+    while !to_walk.is_empty() {
+        progress.start("sweep: rescue", Some(to_walk.len() as u64));
+        let walked = walk_snapshots(repo, &walk_files, &to_walk, progress, |b| {
             let fp = fingerprint(b);
             if plan.condemned.binary_search(&fp).is_ok() {
                 rescued.insert(fp);
@@ -334,6 +336,20 @@ pub(crate) fn sweep(
             Ok(())
         })?;
         progress.finish();
+        listed.extend(to_walk.iter().copied());
+        if walked.len() == to_walk.len() {
+            break;
+        }
+        // A snapshot vanished since the listing. It may have been rewritten (`tag` writes
+        // the new snapshot before deleting the old), and the new one references the same
+        // blobs: list again, with the index files written meanwhile, until nothing new
+        // appears.
+        to_walk = repo
+            .snapshot_ids()?
+            .into_iter()
+            .filter(|s| !listed.contains(s))
+            .collect();
+        walk_files = scan::list_index(repo)?.into_iter().map(|f| f.0).collect();
     }
     stats.rescued_blobs = rescued.len() as u64;
     let dead = |id: &BlobId| {

@@ -128,6 +128,36 @@ fn split_bucket(url: &url::Url, scheme: &str) -> Result<(String, Option<Path>)> 
     Ok((bucket, prefix))
 }
 
+/// The absolute form of a directory that does not exist yet, as the kernel will resolve it
+/// once created: its deepest existing ancestor resolved (symlinks and all), then the rest
+/// with `.` and `..` applied (`init ../new-repo`).
+fn resolve_missing(path: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    use std::path::Component;
+    let absolute = std::path::absolute(path)?;
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last);
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut out = std::fs::canonicalize(existing)?;
+    for c in rest.into_iter().rev() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
 /// A plain `http://` S3 endpoint that is not allowed would fail every request with an
 /// error a retry cannot fix: say so at once, with the flag that allows it.
 fn refuse_plain_http(opts: &StorageOptions) -> Result<()> {
@@ -259,11 +289,10 @@ impl ObjectStoreBackend {
                 .with_fsync(true);
             return Ok(Self::new(Arc::new(store), None, location, n));
         }
-        let absolute =
-            std::path::absolute(path).map_err(|source| object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(source),
-            })?;
+        let absolute = resolve_missing(path).map_err(|source| object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(source),
+        })?;
         let prefix = Path::from_absolute_path(absolute)?;
         let store = LocalFileSystem::new()
             .with_automatic_cleanup(false)
@@ -604,6 +633,17 @@ mod tests {
         };
         let m = map_error("/srv/repo", "data/ab/cd", full).to_string();
         assert!(m.contains("free space"), "{m}");
+    }
+
+    #[test]
+    fn a_directory_to_be_created_is_resolved_as_the_kernel_will() {
+        let t = std::env::temp_dir().join(format!("cairn-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(t.join("a")).unwrap();
+        let got = resolve_missing(&t.join("a/../new/./repo")).unwrap();
+        assert_eq!(got, std::fs::canonicalize(&t).unwrap().join("new/repo"));
+        let got = resolve_missing(&t.join("a/x/../../y")).unwrap();
+        assert_eq!(got, std::fs::canonicalize(&t).unwrap().join("y"));
+        std::fs::remove_dir_all(&t).unwrap();
     }
 
     #[test]
