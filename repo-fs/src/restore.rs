@@ -232,7 +232,7 @@ pub fn restore(
     };
     counters.scan_done.store(true, Ordering::Relaxed);
 
-    let threads = opts.threads.unwrap_or(repo.options().threads).max(1);
+    let threads = opts.threads.unwrap_or_else(|| default_threads(repo)).max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("cairn-restore-{i}"))
@@ -292,6 +292,23 @@ pub fn restore(
         }
     }
     Ok(outcome)
+}
+
+/// Workers of a restore from object storage: each spends most of its time waiting on a
+/// request (a tree, a pack range), so more of them than cores keep the network busy.
+/// Measured on SeaweedFS over loopback, /usr/share/doc (110 MB, 4,060 files), 2 cores:
+/// 2 workers 3.17 s, 8 2.24 s, 16 1.62 s, 32 1.79 s.
+const REMOTE_RESTORE_THREADS: usize = 16;
+
+/// Workers when the caller sets none: the cores on a local directory, where a restore is
+/// bound by the CPU and the disk; [`REMOTE_RESTORE_THREADS`] at least on object storage.
+fn default_threads(repo: &IndexedRepository) -> usize {
+    let cores = repo.options().threads;
+    if repo.is_local() {
+        cores
+    } else {
+        cores.max(REMOTE_RESTORE_THREADS)
+    }
 }
 
 /// Velero's restore-wait contract: an empty file `.velero/<uid>` in the volume root.

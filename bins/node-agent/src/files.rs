@@ -66,7 +66,8 @@ pub struct TreeBackupArgs {
 /// How a long command runs and reports.
 #[derive(Args)]
 pub struct RunArgs {
-    /// Entries processed at once (default: CPU count).
+    /// Entries processed at once (default: CPU count; a restore from object storage uses at
+    /// least 16, as it mostly waits on requests).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Seconds between JSON progress lines.
