@@ -289,6 +289,9 @@ pub fn check(
                     continue;
                 }
             };
+            let mut unseen = crate::walk::subtrees(&nodes);
+            unseen.retain(|t| !trees_seen.contains(t));
+            repo.prefetch_trees(&unseen);
             for node in &nodes {
                 let child = format!("{}{}", path, node.name.display());
                 for c in node.data_chunks() {

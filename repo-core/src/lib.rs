@@ -49,6 +49,7 @@ pub mod keyfile;
 pub mod maintenance;
 pub mod pack;
 pub mod parallel;
+mod prefetch;
 mod progress;
 pub mod reader;
 mod repository;
@@ -97,6 +98,7 @@ impl IndexedRepository {
             return Ok(tree.nodes);
         }
         let mut nodes: Vec<tree::Node> = Vec::new();
+        self.prefetch_trees(&tree.parts);
         for part in std::mem::take(&mut tree.parts) {
             let t = self.read_tree(&part)?;
             let ordered = match (nodes.last(), t.nodes.first()) {

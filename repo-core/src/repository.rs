@@ -522,6 +522,7 @@ impl Repository {
             loaded: Arc::new(RwLock::new(HashSet::new())),
             plans_seen: RwLock::new(Vec::new()),
             cache,
+            prefetch: Default::default(),
         };
         repo.refresh(progress)?;
         Ok(repo)
@@ -539,6 +540,8 @@ pub struct IndexedRepository {
     pub(crate) loaded: Arc<RwLock<HashSet<ObjectId>>>,
     plans_seen: RwLock<Vec<ObjectId>>,
     cache: Option<IndexCache>,
+    /// Tree blobs read ahead for walks over object storage.
+    prefetch: crate::prefetch::TreePrefetch,
 }
 
 impl std::ops::Deref for IndexedRepository {
@@ -809,9 +812,23 @@ impl IndexedRepository {
         crate::blob::open_blob(&self.key, &self.config, loc.kind, id, &stored, &key)
     }
 
-    /// Reads and decodes a tree blob.
+    /// Reads and decodes a tree blob (taking it from what [`Self::prefetch_trees`] read
+    /// ahead, when it is there).
     pub fn read_tree(&self, id: &BlobId) -> Result<Tree> {
-        Tree::decode(&self.read_blob(id)?, *id)
+        let blob = match self.prefetch.take(id) {
+            Some(b) => b,
+            None => self.read_blob(id)?,
+        };
+        Tree::decode(&blob, *id)
+    }
+
+    /// Reads these tree blobs ahead, in parallel, when the repository is on object storage
+    /// (a walk about to enter these directories; see `prefetch.rs`). Does nothing locally.
+    pub fn prefetch_trees(&self, ids: &[BlobId]) {
+        if self.is_local() {
+            return;
+        }
+        self.prefetch.fetch(ids, &|id| self.read_blob(id).ok());
     }
 
     /// Starts a writer session (see [`crate::Writer`]).

@@ -94,6 +94,15 @@ impl WalkBudget {
     }
 }
 
+/// The trees of the directories among `nodes`: what a walk reads next.
+pub fn subtrees(nodes: &[Node]) -> Vec<BlobId> {
+    nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::Dir)
+        .filter_map(|n| n.subtree)
+        .collect()
+}
+
 /// Fails when `depth` directories are nested deeper than [`MAX_DEPTH`].
 pub fn check_depth(depth: usize, path: &std::path::Path) -> Result<()> {
     if depth > MAX_DEPTH {
@@ -138,6 +147,9 @@ impl<'r> Walk<'r> {
         check_depth(self.stack.len() + 1, &path)?;
         let nodes = self.repo.read_dir(tree)?;
         self.budget.spend(nodes.len() as u64)?;
+        if self.recursive {
+            self.repo.prefetch_trees(&subtrees(&nodes));
+        }
         self.stack.push((path, nodes.into_iter()));
         Ok(())
     }

@@ -473,6 +473,8 @@ impl Job<'_> {
     /// The entries of directory `dir`, sorted, each backed up.
     fn dir_nodes(&self, dir: &Path, parent: &[Node], ctx: &Context) -> Result<Vec<Node>> {
         self.cancelled()?;
+        // The parent's subdirectories are compared next: read them ahead (object storage).
+        self.repo.prefetch_trees(&repo_core::walk::subtrees(parent));
         let mut names: Vec<Vec<u8>> = match std::fs::read_dir(dir) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok().map(|e| e.file_name().as_bytes().to_vec()))
