@@ -48,6 +48,7 @@ pub mod index;
 pub mod keyfile;
 pub mod maintenance;
 pub mod pack;
+mod packcache;
 pub mod parallel;
 mod prefetch;
 mod progress;

@@ -185,7 +185,7 @@ pub fn plan_runs(repo: &IndexedRepository, chunks: &[ChunkRef]) -> Result<Vec<Ru
 /// against its id and length, in order.
 pub fn read_run(repo: &IndexedRepository, run: &Run) -> Result<Vec<Vec<u8>>> {
     let key = pack_key(&run.pack);
-    let bytes = match repo.storage().get_range(&key, run.start..run.end) {
+    let bytes = match repo.read_pack_range(&run.pack, run.start..run.end) {
         Ok(b) => b,
         // A sweep repacked these blobs since the index was loaded: read each by id, which
         // reloads the index once and finds the new copies.

@@ -523,6 +523,7 @@ impl Repository {
             plans_seen: RwLock::new(Vec::new()),
             cache,
             prefetch: Default::default(),
+            windows: Default::default(),
         };
         repo.refresh(progress)?;
         Ok(repo)
@@ -542,6 +543,8 @@ pub struct IndexedRepository {
     cache: Option<IndexCache>,
     /// Tree blobs read ahead for walks over object storage.
     prefetch: crate::prefetch::TreePrefetch,
+    /// Pieces of packs kept for restores from object storage.
+    windows: crate::packcache::PackWindows,
 }
 
 impl std::ops::Deref for IndexedRepository {
@@ -820,6 +823,18 @@ impl IndexedRepository {
             None => self.read_blob(id)?,
         };
         Tree::decode(&blob, *id)
+    }
+
+    /// Bytes `range` of `pack`: on object storage from a cached window of the pack where
+    /// the range fits one (see `packcache.rs`), else with one range request.
+    pub fn read_pack_range(&self, pack: &ObjectId, range: std::ops::Range<u64>) -> Result<Bytes> {
+        if !self.is_local() {
+            if let Some(b) = self.windows.read(self.storage(), pack, range.clone()) {
+                return Ok(b);
+            }
+        }
+        self.storage()
+            .get_range(&crate::pack::pack_key(pack), range)
     }
 
     /// Reads these tree blobs ahead, in parallel, when the repository is on object storage

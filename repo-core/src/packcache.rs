@@ -1,0 +1,144 @@
+//! Pack windows: large aligned pieces of packs kept in memory for a restore from object
+//! storage.
+//!
+//! A restore reads each file (or each batch of a directory's small files) with its own range
+//! request, and files that were backed up together sit together in packs: restoring
+//! /usr/share/doc from S3 made about a thousand requests for 47 MB in three packs, where
+//! restic reads each pack once. Reading an aligned window of [`WINDOW`] bytes around a range
+//! and keeping it serves the neighbouring files from memory. Threads wanting the same window
+//! wait for the one fetching it. Memory stays within [`BUDGET`] (the oldest windows go
+//! first); a range across two windows, or a failed window read, is read directly as before.
+//! A local repository reads directly: its reads cost microseconds.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+
+use crate::pack::pack_key;
+use crate::storage::DynStorage;
+use crate::ObjectId;
+
+/// Size and alignment of a window, and most bytes of windows held at once. Measured on
+/// SeaweedFS over loopback (/usr/share/doc, 2 cores, 16 restore workers): 4 MiB windows in
+/// 48 MiB restore in 0.57–0.59 s, 8 in 96 0.61–0.69 s, 16 in 96 0.57–0.61 s; without
+/// windows 1.45 s, restic 1.15 s.
+pub const WINDOW: u64 = 4 << 20;
+pub const BUDGET: usize = 48 << 20;
+
+type Slot = Arc<OnceLock<Option<Bytes>>>;
+
+#[derive(Default)]
+pub(crate) struct PackWindows {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    windows: HashMap<(ObjectId, u64), Slot>,
+    order: VecDeque<((ObjectId, u64), usize)>,
+    bytes: usize,
+    sizes: HashMap<ObjectId, u64>,
+}
+
+impl PackWindows {
+    /// `range` of `pack` from a cached window, fetching the window when needed; `None` when
+    /// the range cannot be served that way (the caller reads it directly).
+    pub fn read(&self, storage: &DynStorage, pack: &ObjectId, range: Range<u64>) -> Option<Bytes> {
+        if range.is_empty() {
+            return None;
+        }
+        let index = range.start / WINDOW;
+        if (range.end - 1) / WINDOW != index {
+            return None;
+        }
+        let slot = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.windows.entry((*pack, index)).or_default().clone()
+        };
+        let mut fetched = 0;
+        let window = slot.get_or_init(|| {
+            let start = index * WINDOW;
+            let size = self.size(storage, pack)?;
+            let end = (start + WINDOW).min(size);
+            let bytes = storage.get_range(&pack_key(pack), start..end).ok()?;
+            fetched = bytes.len();
+            Some(bytes)
+        });
+        if fetched > 0 {
+            self.account((*pack, index), fetched);
+        }
+        let window = window.as_ref()?;
+        let (from, to) = (
+            (range.start % WINDOW) as usize,
+            (range.end - index * WINDOW) as usize,
+        );
+        (to <= window.len()).then(|| window.slice(from..to))
+    }
+
+    /// The size of a pack, asked once.
+    fn size(&self, storage: &DynStorage, pack: &ObjectId) -> Option<u64> {
+        if let Some(s) = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sizes
+            .get(pack)
+        {
+            return Some(*s);
+        }
+        let size = storage.head(&pack_key(pack)).ok()?.size;
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sizes
+            .insert(*pack, size);
+        Some(size)
+    }
+
+    /// Counts a fetched window and lets the oldest go past the budget.
+    fn account(&self, key: (ObjectId, u64), len: usize) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.bytes += len;
+        st.order.push_back((key, len));
+        while st.bytes > BUDGET {
+            let Some((old, n)) = st.order.pop_front() else {
+                break;
+            };
+            st.windows.remove(&old);
+            st.bytes -= n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{open_url, WriteMode};
+
+    #[test]
+    fn ranges_come_from_one_window_read_and_match_a_direct_read() {
+        let s = open_url("memory://packcache-test", &Default::default()).unwrap();
+        let pack = ObjectId([7; 32]);
+        let len = WINDOW as usize + 1000;
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        s.put(&pack_key(&pack), data.clone().into(), WriteMode::Create)
+            .unwrap();
+        let w = PackWindows::default();
+        for r in [
+            0..10u64,
+            100..5000,
+            WINDOW - 10..WINDOW,
+            WINDOW..WINDOW + 1000,
+        ] {
+            let got = w.read(&s, &pack, r.clone()).unwrap();
+            assert_eq!(&got[..], &data[r.start as usize..r.end as usize], "{r:?}");
+        }
+        // Across two windows: not served, read directly by the caller.
+        assert!(w.read(&s, &pack, WINDOW - 5..WINDOW + 5).is_none());
+        // Past the end of the pack: not served either.
+        assert!(w.read(&s, &pack, WINDOW + 500..WINDOW + 2000).is_none());
+        assert_eq!(w.state.lock().unwrap().windows.len(), 2);
+    }
+}
