@@ -846,6 +846,14 @@ impl IndexedRepository {
         self.prefetch.fetch(ids, &|id| self.read_blob(id).ok());
     }
 
+    /// Reads ahead the trees of the directories among `nodes` (a walk about to enter
+    /// them). Does nothing locally, without so much as listing them.
+    pub fn prefetch_subdirs(&self, nodes: &[crate::tree::Node]) {
+        if !self.is_local() {
+            self.prefetch_trees(&crate::walk::subtrees(nodes));
+        }
+    }
+
     /// Starts a writer session (see [`crate::Writer`]).
     pub fn writer(&self, opts: crate::WriterOptions) -> Result<crate::Writer<'_>> {
         crate::Writer::new(self, opts)

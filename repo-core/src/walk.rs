@@ -148,7 +148,7 @@ impl<'r> Walk<'r> {
         let nodes = self.repo.read_dir(tree)?;
         self.budget.spend(nodes.len() as u64)?;
         if self.recursive {
-            self.repo.prefetch_trees(&subtrees(&nodes));
+            self.repo.prefetch_subdirs(&nodes);
         }
         self.stack.push((path, nodes.into_iter()));
         Ok(())

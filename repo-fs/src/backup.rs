@@ -74,6 +74,7 @@ pub struct BackupOptions {
     pub dry_run: bool,
     /// The snapshot's time (RFC 3339) instead of now, e.g. for backups of old data.
     pub time: Option<String>,
+    /// Tuning of the writer (its `dry_run` is this backup's `dry_run`).
     pub writer: WriterOptions,
 }
 
@@ -260,7 +261,7 @@ pub fn backup(
         .build()
         .map_err(|e| Error::invalid("threads", e))?;
     let writer = repo.writer(WriterOptions {
-        dry_run: writer_is_dry_run(opts),
+        dry_run: opts.dry_run,
         ..opts.writer.clone()
     })?;
     let job = Job {
@@ -323,7 +324,7 @@ pub fn backup(
             warnings.len() - MAX_RECORDED_WARNINGS
         ));
     }
-    let id = if writer_is_dry_run(opts) {
+    let id = if opts.dry_run {
         writer.dry_run_id(&snapshot)
     } else {
         writer.commit(snapshot.clone())?
@@ -334,10 +335,6 @@ pub fn backup(
         parent: parent.map(|p| p.0),
         warnings,
     })
-}
-
-fn writer_is_dry_run(opts: &BackupOptions) -> bool {
-    opts.dry_run || opts.writer.dry_run
 }
 
 /// Shared state of one backup's workers.
@@ -474,7 +471,7 @@ impl Job<'_> {
     fn dir_nodes(&self, dir: &Path, parent: &[Node], ctx: &Context) -> Result<Vec<Node>> {
         self.cancelled()?;
         // The parent's subdirectories are compared next: read them ahead (object storage).
-        self.repo.prefetch_trees(&repo_core::walk::subtrees(parent));
+        self.repo.prefetch_subdirs(parent);
         let mut names: Vec<Vec<u8>> = match std::fs::read_dir(dir) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok().map(|e| e.file_name().as_bytes().to_vec()))
@@ -597,7 +594,7 @@ impl Job<'_> {
     /// been forgotten). After data loss (a pack deleted, then `repair index`) a chunk may not
     /// be indexed at all. Either way the file is read again, so the new snapshot never
     /// references data the repository no longer has (a condemned blob is stored afresh).
-    fn all_indexed(&self, parent: &Node) -> bool {
+    fn still_usable(&self, parent: &Node) -> bool {
         let index = self.repo.index();
         parent.data_chunks().all(|c| index.has_for_dedup(&c.0))
     }
@@ -611,7 +608,7 @@ impl Job<'_> {
         parent: Option<&Node>,
     ) -> Result<Option<Node>> {
         let c = self.counters;
-        let reusable = |p: &&Node| !self.opts.force && unchanged(&node, p) && self.all_indexed(p);
+        let reusable = |p: &&Node| !self.opts.force && unchanged(&node, p) && self.still_usable(p);
         if let Some(p) = parent.filter(reusable) {
             // Same size, times and inode: any change to content, owner, mode or xattrs
             // would have moved ctime. Take the parent's entry as it was.

@@ -530,7 +530,7 @@ impl Restorer<'_> {
         }
         check_depth(rel.components().count(), rel)?;
         self.budget.spend(nodes.len() as u64)?;
-        self.repo.prefetch_trees(&repo_core::walk::subtrees(nodes));
+        self.repo.prefetch_subdirs(nodes);
         let steps = self.plan_dir(dir, rel, nodes, inside)?;
         if self.opts.dry_run {
             // A printed plan reads best in order.

@@ -498,3 +498,13 @@ pub fn cairn_server_on(dir: &std::path::Path) -> impl Fn(&[&str]) -> std::proces
             .expect("run cairn-server")
     }
 }
+
+/// The `path` of each JSON line `ls --json` (or `find --json`) printed.
+pub fn json_paths(out: &str) -> Vec<String> {
+    out.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v["path"].as_str().expect("a path").to_string()
+        })
+        .collect()
+}

@@ -233,15 +233,7 @@ fn names_with_control_characters_cannot_drive_the_terminal() {
         .args(["ls", "latest", "--json"])
         .output()
         .unwrap());
-    let names: Vec<String> = json
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let names = json_paths(&json);
     assert!(
         names.contains(&String::from_utf8(evil.to_vec()).unwrap()),
         "{names:?}"

@@ -301,15 +301,7 @@ fn ls_diff_dump_and_snapshot_filters() {
         ls.contains("sub/a.txt") && ls.contains("alpha".len().to_string().as_str()),
         "{ls}"
     );
-    let ls_r: Vec<String> = ok(s.agent(&["ls", "-r", &b, "--json"]))
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let ls_r = json_paths(&ok(s.agent(&["ls", "-r", &b, "--json"])));
     assert_eq!(ls_r, ["b.txt", "c.txt", "sub", "sub/a.txt"]);
     let diff = ok(s.agent(&["diff", &a, &b]));
     assert_eq!(diff.lines().collect::<Vec<_>>(), ["M b.txt", "+ c.txt"]);

@@ -1,23 +1,8 @@
 //! Sizes and times as a person reads them in a table. `--json` output keeps exact values.
 
-/// `1536` → `1.5 KiB`; below 1 KiB, bytes (`512 B`).
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if v < 10.0 {
-        format!("{v:.1} {}", UNITS[unit])
-    } else {
-        format!("{v:.0} {}", UNITS[unit])
-    }
-}
+/// Sizes as maintenance already says them (`1.5 KiB`, `1.2 GiB`): one formatter for every
+/// output of cairn.
+pub use repo_core::maintenance::human_bytes as bytes;
 
 extern "C" {
     fn tzset();
@@ -86,16 +71,6 @@ pub fn parse_local_time(s: &str) -> Option<std::time::SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_as_a_person_would_say_them() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1023), "1023 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(1_320_000_000), "1.2 GiB");
-        assert_eq!(bytes(50 << 20), "50 MiB");
-        assert_eq!(bytes(u64::MAX), "16 EiB");
-    }
 
     #[test]
     fn times_are_local_and_unparsable_ones_shown_as_given() {
