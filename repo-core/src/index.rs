@@ -169,6 +169,9 @@ pub struct Index {
     /// Fingerprints of blobs condemned by a published GC plan: readable, but never
     /// deduplicated against (see [`crate::gcplan`]).
     condemned: HashSet<u64>,
+    /// Packs that hold only trees, with the end of their last blob: a reader on object
+    /// storage fetches such a pack whole and keeps it (see `treepacks.rs`).
+    tree_packs: HashMap<ObjectId, u32>,
 }
 
 impl Index {
@@ -176,7 +179,12 @@ impl Index {
         Self::default()
     }
 
-    fn pack_number(&mut self, pack: ObjectId) -> u32 {
+    fn pack_number(&mut self, pack: ObjectId, records: &[BlobRecord]) -> u32 {
+        if !records.is_empty() && records.iter().all(|r| r.kind == BlobKind::Tree) {
+            let end = records.iter().map(|r| r.end()).max().unwrap_or(0);
+            self.tree_packs
+                .insert(pack, end.min(u32::MAX as u64) as u32);
+        }
         self.packs.push(pack);
         (self.packs.len() - 1) as u32
     }
@@ -186,7 +194,7 @@ impl Index {
     /// and little memory beyond the 44-byte entries. Staged entries are not visible to
     /// lookups until committed.
     pub fn stage(&mut self, pack: ObjectId, records: &[BlobRecord]) {
-        let n = self.pack_number(pack);
+        let n = self.pack_number(pack, records);
         self.staged.extend(records.iter().map(|r| Entry::new(r, n)));
     }
 
@@ -213,7 +221,7 @@ impl Index {
     /// already indexed keeps its first location, unless it was condemned: then this fresh
     /// copy replaces it (the old one may be swept) and may be deduplicated against.
     pub fn add_pack(&mut self, pack: ObjectId, records: &[BlobRecord]) {
-        let n = self.pack_number(pack);
+        let n = self.pack_number(pack, records);
         for r in records {
             let fresh_copy = self.condemned.remove(&fingerprint(&r.id));
             if fresh_copy || self.find(&r.id).is_none() {
@@ -295,6 +303,16 @@ impl Index {
             offset: e.offset,
             stored_len: e.len_kind & !KIND_BIT,
         })
+    }
+
+    /// For a pack holding only trees, the length of its blobs (the pack less its header).
+    pub fn tree_pack_len(&self, pack: &ObjectId) -> Option<u64> {
+        self.tree_packs.get(pack).map(|&n| n as u64)
+    }
+
+    /// Every pack that holds only trees.
+    pub fn tree_packs(&self) -> HashSet<ObjectId> {
+        self.tree_packs.keys().copied().collect()
     }
 
     /// Whether a writer may deduplicate against this blob: indexed and not condemned.

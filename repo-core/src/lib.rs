@@ -49,6 +49,7 @@ pub mod keyfile;
 pub mod maintenance;
 pub mod pack;
 mod packcache;
+pub mod packread;
 pub mod parallel;
 mod prefetch;
 mod progress;
@@ -59,6 +60,7 @@ pub mod snapshot;
 pub mod storage;
 pub mod time;
 pub mod tree;
+mod treepacks;
 pub mod walk;
 mod writer;
 

@@ -17,7 +17,7 @@ use crate::config::{
 };
 use crate::crypto::KdfParams;
 use crate::gcplan::{GcPlan, PLANS_PREFIX};
-use crate::index::{index_key, Index, IndexFile};
+use crate::index::{index_key, Index, IndexFile, Location};
 use crate::keyfile::KeyFile;
 use crate::snapshot::{snapshot_key, Snapshot, SnapshotFilter};
 use crate::storage::{DynStorage, WriteMode};
@@ -500,21 +500,27 @@ impl Repository {
 
     /// Loads the index (from the local cache where possible) and the published GC plans.
     pub fn load_index(self, progress: &dyn Progress) -> Result<IndexedRepository> {
-        let cache = if self.opts.no_cache {
-            None
-        } else {
-            let dir = self
+        let dir = match self.opts.no_cache {
+            true => None,
+            false => self
                 .opts
                 .cache_dir
                 .clone()
-                .or_else(crate::cache::default_cache_dir);
-            dir.and_then(|d| match IndexCache::open(&d, &self.config.id) {
+                .or_else(crate::cache::default_cache_dir),
+        };
+        let cache = dir
+            .as_ref()
+            .and_then(|d| match IndexCache::open(d, &self.config.id) {
                 Ok(c) => Some(c),
                 Err(why) => {
                     progress.message(&why);
                     None
                 }
-            })
+            });
+        // Tree packs are worth caching only when reading them costs a request.
+        let trees_dir = match self.is_local() {
+            true => None,
+            false => dir.map(|d| d.join(&self.config.id).join("trees")),
         };
         let repo = IndexedRepository {
             repo: self,
@@ -524,8 +530,10 @@ impl Repository {
             cache,
             prefetch: Default::default(),
             windows: Default::default(),
+            trees: Arc::new(crate::treepacks::TreePacks::new(trees_dir)),
         };
         repo.refresh(progress)?;
+        repo.trees.retain(&repo.index().tree_packs());
         Ok(repo)
     }
 }
@@ -545,6 +553,8 @@ pub struct IndexedRepository {
     prefetch: crate::prefetch::TreePrefetch,
     /// Pieces of packs kept for restores from object storage.
     windows: crate::packcache::PackWindows,
+    /// Packs of trees, fetched whole and cached locally (see `treepacks.rs`).
+    pub(crate) trees: Arc<crate::treepacks::TreePacks>,
 }
 
 impl std::ops::Deref for IndexedRepository {
@@ -799,6 +809,9 @@ impl IndexedRepository {
             object: id.to_string(),
         })?;
         let key = crate::pack::pack_key(&loc.pack);
+        if let Some(plain) = self.read_from_tree_pack(id, &loc, &key) {
+            return Ok(plain);
+        }
         let stored = self
             .storage
             .get_range(
@@ -813,6 +826,29 @@ impl IndexedRepository {
                 e => e,
             })?;
         crate::blob::open_blob(&self.key, &self.config, loc.kind, id, &stored, &key)
+    }
+
+    /// A tree blob from its tree pack, fetched whole or taken from the cache (see
+    /// `treepacks.rs`); `None` when it is not in a tree pack, or the pack could not be had
+    /// or did not hold it intact (the caller reads the blob directly and reports what it
+    /// finds).
+    fn read_from_tree_pack(&self, id: &BlobId, loc: &Location, key: &str) -> Option<Vec<u8>> {
+        if self.is_local() || loc.kind != crate::blob::BlobKind::Tree {
+            return None;
+        }
+        let len = self.index().tree_pack_len(&loc.pack)?;
+        if len > crate::treepacks::MAX_TREE_PACK {
+            return None;
+        }
+        let range = loc.offset as u64..loc.offset as u64 + loc.stored_len as u64;
+        let stored = self.trees.read(self.storage(), &loc.pack, range)?;
+        match crate::blob::open_blob(&self.key, &self.config, loc.kind, id, &stored, key) {
+            Ok(plain) => Some(plain),
+            Err(_) => {
+                self.trees.forget(&loc.pack);
+                None
+            }
+        }
     }
 
     /// Reads and decodes a tree blob (taking it from what [`Self::prefetch_trees`] read

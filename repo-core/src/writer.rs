@@ -29,6 +29,7 @@ use crate::session::{Session, SessionHandle};
 use crate::snapshot::{snapshot_key, Snapshot};
 use crate::storage::{DynStorage, WriteMode};
 use crate::tree::{ChunkRef, Name, Node, NodeKind, Tree, MAX_TREE_NODES};
+use crate::treepacks::TreePacks;
 use crate::{BlobId, Error, IndexedRepository, MasterKey, ObjectId, Progress, Result};
 
 /// Tuning for a writer.
@@ -86,8 +87,12 @@ struct Shared {
     loaded: Arc<RwLock<HashSet<ObjectId>>>,
     /// Blobs added by this writer that are not yet in `index`.
     pending: Mutex<HashSet<BlobId>>,
-    packer: Mutex<PackWriter>,
+    /// The pack being filled with data blobs, and the one with trees: trees get packs of
+    /// their own, which readers on object storage fetch whole and cache (`treepacks.rs`).
+    packers: [Mutex<PackWriter>; 2],
     pack_target: usize,
+    /// Where tree packs go as they are uploaded (object storage only).
+    trees: Option<Arc<TreePacks>>,
     /// Uploaded packs not yet listed in an index file.
     uploaded: Mutex<Vec<(ObjectId, Vec<BlobRecord>)>>,
     /// Packs handed to uploaders and not finished.
@@ -169,7 +174,9 @@ impl Shared {
             return Ok(new);
         }
         let sealed = seal_blob(&self.key, kind, &id, plaintext, level);
-        let mut packer = self.packer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut packer = self.packers[(kind == BlobKind::Tree) as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         // Another worker may have stored the same blob meanwhile.
         if !self
             .pending
@@ -212,6 +219,11 @@ impl Shared {
             // Same name means same bytes: a retried upload that had succeeded.
             Ok(()) | Err(Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
+        }
+        if let Some(trees) = &self.trees {
+            if pack.records.iter().all(|r| r.kind == BlobKind::Tree) {
+                trees.save(&pack.id, &pack.payload);
+            }
         }
         self.stored_bytes.fetch_add(len, Ordering::Relaxed);
         self.all_uploaded
@@ -385,8 +397,9 @@ impl<'r> Writer<'r> {
             index: repo.index.clone(),
             loaded: repo.loaded.clone(),
             pending: Mutex::new(HashSet::new()),
-            packer: Mutex::new(PackWriter::new()),
+            packers: Default::default(),
             pack_target,
+            trees: (!repo.is_local()).then(|| repo.trees.clone()),
             uploaded: Mutex::new(Vec::new()),
             outstanding: Mutex::new(0),
             idle: Condvar::new(),
@@ -634,16 +647,18 @@ impl<'r> Writer<'r> {
     /// Returns once everything written so far is in durable packs listed by durable index
     /// files.
     pub fn flush(&self) -> Result<()> {
-        let pack = {
-            let mut packer = self.shared.packer.lock().unwrap_or_else(|e| e.into_inner());
-            (!packer.is_empty()).then(|| std::mem::take(&mut *packer))
-        };
-        // A failure to send the last pack (an earlier upload failed) must not skip indexing
-        // what was uploaded: it is reported after that.
-        let sent = match pack {
-            Some(p) => self.tx().and_then(|tx| self.shared.send_pack(p, tx)),
-            None => Ok(()),
-        };
+        // A failure to send the last packs (an earlier upload failed) must not skip
+        // indexing what was uploaded: it is reported after that.
+        let mut sent = Ok(());
+        for packer in &self.shared.packers {
+            let pack = {
+                let mut packer = packer.lock().unwrap_or_else(|e| e.into_inner());
+                (!packer.is_empty()).then(|| std::mem::take(&mut *packer))
+            };
+            if let (Some(p), Ok(())) = (pack, &sent) {
+                sent = self.tx().and_then(|tx| self.shared.send_pack(p, tx));
+            }
+        }
         let mut n = self
             .shared
             .outstanding

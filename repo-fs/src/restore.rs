@@ -31,6 +31,9 @@ use crate::meta::parse_time;
 use crate::progress::Counters;
 use crate::safe_fs as sfs;
 
+mod fill;
+use fill::Wave;
+
 /// What to do with an entry that already exists in the target.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Overwrite {
@@ -199,6 +202,21 @@ pub fn restore(
         .transpose()?;
     let exclude = Patterns::new(&opts.exclude)?;
     let owners = opts.owners.unwrap_or_else(sfs::is_root);
+    let root_fd = if opts.dry_run {
+        sfs::open_root(target).ok()
+    } else {
+        std::fs::create_dir_all(target)
+            .map_err(|e| Error::io(format!("creating restore target {}", target.display()), e))?;
+        Some(
+            sfs::open_root(target).map_err(|e| {
+                Error::io(format!("opening restore target {}", target.display()), e)
+            })?,
+        )
+    };
+    let fd = root_fd.as_ref().map(|f| f.as_raw_fd());
+    // From object storage, files are filled pack by pack (see `repo_core::packread`); a
+    // local repository reads each file's runs directly, which costs microseconds.
+    let by_pack = !repo.is_local() && !opts.dry_run;
     let r = Restorer {
         repo,
         opts,
@@ -213,6 +231,10 @@ pub fn restore(
         notes: Mutex::new(HashSet::new()),
         stop: AtomicBool::new(false),
         budget: WalkBudget::for_snapshot(&id, &snap),
+        by_pack,
+        wave: Mutex::new(Wave::default()),
+        wave_dirs: if by_pack { fill::wave_dirs() } else { 0 },
+        fatal: Mutex::new(None),
     };
     if !owners && !opts.dry_run {
         r.note("owners not restored: not running as root");
@@ -241,20 +263,12 @@ pub fn restore(
         .build()
         .map_err(|e| Error::invalid("threads", e))?;
 
-    let root_fd = if opts.dry_run {
-        sfs::open_root(target).ok()
-    } else {
-        std::fs::create_dir_all(target)
-            .map_err(|e| Error::io(format!("creating restore target {}", target.display()), e))?;
-        Some(
-            sfs::open_root(target).map_err(|e| {
-                Error::io(format!("opening restore target {}", target.display()), e)
-            })?,
-        )
-    };
-    let fd = root_fd.as_ref().map(|f| f.as_raw_fd());
     let everything = r.include.is_none();
     pool.install(|| r.restore_dir(fd, Path::new(""), &nodes, everything, None))?;
+    r.fill_wave();
+    if let Some(e) = r.fatal.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        return Err(e);
+    }
     if let Some(fd) = fd {
         if !opts.dry_run {
             r.make_links(fd)?;
@@ -341,6 +355,13 @@ struct Restorer<'a> {
     stop: AtomicBool,
     /// Entries the snapshot may hold: a crafted one that expands without end is refused.
     budget: WalkBudget,
+    /// Files are created during the walk and filled pack by pack, a wave at a time.
+    by_pack: bool,
+    wave: Mutex<Wave>,
+    /// Most directories a wave holds open (see `restore/fill.rs`).
+    wave_dirs: usize,
+    /// An error that is not about one file (storage unreachable): ends the restore.
+    fatal: Mutex<Option<Error>>,
 }
 
 /// One unit of restore work in a directory.
@@ -539,6 +560,13 @@ impl Restorer<'_> {
                 .try_for_each(|step| self.apply(dir, step, inside, dir_mtime));
         }
         let work = match dir {
+            Some(fd) if self.by_pack => {
+                // Files go into the wave, to be filled pack by pack; the rest is done now.
+                let (later, now): (Vec<&Step>, Vec<&Step>) =
+                    steps.iter().partition(|s| fill::fills_later(s));
+                self.queue_files(fd, rel, &later)?;
+                now.into_iter().map(Work::One).collect()
+            }
             Some(_) => batch_small_files(&steps),
             None => steps.iter().map(Work::One).collect(),
         };
@@ -782,7 +810,12 @@ impl Restorer<'_> {
         }
         self.tally(|o| o.dirs += 1);
         self.counters.add(&self.counters.dirs, 1);
-        self.fd_meta(sub.as_raw_fd(), node, &step.path);
+        if self.by_pack {
+            // Its files may still be waiting for data: metadata after they are filled.
+            self.dir_meta_later(sub, node, &step.path);
+        } else {
+            self.fd_meta(sub.as_raw_fd(), node, &step.path);
+        }
         Ok(())
     }
 
@@ -816,6 +849,45 @@ impl Restorer<'_> {
         self.file_with(dir, step, node, name, |f| self.write_content(f, node))
     }
 
+    /// Creates (or truncates) a file, replacing, never following, a symlink in the way
+    /// when `replace`. A failure is recorded against `path`.
+    fn create(&self, dir: RawFd, name: &[u8], replace: bool, path: &Path) -> Option<std::fs::File> {
+        let mut file = sfs::create_file(dir, name);
+        if let Err(e) = &file {
+            if e.raw_os_error() == Some(libc::ELOOP) && replace {
+                // A symlink is in the way: remove it rather than follow it.
+                let _ = sfs::unlink_at(dir, name);
+                file = sfs::create_file(dir, name);
+            }
+        }
+        match file {
+            Ok(f) => Some(f),
+            Err(e) => {
+                if is_disk_full(&e) {
+                    self.stop.store(true, Ordering::Relaxed);
+                }
+                self.fail(path, format!("cannot create: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A file whose data is written: verified if asked, then its metadata set.
+    fn finish(&self, file: &std::fs::File, node: &Node, path: &Path) {
+        if self.opts.verify {
+            match self.verify(file, node) {
+                Ok(()) => self.tally(|o| o.verified += 1),
+                Err(e) => self.fail(path, format!("verification failed: {e}")),
+            }
+        }
+        self.fd_meta(file.as_raw_fd(), node, path);
+        self.tally(|o| {
+            o.files += 1;
+            o.bytes += node.size;
+        });
+        self.counters.add(&self.counters.files_done, 1);
+    }
+
     /// Creates a file (replacing, never following, a symlink in the way), fills it with
     /// `write`, then verifies it and sets its metadata. A failed write removes the file.
     fn file_with(
@@ -827,23 +899,8 @@ impl Restorer<'_> {
         write: impl FnOnce(&std::fs::File) -> Result<()>,
     ) -> Result<()> {
         let path = &step.path;
-        let mut file = sfs::create_file(dir, name);
-        if let Err(e) = &file {
-            if e.raw_os_error() == Some(libc::ELOOP) && step.action == Action::Replace {
-                // A symlink is in the way: remove it rather than follow it.
-                let _ = sfs::unlink_at(dir, name);
-                file = sfs::create_file(dir, name);
-            }
-        }
-        let file = match file {
-            Ok(f) => f,
-            Err(e) => {
-                if is_disk_full(&e) {
-                    self.stop.store(true, Ordering::Relaxed);
-                }
-                self.fail(path, format!("cannot create: {e}"));
-                return Ok(());
-            }
+        let Some(file) = self.create(dir, name, step.action == Action::Replace, path) else {
+            return Ok(());
         };
         match write(&file) {
             Ok(()) => {}
@@ -863,18 +920,7 @@ impl Restorer<'_> {
                 return Err(e);
             }
         }
-        if self.opts.verify {
-            match self.verify(&file, node) {
-                Ok(()) => self.tally(|o| o.verified += 1),
-                Err(e) => self.fail(path, format!("verification failed: {e}")),
-            }
-        }
-        self.fd_meta(file.as_raw_fd(), node, path);
-        self.tally(|o| {
-            o.files += 1;
-            o.bytes += node.size;
-        });
-        self.counters.add(&self.counters.files_done, 1);
+        self.finish(&file, node, path);
         Ok(())
     }
 

@@ -55,6 +55,19 @@ pub fn open_dir(dir: RawFd, name: &[u8]) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Opens an existing regular file for reading and writing, refusing a symlink.
+pub fn open_file(dir: RawFd, name: &[u8]) -> io::Result<std::fs::File> {
+    let c = c_name(name)?;
+    let fd = check(unsafe {
+        libc::openat(
+            dir,
+            c.as_ptr(),
+            libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    })?;
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
 /// Opens (creating if needed) a regular file for writing, truncated, refusing a symlink.
 pub fn create_file(dir: RawFd, name: &[u8]) -> io::Result<std::fs::File> {
     let c = c_name(name)?;

@@ -298,15 +298,24 @@ pub fn assert_create_only_race(s: &DynStorage) {
     }
 }
 
-/// Sets the AWS variables for the moto server and creates `bucket` there.
+/// Sets the AWS variables for the S3 test server and creates `bucket` there (signed, as
+/// SeaweedFS requires; moto takes any key). tests/run.sh runs the S3 tests against moto and
+/// again against SeaweedFS, whose identity is `test`/`test` too.
 pub fn s3_bucket(endpoint: &str, bucket: &str) -> String {
     std::env::set_var("AWS_ACCESS_KEY_ID", "test");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
     std::env::set_var("AWS_REGION", "us-east-1");
     std::env::set_var("AWS_ENDPOINT_URL", endpoint);
     std::env::set_var("AWS_ALLOW_HTTP", "true");
+    let script = format!(
+        "import boto3\n\
+         s3 = boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', \
+         aws_access_key_id='test', aws_secret_access_key='test')\n\
+         if '{bucket}' not in [b['Name'] for b in s3.list_buckets()['Buckets']]: \
+         s3.create_bucket(Bucket='{bucket}')\n"
+    );
     let status = Command::new("python3")
-        .args(["-c", &format!("import urllib.request; urllib.request.urlopen(urllib.request.Request('{endpoint}/{bucket}', method='PUT'))")])
+        .args(["-c", &script])
         .status()
         .expect("python3");
     assert!(status.success(), "creating bucket {bucket}");

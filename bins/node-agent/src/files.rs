@@ -59,6 +59,10 @@ pub struct TreeBackupArgs {
     /// Read and hash everything and say what would be added, but store nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    /// Packs uploaded at once (default: 1 to a local directory, 3 to object storage). Each
+    /// costs up to one pack in memory (16 MiB unless `init --pack-size-mib` said otherwise).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub upload_concurrency: Option<u16>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -203,7 +207,10 @@ pub fn backup(g: &Global, paths: &[PathBuf], common: Common, a: &TreeBackupArgs)
         cancel,
         dry_run: a.dry_run,
         time: common.time,
-        writer: Default::default(),
+        writer: repo_core::WriterOptions {
+            upload_concurrency: a.upload_concurrency.map(usize::from),
+            ..Default::default()
+        },
     };
     let counters = Arc::new(Counters::default());
     let every = a.run.every();

@@ -11,6 +11,7 @@
 mod backend;
 mod faults;
 mod retry;
+mod trace;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use bytes::Bytes;
 pub use backend::{ObjectStoreBackend, StorageOptions};
 pub use faults::{FaultPlan, FaultyStorage};
 pub use retry::{RetryPolicy, Retrying};
+pub use trace::Traced;
 
 use crate::Result;
 
@@ -122,5 +124,10 @@ pub type DynStorage = Arc<dyn Storage>;
 /// `gs://bucket/prefix`, `az://container/prefix`, `memory://name` (process-wide, for tests).
 pub fn open_url(url: &str, options: &StorageOptions) -> Result<DynStorage> {
     let backend = ObjectStoreBackend::open(url, options)?;
-    Ok(Arc::new(Retrying::new(backend, options.retry.clone())))
+    let retrying = Retrying::new(backend, options.retry.clone());
+    // Requests are traced as the repository sees them: one line per call, retries inside.
+    if std::env::var_os("CAIRN_TRACE_STORAGE").is_some_and(|v| v == "1") {
+        return Ok(Arc::new(Traced::new(retrying)));
+    }
+    Ok(Arc::new(retrying))
 }
