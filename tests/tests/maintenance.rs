@@ -331,6 +331,15 @@ fn a_full_cycle_frees_space_to_within_5_percent_of_a_fresh_repository() {
         "after GC {after} bytes ({index_bytes} of index), the kept snapshots' blobs {live}"
     );
     assert!(second.swept[0].repacked_packs > 0, "{:?}", second.summary);
+    // Repacking keeps trees and data in packs of their own, as writers do.
+    let mut kinds: std::collections::HashMap<_, std::collections::HashSet<_>> = Default::default();
+    for (_, loc) in kept.index().iter() {
+        kinds.entry(loc.pack).or_default().insert(loc.kind);
+    }
+    assert!(
+        kinds.values().all(|k| k.len() == 1),
+        "a pack mixes trees and data"
+    );
     for (id, d) in &ids[8..] {
         assert_eq!(&read_back(&s, id).unwrap(), d);
         let mut out = Vec::new();

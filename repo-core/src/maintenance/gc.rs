@@ -422,7 +422,9 @@ pub(crate) fn sweep(
     if done.iter().any(|d| !d) {
         progress.start("sweep: repack", Some(with_live.len() as u64));
         let target = repo.config().pack_target_size as usize;
-        let mut writer = PackWriter::new();
+        // Trees and data go to packs of their own, as writers keep them (a reader on
+        // object storage fetches a pack of trees whole: `treepacks.rs`).
+        let mut writers: [PackWriter; 2] = Default::default();
         let mut new_packs: Vec<(ObjectId, Vec<BlobRecord>)> = Vec::new();
         let mut new_blobs = 0;
         for pack in &with_live {
@@ -440,10 +442,11 @@ pub(crate) fn sweep(
                 let sealed = &bytes[r.offset as usize..r.end() as usize];
                 // Never copy damage forward silently.
                 crate::blob::open_blob(repo.key(), repo.config(), r.kind, &r.id, sealed, &key)?;
+                let writer = &mut writers[(r.kind == crate::blob::BlobKind::Tree) as usize];
                 writer.add(r.id, r.kind, Bytes::copy_from_slice(sealed), r.raw_len);
                 stats.copied_blobs += 1;
                 if writer.len() >= target {
-                    let full = std::mem::take(&mut writer);
+                    let full = std::mem::take(writer);
                     new_blobs += full.blob_count();
                     new_packs.push(upload_pack(repo, full, &mut stats)?);
                 }
@@ -454,8 +457,10 @@ pub(crate) fn sweep(
             }
             progress.advance(1);
         }
-        if !writer.is_empty() {
-            new_packs.push(upload_pack(repo, writer, &mut stats)?);
+        for writer in writers {
+            if !writer.is_empty() {
+                new_packs.push(upload_pack(repo, writer, &mut stats)?);
+            }
         }
         if !new_packs.is_empty() {
             write_index_file(repo, Vec::new(), new_packs, &mut stats)?;
