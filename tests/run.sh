@@ -96,4 +96,4 @@ else:
     sys.exit(1)
 PY
 echo "the S3 tests against SeaweedFS"
-CAIRN_TEST_S3_ENDPOINT="http://127.0.0.1:$sw_s3" cargo test -p cairn-tests --test s3 "$@"
+CAIRN_TEST_S3_ENDPOINT="http://127.0.0.1:$sw_s3" cargo test --workspace --test s3 "$@"
