@@ -20,9 +20,10 @@ fn main() {
         eprintln!("usage: stage-limit DIR [CORES] [LEVEL]");
         std::process::exit(2);
     };
-    let cores: f64 = args.get(2).and_then(|c| c.parse().ok()).unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
-    });
+    let cores: f64 = args
+        .get(2)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as f64);
     let level: i32 = args.get(3).and_then(|l| l.parse().ok()).unwrap_or(1);
     let key = MasterKey::from_secret([7; 32]);
     let chunker = Chunker::new(ChunkerParams::default(), key.chunker_seed());
