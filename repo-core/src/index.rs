@@ -150,6 +150,20 @@ impl Entry {
     }
 }
 
+/// Id order (the order of the bytes), 8 bytes at a time: ids are random, so the first word
+/// nearly always decides. The 32-byte `memcmp` call of `[u8; 32]`'s order was 3% of a restore.
+#[inline]
+fn cmp_id(a: &[u8; 32], b: &[u8; 32]) -> std::cmp::Ordering {
+    for i in (0..32).step_by(8) {
+        let x = u64::from_be_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
 /// Above this many unsorted additions the index merges them into the sorted table, so the
 /// hash map of recent additions never dominates memory.
 const MERGE_MIN: usize = 64 * 1024;
@@ -243,7 +257,7 @@ impl Index {
         // Recent entries for ids already in the table are fresh copies of condemned blobs:
         // they replace the old location.
         add.retain(
-            |e| match self.sorted.binary_search_by(|o| o.id.cmp(&e.id)) {
+            |e| match self.sorted.binary_search_by(|o| cmp_id(&o.id, &e.id)) {
                 Ok(i) => {
                     self.sorted[i] = *e;
                     false
@@ -262,7 +276,11 @@ impl Index {
             self.sorted = add;
             return;
         }
-        add.retain(|e| self.sorted.binary_search_by(|o| o.id.cmp(&e.id)).is_err());
+        add.retain(|e| {
+            self.sorted
+                .binary_search_by(|o| cmp_id(&o.id, &e.id))
+                .is_err()
+        });
         let Some(&filler) = add.first() else { return };
         let old_len = self.sorted.len();
         self.sorted.reserve_exact(add.len());
@@ -285,7 +303,7 @@ impl Index {
             return Some(e);
         }
         self.sorted
-            .binary_search_by(|e| e.id.cmp(&id.0))
+            .binary_search_by(|e| cmp_id(&e.id, &id.0))
             .ok()
             .map(|i| &self.sorted[i])
     }
