@@ -152,7 +152,7 @@ impl Shared {
         kind: BlobKind,
         plaintext: &[u8],
         level: i32,
-        tx: &SyncSender<FinishedPack>,
+        tx: &SyncSender<PackWriter>,
     ) -> Result<bool> {
         if self.known(&id) {
             self.dedup_bytes
@@ -206,13 +206,14 @@ impl Shared {
         Ok(true)
     }
 
-    fn send_pack(&self, pack: PackWriter, tx: &SyncSender<FinishedPack>) -> Result<()> {
+    fn send_pack(&self, pack: PackWriter, tx: &SyncSender<PackWriter>) -> Result<()> {
         // An upload failed (a full disk, storage gone): stop filling packs that cannot be
         // stored; the caller's error path indexes what was stored.
         self.check_failed()?;
-        let finished = pack.finish(&self.key);
         *self.outstanding.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        tx.send(finished).map_err(|_| Error::Cancelled)?;
+        // The uploader seals the header and hashes the pack for its name: done here, under
+        // the packer's lock, that stalled every other writer for the 16 MiB hash.
+        tx.send(pack).map_err(|_| Error::Cancelled)?;
         Ok(())
     }
 
@@ -321,13 +322,13 @@ impl Shared {
     }
 }
 
-fn uploader(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<FinishedPack>>>) {
+fn uploader(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<PackWriter>>>) {
     loop {
         let pack = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
             Ok(p) => p,
             Err(_) => return,
         };
-        if let Err(e) = shared.upload(pack) {
+        if let Err(e) = shared.upload(pack.finish(&shared.key)) {
             shared.fail(e);
         }
         *shared.outstanding.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
@@ -339,7 +340,7 @@ fn uploader(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<FinishedPack>>>) {
 pub struct Writer<'r> {
     repo: &'r IndexedRepository,
     shared: Arc<Shared>,
-    tx: Option<SyncSender<FinishedPack>>,
+    tx: Option<SyncSender<PackWriter>>,
     uploaders: Vec<std::thread::JoinHandle<()>>,
     session: Option<Session>,
     threads: usize,
@@ -432,7 +433,7 @@ impl<'r> Writer<'r> {
         // No queue: a full pack waits in the hands of the writer that finished it until an
         // uploader is free, and writers wait with it. 1M files of 100 bytes: a queue of one
         // pack cost 16 MB more at the peak (149 → 133 MB) and no time.
-        let (tx, rx) = sync_channel::<FinishedPack>(0);
+        let (tx, rx) = sync_channel::<PackWriter>(0);
         let rx = Arc::new(Mutex::new(rx));
         let uploading = opts
             .upload_concurrency
@@ -480,7 +481,7 @@ impl<'r> Writer<'r> {
         }
     }
 
-    fn tx(&self) -> Result<&SyncSender<FinishedPack>> {
+    fn tx(&self) -> Result<&SyncSender<PackWriter>> {
         self.tx.as_ref().ok_or(Error::Cancelled)
     }
 
