@@ -31,9 +31,12 @@ use crate::safe_fs as sfs;
 const WAVE_CHUNKS: usize = 256 * 1024;
 
 /// Range requests a wave has in flight, each at most `packread::MAX_RANGE` (8 MiB).
-/// Measured on SeaweedFS over loopback with 20 ms added per round trip, the Linux tree:
-/// see the README.
-const PACK_READS: usize = 8;
+/// Measured restoring the Linux tree from SeaweedFS, 2 cores, 3 runs each. With 20 ms round
+/// trips (benches' latency-proxy): 2 requests 2.77–2.92 s at 131 MB, 4 2.37–2.39 s at 153
+/// MB, 8 2.57–2.62 s at 188 MB, 16 2.51–2.58 s at 256 MB. On loopback: 4 2.25–2.37 s, 8
+/// 2.20–2.25 s. The restore is bound by the CPU here; a store with less bandwidth per
+/// connection may want more.
+const PACK_READS: usize = 4;
 
 /// Files waiting for their data, and directories waiting for their metadata.
 #[derive(Default)]
