@@ -122,6 +122,28 @@ fn glob_match(p: &[u8], s: &[u8]) -> bool {
     }
 }
 
+/// Velero's `ValidateIncludesExcludes`: `*` alone or not at all in the includes, never in
+/// the excludes, and no item in both lists (compared as written).
+pub(crate) fn validate_lists(includes: &[String], excludes: &[String]) -> Vec<String> {
+    let mut errs = Vec::new();
+    if includes.len() > 1 && includes.iter().any(|i| i == "*") {
+        errs.push(
+            "includes list must either contain '*' only, or a non-empty list of items".into(),
+        );
+    }
+    if excludes.iter().any(|e| e == "*") {
+        errs.push("excludes list cannot contain '*'".into());
+    }
+    for e in excludes {
+        if includes.contains(e) {
+            errs.push(format!(
+                "excludes list cannot contain an item in the includes list: {e}"
+            ));
+        }
+    }
+    errs
+}
+
 /// Namespace includes and excludes.
 #[derive(Clone, Debug, Default)]
 pub struct NamespaceFilter {
@@ -133,23 +155,7 @@ pub struct NamespaceFilter {
 impl NamespaceFilter {
     /// Validates as Velero's `ValidateNamespaceIncludesExcludes` does.
     pub fn new(includes: &[String], excludes: &[String]) -> Result<Self, Vec<String>> {
-        let mut errs = Vec::new();
-        if includes.len() > 1 && includes.iter().any(|i| i == "*") {
-            errs.push(
-                "includes list must either contain '*' only, or a non-empty list of items"
-                    .to_string(),
-            );
-        }
-        if excludes.iter().any(|e| e == "*") {
-            errs.push("excludes list cannot contain '*'".to_string());
-        }
-        for e in excludes {
-            if includes.contains(e) {
-                errs.push(format!(
-                    "excludes list cannot contain an item in the includes list: {e}"
-                ));
-            }
-        }
+        let mut errs = validate_lists(includes, excludes);
         let mut parse = |list: &[String]| -> Vec<Glob> {
             list.iter()
                 .filter(|s| *s != "*")

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod object;
 pub mod phases;
 pub mod restore;
+pub mod restore_filter;
 pub mod selector;
 pub mod summary;
 pub mod tarball;

@@ -30,6 +30,7 @@ use serde::Deserialize;
 use crate::discovery::Discovery;
 use crate::filter::NamespaceFilter;
 use crate::restore::Planned;
+use crate::restore_filter::{ItemFilter, Take};
 use crate::selector::LabelSelector;
 
 /// What to do when an object to restore already exists and differs (Velero's
@@ -118,15 +119,12 @@ struct PhasesFile {
     phases: Vec<Phase>,
 }
 
-/// A phase with its filters resolved.
+/// A phase with its filters resolved: the same filter a restore's own filters resolve to
+/// ([`ItemFilter`]), matched against the namespace restored into.
 #[derive(Clone, Debug)]
 pub struct ResolvedPhase {
     pub phase: Phase,
-    namespaces: NamespaceFilter,
-    /// `resource.group` names; empty: all.
-    include: Vec<String>,
-    exclude: Vec<String>,
-    selector: Option<LabelSelector>,
+    filter: ItemFilter,
 }
 
 impl ResolvedPhase {
@@ -143,38 +141,19 @@ impl ResolvedPhase {
                 existing_resource_policy: Some(policy),
                 wait: None,
             },
-            namespaces: NamespaceFilter::new(&[], &[]).expect("no lists, no errors"),
-            include: Vec::new(),
-            exclude: Vec::new(),
-            selector: None,
+            filter: ItemFilter::everything(),
         }
     }
 
     /// Whether this phase takes an item.
     pub fn takes(&self, item: &Planned) -> bool {
-        if let Some(ns) = &item.namespace {
-            if !self.namespaces.includes(ns) {
-                return false;
-            }
-        } else if !self.phase.include_namespaces.is_empty()
-            && !self.phase.include_namespaces.iter().any(|n| n == "*")
-        {
-            // Cluster-scoped items go to phases that do not narrow namespaces.
-            return false;
-        }
-        if self.exclude.contains(&item.resource) {
-            return false;
-        }
-        if !self.include.is_empty() && !self.include.contains(&item.resource) {
-            return false;
-        }
-        match &self.selector {
-            None => true,
-            Some(sel) => {
-                let labels = item.labels();
-                sel.matches_labels(|k| labels.get(k).map(String::as_str))
-            }
-        }
+        let labels = item.labels();
+        let take = self
+            .filter
+            .decide(&item.resource, item.namespace.as_deref(), |k| {
+                labels.get(k).map(String::as_str)
+            });
+        take == Take::Yes
     }
 }
 
@@ -230,13 +209,8 @@ pub fn parse(yaml: &str, d: &Discovery) -> Result<Vec<ResolvedPhase>, Vec<String
                 }
             }
         }
-        out.push(ResolvedPhase {
-            phase: p,
-            namespaces,
-            include,
-            exclude,
-            selector,
-        });
+        let filter = ItemFilter::for_phase(namespaces, &include, &exclude, selector);
+        out.push(ResolvedPhase { phase: p, filter });
     }
     if errs.is_empty() {
         Ok(out)

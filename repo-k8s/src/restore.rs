@@ -6,7 +6,7 @@
 //! within a resource, by namespace then name, so the same backup always restores in the
 //! same order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use repo_core::tree::NodeKind;
 use repo_core::walk::WalkBudget;
@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::discovery::Discovery;
 use crate::object::Object;
+use crate::restore_filter::{ItemFilter, Take};
 
 /// Velero's default restore priorities (high), as `resource.group`.
 pub const HIGH_PRIORITIES: &[&str] = &[
@@ -51,23 +52,19 @@ pub const LOW_PRIORITIES: &[&str] = &[
     "clusterresourcesets.addons.cluster.x-k8s.io",
 ];
 
-/// Resources a restore never creates (Velero's non-restorable resources).
+/// Resources a restore never creates: Velero's `nonRestorableResources`, exactly
+/// (pkg/controller/restore_controller.go). Schedules, pod volume backups and restores and the
+/// request objects are restorable, as in Velero.
 pub const NEVER_RESTORED: &[&str] = &[
     "nodes",
     "events",
     "events.events.k8s.io",
     "backups.velero.io",
     "restores.velero.io",
-    "schedules.velero.io",
-    "backuprepositories.velero.io",
     "resticrepositories.velero.io",
-    "podvolumebackups.velero.io",
-    "podvolumerestores.velero.io",
-    "deletebackuprequests.velero.io",
-    "downloadrequests.velero.io",
-    "serverstatusrequests.velero.io",
     "csinodes.storage.k8s.io",
     "volumeattachments.storage.k8s.io",
+    "backuprepositories.velero.io",
 ];
 
 /// Annotation asking for an object's status to be restored.
@@ -87,6 +84,8 @@ pub struct RestoreOptions {
     pub restore_status: Vec<String>,
     /// Priorities replacing Velero's high list (`resource.group` names).
     pub priorities: Option<Vec<String>>,
+    /// Which backed-up items to restore (default: all).
+    pub filter: ItemFilter,
 }
 
 /// One object of the plan.
@@ -168,6 +167,13 @@ pub struct Planner<'a> {
     high: Vec<String>,
     items: Vec<((u8, usize), Planned)>,
     skipped: Vec<(String, String)>,
+    /// Items the filters take only if a restored item needs them ([`Take::IfNeeded`]): PVs
+    /// by name, Namespace objects by the name they were backed up under.
+    needed_pvs: BTreeMap<String, Object>,
+    needed_namespaces: BTreeMap<String, Object>,
+    /// PVs named by restored PVCs, and the namespaces restored items come from.
+    claimed_pvs: BTreeSet<String>,
+    used_namespaces: BTreeSet<String>,
 }
 
 impl<'a> Planner<'a> {
@@ -182,11 +188,17 @@ impl<'a> Planner<'a> {
             high,
             items: Vec::new(),
             skipped: Vec::new(),
+            needed_pvs: BTreeMap::new(),
+            needed_namespaces: BTreeMap::new(),
+            claimed_pvs: BTreeSet::new(),
+            used_namespaces: BTreeSet::new(),
         }
     }
 
-    /// Plans `obj`: skips it with the reason, or cleans it as Velero does.
-    pub fn add(&mut self, mut obj: Object) {
+    /// Plans `obj` if the restore's filters take it: skips it with the reason, or cleans it
+    /// as Velero does. Items left out by the filters are not reported (a restore of one
+    /// namespace would list every other object of the backup).
+    pub fn add(&mut self, obj: Object) {
         let gr = self.discovery.group_resource_of(&obj);
         let ns = self.discovery.namespace_of(&obj).map(str::to_string);
         if let Some(why) = skip_reason(&obj, &gr) {
@@ -198,6 +210,42 @@ impl<'a> Planner<'a> {
             self.skipped.push((id, why));
             return;
         }
+        let filter = &self.opts.filter;
+        let mut take = filter.decide(&gr, ns.as_deref(), |k| obj.label(k));
+        if gr == "namespaces" {
+            // Velero creates the namespace of a restored item from the backup whatever the
+            // cluster-scoped and label filters say; a namespace filtered out stays out.
+            take = match take {
+                _ if !filter.namespace_wanted(obj.name()) => Take::No,
+                Take::Yes => Take::Yes,
+                _ => Take::IfNeeded,
+            };
+        }
+        match take {
+            Take::No => {}
+            Take::IfNeeded if gr == "persistentvolumes" => {
+                self.needed_pvs.insert(obj.name().to_string(), obj);
+            }
+            Take::IfNeeded if gr == "namespaces" => {
+                self.needed_namespaces.insert(obj.name().to_string(), obj);
+            }
+            Take::IfNeeded => {}
+            Take::Yes => {
+                if let Some(ns) = &ns {
+                    self.used_namespaces.insert(ns.clone());
+                }
+                if gr == "persistentvolumeclaims" {
+                    if let Some(pv) = obj.str_at(&["spec", "volumeName"]) {
+                        self.claimed_pvs.insert(pv.to_string());
+                    }
+                }
+                self.plan(obj, gr, ns);
+            }
+        }
+    }
+
+    /// Cleans `obj` and adds it to the plan.
+    fn plan(&mut self, mut obj: Object, gr: String, ns: Option<String>) {
         let new_ns = ns.as_deref().map(|n| {
             self.opts
                 .namespace_mappings
@@ -218,7 +266,19 @@ impl<'a> Planner<'a> {
     }
 
     /// The plan: items in restore order (resource rank, namespace, name).
-    pub fn finish(self) -> Plan {
+    pub fn finish(mut self) -> Plan {
+        // What restored items need: the PVs their PVCs are bound to (Velero's PVC action
+        // adds them) and the namespaces they are restored into.
+        for (name, pv) in std::mem::take(&mut self.needed_pvs) {
+            if self.claimed_pvs.contains(&name) {
+                self.plan(pv, "persistentvolumes".into(), None);
+            }
+        }
+        for (name, ns) in std::mem::take(&mut self.needed_namespaces) {
+            if self.used_namespaces.contains(&name) {
+                self.plan(ns, "namespaces".into(), None);
+            }
+        }
         let mut items = self.items;
         fn key(p: &Planned) -> (&str, &str, &str) {
             let ns = p.namespace.as_deref().unwrap_or("");
@@ -536,6 +596,110 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// Velero pkg/restore/restore_test.go TestRestoreActionAdditionalItems ("include ns-1
+    /// with nil: the cluster-scoped PV of a restored PVC is restored") and
+    /// TestRestoreNamespaceMapping (filters name the namespace backed up from), with the
+    /// namespace of restored items created from the backup (restore.go `getNamespace`).
+    #[test]
+    fn filters_take_a_namespace_with_the_pvs_its_claims_need_and_its_namespace_object() {
+        let objects = vec![
+            o(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns-1", "labels": {"team": "a"}}}),
+            ),
+            o(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns-2"}})),
+            o(
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": "ns-1"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p2", "namespace": "ns-2"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "ns-1"}, "spec": {"volumeName": "pv-1"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-1"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-2"}}),
+            ),
+            o(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "reader"}}),
+            ),
+        ];
+        let d = Discovery::default();
+        let with = |f: crate::restore_filter::RestoreFilter, maps: &[(&str, &str)]| {
+            let opts = RestoreOptions {
+                filter: f.resolve(&d).unwrap(),
+                namespace_mappings: maps
+                    .iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect(),
+                ..Default::default()
+            };
+            order(&objects, &opts)
+        };
+        let ns1 = crate::restore_filter::RestoreFilter {
+            include_namespaces: vec!["ns-1".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            with(ns1.clone(), &[]),
+            [
+                "namespaces -/ns-1",
+                "persistentvolumes -/pv-1",
+                "persistentvolumeclaims ns-1/data",
+                "pods ns-1/p1",
+            ]
+        );
+        // Mapped: the filter still names the source namespace; the objects go to the new one.
+        assert_eq!(
+            with(ns1.clone(), &[("ns-1", "new-1")]),
+            [
+                "namespaces -/new-1",
+                "persistentvolumes -/pv-1",
+                "persistentvolumeclaims new-1/data",
+                "pods new-1/p1",
+            ]
+        );
+        // includeClusterResources: true brings every cluster-scoped item; false none, not
+        // even the claimed PV.
+        let all_cluster = with(
+            crate::restore_filter::RestoreFilter {
+                include_cluster_resources: Some(true),
+                ..ns1.clone()
+            },
+            &[],
+        );
+        assert!(all_cluster.contains(&"persistentvolumes -/pv-2".to_string()));
+        assert!(
+            all_cluster.contains(&"clusterroles.rbac.authorization.k8s.io -/reader".to_string())
+        );
+        let none = with(
+            crate::restore_filter::RestoreFilter {
+                include_cluster_resources: Some(false),
+                ..ns1
+            },
+            &[],
+        );
+        assert_eq!(
+            none,
+            [
+                "namespaces -/ns-1",
+                "persistentvolumeclaims ns-1/data",
+                "pods ns-1/p1"
+            ]
+        );
+        // A selector that takes nothing in ns-2 leaves its Namespace object out too.
+        let selected = with(
+            crate::restore_filter::RestoreFilter {
+                label_selector: Some(crate::selector::LabelSelector::parse("team=a").unwrap()),
+                ..Default::default()
+            },
+            &[],
+        );
+        assert_eq!(selected, ["namespaces -/ns-1"]);
     }
 
     #[test]

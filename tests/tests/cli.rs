@@ -297,6 +297,98 @@ fn cairn_server_refuses_a_backup_name_in_use_and_names_every_restore_mode() {
     );
 }
 
+/// `cairn-server restore` takes Velero's restore filters (pkg/restore/restore_test.go
+/// TestRestoreResourceFiltering, restore_controller_test.go validation) and plans only what
+/// they select.
+#[test]
+fn cairn_server_restore_filters_select_and_validate_as_velero() {
+    let t = tempfile::tempdir().unwrap();
+    let run = cairn_server_on(t.path());
+    let manifests = t.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("all.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: shop, labels: {app: web}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: shop}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: shop}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: blog}\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\n",
+    )
+    .unwrap();
+    ok(run(&[
+        "backup",
+        "day",
+        "--from-dir",
+        manifests.to_str().unwrap(),
+    ]));
+    let planned = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["restore", "day", "--dry-run", "--json"];
+        all.extend_from_slice(args);
+        let v: serde_json::Value = serde_json::from_str(&ok(run(&all))).unwrap();
+        let mut names: Vec<String> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} {}/{}",
+                    i["resource"].as_str().unwrap(),
+                    i["namespace"].as_str().unwrap_or("-"),
+                    i["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(planned(&[]).len(), 5);
+    assert_eq!(
+        planned(&["--include-namespaces", "shop", "--include-resources", "cm"]),
+        ["configmaps shop/a", "configmaps shop/b"]
+    );
+    // Only the cluster-scoped role: namespaces filtered out, cluster resources asked for.
+    assert_eq!(
+        planned(&[
+            "--exclude-namespaces",
+            "shop,blog",
+            "--include-cluster-resources",
+            "true"
+        ]),
+        ["clusterroles.rbac.authorization.k8s.io -/reader"]
+    );
+    assert_eq!(planned(&["-l", "app=web"]), ["configmaps shop/a"]);
+    assert_eq!(
+        planned(&[
+            "--or-selector",
+            "app=web or app=none",
+            "--include-namespaces",
+            "s*"
+        ]),
+        ["configmaps shop/a"]
+    );
+    // Velero's validation, with its words; exit 2.
+    let out = run(&[
+        "restore",
+        "day",
+        "--dry-run",
+        "--include-resources",
+        "nodes",
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("nodes are non-restorable resources"),
+        "{stderr}"
+    );
+    let out = run(&["restore", "day", "--dry-run", "--exclude-namespaces", "*"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("excludes list cannot contain '*'"),
+        "{stderr}"
+    );
+}
+
 /// What restic and Kopia users reach for: plain tags, --time, --dry-run, --files-from,
 /// --stdin without a name, stats, find, dump of a directory as tar, tag, completions,
 /// forget --prune, -q.

@@ -43,7 +43,7 @@ enum Command {
     /// Restore backup NAME: plan (Velero's order and clean-up), then create the objects in a
     /// cluster (`--to-cluster`, optionally in `--phases`), write them as numbered files ready
     /// for `kubectl apply` (`--to-dir`), or print the plan (`--dry-run`).
-    Restore(RestoreArgs),
+    Restore(Box<RestoreArgs>),
     /// List backups.
     Backups,
     /// Write backup NAME as a Velero-compatible .tar.gz (legacy paths and the
@@ -161,6 +161,59 @@ struct RestoreArgs {
     /// Print the plan and write nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    filter: RestoreFilterArgs,
+}
+
+/// Which backed-up items a restore takes (Velero's `velero restore create` flags and
+/// semantics: namespaces as backed up, before --namespace-mappings).
+#[derive(Args)]
+#[command(next_help_heading = "Filters")]
+struct RestoreFilterArgs {
+    /// Namespaces to restore (names or globs, comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    include_namespaces: Vec<String>,
+    /// Namespaces not to restore (names or globs, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    exclude_namespaces: Vec<String>,
+    /// Resources to restore (any name kubectl accepts, comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    include_resources: Vec<String>,
+    /// Resources not to restore (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    exclude_resources: Vec<String>,
+    /// Cluster-scoped resources: true all, false none; unset, all when every namespace is
+    /// restored, otherwise only what restored items need (their PVs and namespaces).
+    #[arg(long)]
+    include_cluster_resources: Option<bool>,
+    /// Only items whose labels match this selector (`app=web,tier!=db`).
+    #[arg(long, short = 'l', conflicts_with = "or_selector")]
+    selector: Option<String>,
+    /// Only items matching one of these selectors, separated by ` or `
+    /// (`app=web or app=db`).
+    #[arg(long)]
+    or_selector: Option<String>,
+}
+
+impl RestoreFilterArgs {
+    fn filter(&self) -> Result<repo_k8s::restore_filter::RestoreFilter, Failure> {
+        use repo_k8s::selector::LabelSelector;
+        let parse = |s: &str| LabelSelector::parse(s.trim()).map_err(|e| Failure(2, e));
+        Ok(repo_k8s::restore_filter::RestoreFilter {
+            include_namespaces: self.include_namespaces.clone(),
+            exclude_namespaces: self.exclude_namespaces.clone(),
+            include_resources: self.include_resources.clone(),
+            exclude_resources: self.exclude_resources.clone(),
+            include_cluster_resources: self.include_cluster_resources,
+            label_selector: self.selector.as_deref().map(parse).transpose()?,
+            or_label_selectors: self
+                .or_selector
+                .iter()
+                .flat_map(|s| s.split(" or "))
+                .map(parse)
+                .collect::<Result<_, _>>()?,
+        })
+    }
 }
 
 /// Which cluster.
@@ -481,6 +534,12 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
         preserve_node_ports: a.preserve_nodeports,
         restore_status: a.restore_status.clone(),
         priorities: None,
+        filter: a.filter.filter()?.resolve(&discovery).map_err(|errs| {
+            Failure(
+                2,
+                format!("restore filters are not valid: {}", errs.join("; ")),
+            )
+        })?,
     };
     let (plan, notes) = repo_k8s::restore::plan_backup(&repo, &id, &discovery, &opts)?;
     if a.to_cluster && !a.dry_run {
