@@ -144,6 +144,26 @@ pub(crate) fn validate_lists(includes: &[String], excludes: &[String]) -> Vec<St
     errs
 }
 
+/// Velero's `validateNamespaceName`: with the glob characters `* ? [ ]` read as a letter,
+/// the name must be a Kubernetes namespace name (an RFC 1123 label), in Kubernetes' words.
+fn check_namespace_name(ns: &str) -> Result<(), String> {
+    let name: String = ns
+        .chars()
+        .map(|c| if "*?[]".contains(c) { 'x' } else { c })
+        .collect();
+    let bad = |why: &str| Err(format!("invalid namespace {ns:?}: {why}"));
+    if name.len() > 63 {
+        return bad("must be no more than 63 characters");
+    }
+    let b = name.as_bytes();
+    let inner = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-';
+    let edge = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !b.iter().all(inner) || !edge(b.first()) || !edge(b.last()) {
+        return bad("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')");
+    }
+    Ok(())
+}
+
 /// Namespace includes and excludes.
 #[derive(Clone, Debug, Default)]
 pub struct NamespaceFilter {
@@ -158,8 +178,13 @@ impl NamespaceFilter {
         let mut errs = validate_lists(includes, excludes);
         let mut parse = |list: &[String]| -> Vec<Glob> {
             list.iter()
-                .filter(|s| *s != "*")
-                .filter_map(|s| Glob::new(s).map_err(|e| errs.push(e)).ok())
+                // `""` is allowed, as in Velero: it names no namespace.
+                .filter(|s| *s != "*" && !s.is_empty())
+                .filter_map(|s| {
+                    let glob = Glob::new(s).map_err(|e| errs.push(e)).ok()?;
+                    check_namespace_name(s).map_err(|e| errs.push(e)).ok()?;
+                    Some(glob)
+                })
                 .collect()
         };
         let inc = parse(includes);
@@ -203,23 +228,38 @@ struct ResourceSet {
     includes: BTreeSet<String>,
     excludes: BTreeSet<String>,
     all: bool,
+    /// The scoped excludes are `*`: none of this scope.
+    exclude_all: bool,
 }
 
 impl ResourceSet {
+    /// `scoped`: the new cluster- or namespace-scoped lists, whose excludes may be `*` alone
+    /// (Velero's `ValidateScopedIncludesExcludes`: the documented way to say "no
+    /// cluster-scoped resources").
     fn new(
         d: &Discovery,
         includes: &[String],
         excludes: &[String],
+        scoped: bool,
         errs: &mut Vec<String>,
     ) -> Self {
-        if includes.len() > 1 && includes.iter().any(|i| i == "*") {
+        let star = |l: &[String]| l.iter().any(|i| i == "*");
+        if includes.len() > 1 && star(includes) {
             errs.push(
                 "includes list must either contain '*' only, or a non-empty list of items"
                     .to_string(),
             );
         }
-        if excludes.iter().any(|e| e == "*") {
-            errs.push("excludes list cannot contain '*'".to_string());
+        match (scoped, star(excludes)) {
+            (false, true) => errs.push("excludes list cannot contain '*'".to_string()),
+            (true, true) if excludes.len() > 1 => errs.push(
+                "excludes list must either contain '*' only, or a non-empty list of items"
+                    .to_string(),
+            ),
+            (true, true) if !includes.is_empty() => {
+                errs.push("when exclude is '*', include cannot have value".to_string())
+            }
+            _ => {}
         }
         let mut resolve = |list: &[String]| -> BTreeSet<String> {
             list.iter()
@@ -240,18 +280,23 @@ impl ResourceSet {
             ));
         }
         ResourceSet {
-            all: includes.is_empty() || includes.iter().any(|i| i == "*"),
+            all: includes.is_empty() || star(includes),
             includes: inc,
             excludes: exc,
+            exclude_all: scoped && star(excludes),
         }
     }
 
+    fn excluded(&self, gr: &str) -> bool {
+        self.exclude_all || self.excludes.contains(gr)
+    }
+
     fn includes(&self, gr: &str) -> bool {
-        !self.excludes.contains(gr) && (self.all || self.includes.contains(gr))
+        !self.excluded(gr) && (self.all || self.includes.contains(gr))
     }
 
     fn explicitly_includes(&self, gr: &str) -> bool {
-        !self.excludes.contains(gr) && self.includes.contains(gr)
+        !self.excluded(gr) && self.includes.contains(gr)
     }
 }
 
@@ -328,6 +373,7 @@ impl Filter {
                     d,
                     &f.include_cluster_scoped_resources,
                     &f.exclude_cluster_scoped_resources,
+                    true,
                     &mut errs,
                 ),
                 cluster_given: !f.include_cluster_scoped_resources.is_empty(),
@@ -335,6 +381,7 @@ impl Filter {
                     d,
                     &f.include_namespace_scoped_resources,
                     &f.exclude_namespace_scoped_resources,
+                    true,
                     &mut errs,
                 ),
             }
@@ -344,6 +391,7 @@ impl Filter {
                     d,
                     &f.include_resources,
                     &f.exclude_resources,
+                    false,
                     &mut errs,
                 ),
                 cluster: f.include_cluster_resources,
@@ -413,7 +461,7 @@ impl Filter {
                 if r.namespaced {
                     return namespaced.includes(&gr).then_some(true);
                 }
-                if cluster.excludes.contains(&gr) {
+                if cluster.excluded(&gr) {
                     return None;
                 }
                 Some(*cluster_given && cluster.includes(&gr))
@@ -834,6 +882,85 @@ mod tests {
             assert_eq!(e.len(), 1, "{bad}: {e:?}");
             assert!(e[0].contains("invalid namespace pattern"), "{e:?}");
         }
+    }
+
+    /// Velero includes_excludes_test.go TestValidateNamespaceIncludesExcludes: names must be
+    /// RFC 1123 labels once glob characters are read as letters; `""` is allowed.
+    #[test]
+    fn namespace_names_are_validated_as_velero_does() {
+        for good in [
+            "foobar",
+            "bar-321",
+            "foo123bar",
+            "",
+            "nginx-ingress-*",
+            "*-bar",
+            "*kube*",
+            "test-?",
+            "ns-[0-9]",
+        ] {
+            let f = BackupFilter {
+                include_namespaces: strings(&[good]),
+                exclude_namespaces: strings(&["123bar"]),
+                ..Default::default()
+            };
+            assert!(Filter::new(&f, &Discovery::default()).is_ok(), "{good:?}");
+        }
+        let f = BackupFilter {
+            exclude_namespaces: strings(&[""]),
+            ..Default::default()
+        };
+        assert!(Filter::new(&f, &Discovery::default()).is_ok());
+        for bad in [
+            "-123foo", "foo321-", "foo.bar", "bar_321", "$foo", "foo>bar", "bar=321",
+        ] {
+            let e = errors(BackupFilter {
+                include_namespaces: strings(&[bad]),
+                ..Default::default()
+            });
+            assert_eq!(e.len(), 1, "{bad}: {e:?}");
+            assert!(
+                e[0].starts_with(&format!("invalid namespace {bad:?}"))
+                    && e[0].contains("RFC 1123"),
+                "{e:?}"
+            );
+        }
+    }
+
+    /// Velero includes_excludes.go ValidateScopedIncludesExcludes: a scoped exclude list may
+    /// be `*` alone (no resources of that scope), with no includes beside it.
+    #[test]
+    fn scoped_excludes_accept_a_lone_star() {
+        let (got, _) = run(BackupFilter {
+            exclude_cluster_scoped_resources: strings(&["*"]),
+            ..Default::default()
+        });
+        assert!(got.iter().any(|g| g.starts_with("ConfigMap/")), "{got:?}");
+        assert!(
+            !got.iter()
+                .any(|g| g.starts_with("StorageClass/") || g.starts_with("PersistentVolume/")),
+            "{got:?}"
+        );
+        let e = errors(BackupFilter {
+            exclude_cluster_scoped_resources: strings(&["*", "storageclasses"]),
+            ..Default::default()
+        });
+        assert_eq!(
+            e,
+            vec!["excludes list must either contain '*' only, or a non-empty list of items"]
+        );
+        let e = errors(BackupFilter {
+            include_cluster_scoped_resources: strings(&["storageclasses"]),
+            exclude_cluster_scoped_resources: strings(&["*"]),
+            ..Default::default()
+        });
+        assert_eq!(e, vec!["when exclude is '*', include cannot have value"]);
+        // The old lists still refuse it, as Velero's ValidateIncludesExcludes does.
+        let e = errors(BackupFilter {
+            exclude_resources: strings(&["*"]),
+            ..Default::default()
+        });
+        assert_eq!(e, vec!["excludes list cannot contain '*'"]);
     }
 
     #[test]
