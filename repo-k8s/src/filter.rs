@@ -15,7 +15,7 @@
 //! - Labels: `label_selector` or `or_label_selectors` (not both); the label
 //!   `velero.io/exclude-from-backup=true` excludes an item or a namespace object; items
 //!   being deleted are skipped.
-//! - Related items: a pod's PVCs, a PVC's PV, the cluster role bindings naming an included
+//! - Related items: a pod's PVCs and PriorityClass, a Bound PVC's PV, the cluster role bindings naming an included
 //!   service account and their cluster roles, a custom resource's CRD.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -662,6 +662,9 @@ impl Filter {
                     for claim in o.refs() {
                         wants.extend(by_key.get(&key("PersistentVolumeClaim", ns, claim)));
                     }
+                    if let Some(p) = o.priority_class() {
+                        wants.extend(by_key.get(&key("PriorityClass", "", p)));
+                    }
                 }
                 "PersistentVolumeClaim" => {
                     for pv in o.refs() {
@@ -746,7 +749,7 @@ mod tests {
             ),
             o(
                 json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "app-a"},
-                     "spec": {"volumeName": "pv-1"}}),
+                     "spec": {"volumeName": "pv-1"}, "status": {"phase": "Bound"}}),
             ),
             o(
                 json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-1"}}),
@@ -881,6 +884,62 @@ mod tests {
             });
             assert_eq!(e.len(), 1, "{bad}: {e:?}");
             assert!(e[0].contains("invalid namespace pattern"), "{e:?}");
+        }
+    }
+
+    /// Velero pkg/backup/actions/backup_pv_action.go (a PVC brings its PV only when Bound)
+    /// and pkg/util/actionhelpers/pod_helper.go (a pod brings its PriorityClass and PVCs).
+    #[test]
+    fn a_pod_brings_its_priority_class_and_only_a_bound_claim_its_volume() {
+        let objects = vec![
+            ns("app"),
+            o(
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "app"},
+                "spec": {"priorityClassName": "high",
+                         "volumes": [{"name": "a", "persistentVolumeClaim": {"claimName": "bound"}},
+                                     {"name": "b", "persistentVolumeClaim": {"claimName": "pending"}}]}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "bound", "namespace": "app"},
+                "spec": {"volumeName": "pv-bound"}, "status": {"phase": "Bound"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "pending", "namespace": "app"},
+                "spec": {"volumeName": "pv-pending"}, "status": {"phase": "Pending"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-bound"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-pending"}}),
+            ),
+            o(
+                json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high"}, "value": 1000}),
+            ),
+            o(
+                json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "low"}, "value": 1}),
+            ),
+        ];
+        let d = discovery(&objects);
+        let f = BackupFilter {
+            include_namespaces: strings(&["app"]),
+            ..Default::default()
+        };
+        let sel = Filter::new(&f, &d).unwrap().select(&objects, &d);
+        let got: Vec<String> = sel
+            .items
+            .iter()
+            .map(|(i, _)| format!("{}/{}", objects[*i].kind(), objects[*i].name()))
+            .collect();
+        for want in [
+            "PersistentVolume/pv-bound",
+            "PriorityClass/high",
+            "PersistentVolumeClaim/pending",
+        ] {
+            assert!(got.contains(&want.to_string()), "{want} missing: {got:?}");
+        }
+        for not in ["PersistentVolume/pv-pending", "PriorityClass/low"] {
+            assert!(!got.contains(&not.to_string()), "{not} taken: {got:?}");
         }
     }
 

@@ -17,9 +17,11 @@ pub struct Summary {
     namespace: Option<Box<str>>,
     labels: Box<[(Box<str>, Box<str>)]>,
     deleting: bool,
-    /// A pod's claim names; a claim's volume name; the cluster role a cluster role binding
-    /// names.
+    /// A pod's claim names; a bound claim's volume name; the cluster role a cluster role
+    /// binding names.
     refs: Box<[Box<str>]>,
+    /// A pod's priority class (Velero's pod action backs it up with the pod).
+    priority_class: Option<Box<str>>,
     /// `(namespace, name)` of the service accounts a binding names.
     service_accounts: Box<[(Box<str>, Box<str>)]>,
 }
@@ -40,7 +42,8 @@ impl Summary {
                     .filter_map(|v| v.get("persistentVolumeClaim")?.get("claimName")?.as_str())
                     .map(boxed),
             ),
-            "PersistentVolumeClaim" => {
+            // Velero's PVC action takes the volume only of a claim that is Bound.
+            "PersistentVolumeClaim" if o.str_at(&["status", "phase"]) == Some("Bound") => {
                 refs.extend(o.str_at(&["spec", "volumeName"]).map(boxed));
             }
             "ClusterRoleBinding" if o.str_at(&["roleRef", "kind"]) == Some("ClusterRole") => {
@@ -69,8 +72,18 @@ impl Summary {
             labels: o.labels().map(|(k, v)| (boxed(k), boxed(v))).collect(),
             deleting: o.is_being_deleted(),
             refs: refs.into(),
+            priority_class: (o.kind() == "Pod")
+                .then(|| o.str_at(&["spec", "priorityClassName"]))
+                .flatten()
+                .filter(|p| !p.is_empty())
+                .map(boxed),
             service_accounts,
         }
+    }
+
+    /// A pod's priority class, if it names one.
+    pub fn priority_class(&self) -> Option<&str> {
+        self.priority_class.as_deref()
     }
 
     pub fn api_version(&self) -> &str {
