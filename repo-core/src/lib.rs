@@ -34,6 +34,7 @@
 //! Calls block; from async code, call them inside `spawn_blocking`.
 
 pub mod blob;
+mod budget;
 pub mod cache;
 pub mod check;
 pub mod chunker;

@@ -10,12 +10,13 @@
 //! first); a range across two windows, or a failed window read, is read directly as before.
 //! A local repository reads directly: its reads cost microseconds.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 
+use crate::budget::BudgetStore;
 use crate::pack::pack_key;
 use crate::storage::DynStorage;
 use crate::ObjectId;
@@ -31,19 +32,18 @@ use crate::ObjectId;
 pub const WINDOW: u64 = 4 << 20;
 pub const BUDGET: usize = 96 << 20;
 
-type Slot = Arc<OnceLock<Option<Bytes>>>;
-
-#[derive(Default)]
 pub(crate) struct PackWindows {
-    state: Mutex<State>,
+    windows: BudgetStore<(ObjectId, u64)>,
+    sizes: Mutex<HashMap<ObjectId, u64>>,
 }
 
-#[derive(Default)]
-struct State {
-    windows: HashMap<(ObjectId, u64), Slot>,
-    order: VecDeque<((ObjectId, u64), usize)>,
-    bytes: usize,
-    sizes: HashMap<ObjectId, u64>,
+impl Default for PackWindows {
+    fn default() -> Self {
+        PackWindows {
+            windows: BudgetStore::new(BUDGET),
+            sizes: Mutex::default(),
+        }
+    }
 }
 
 impl PackWindows {
@@ -57,23 +57,12 @@ impl PackWindows {
         if (range.end - 1) / WINDOW != index {
             return None;
         }
-        let slot = {
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.windows.entry((*pack, index)).or_default().clone()
-        };
-        let mut fetched = 0;
-        let window = slot.get_or_init(|| {
+        let window = self.windows.get(&(*pack, index), || {
             let start = index * WINDOW;
             let size = self.size(storage, pack)?;
             let end = (start + WINDOW).min(size);
-            let bytes = storage.get_range(&pack_key(pack), start..end).ok()?;
-            fetched = bytes.len();
-            Some(bytes)
-        });
-        if fetched > 0 {
-            self.account((*pack, index), fetched);
-        }
-        let window = window.as_ref()?;
+            storage.get_range(&pack_key(pack), start..end).ok()
+        })?;
         let (from, to) = (
             (range.start % WINDOW) as usize,
             (range.end - index * WINDOW) as usize,
@@ -83,36 +72,21 @@ impl PackWindows {
 
     /// The size of a pack, asked once.
     fn size(&self, storage: &DynStorage, pack: &ObjectId) -> Option<u64> {
-        if let Some(s) = self
-            .state
+        let known = self
+            .sizes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .sizes
             .get(pack)
-        {
-            return Some(*s);
+            .copied();
+        if known.is_some() {
+            return known;
         }
         let size = storage.head(&pack_key(pack)).ok()?.size;
-        self.state
+        self.sizes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .sizes
             .insert(*pack, size);
         Some(size)
-    }
-
-    /// Counts a fetched window and lets the oldest go past the budget.
-    fn account(&self, key: (ObjectId, u64), len: usize) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.bytes += len;
-        st.order.push_back((key, len));
-        while st.bytes > BUDGET {
-            let Some((old, n)) = st.order.pop_front() else {
-                break;
-            };
-            st.windows.remove(&old);
-            st.bytes -= n;
-        }
     }
 }
 
@@ -143,6 +117,6 @@ mod tests {
         assert!(w.read(&s, &pack, WINDOW - 5..WINDOW + 5).is_none());
         // Past the end of the pack: not served either.
         assert!(w.read(&s, &pack, WINDOW + 500..WINDOW + 2000).is_none());
-        assert_eq!(w.state.lock().unwrap().windows.len(), 2);
+        assert_eq!(w.windows.len(), 2);
     }
 }

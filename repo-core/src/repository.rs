@@ -833,7 +833,8 @@ impl IndexedRepository {
     /// or did not hold it intact (the caller reads the blob directly and reports what it
     /// finds).
     fn read_from_tree_pack(&self, id: &BlobId, loc: &Location, key: &str) -> Option<Vec<u8>> {
-        if self.is_local() || loc.kind != crate::blob::BlobKind::Tree {
+        // The kind first: data blobs, most reads, cost one comparison here.
+        if loc.kind != crate::blob::BlobKind::Tree || self.is_local() {
             return None;
         }
         let len = self.index().tree_pack_len(&loc.pack)?;

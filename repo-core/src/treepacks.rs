@@ -14,13 +14,13 @@
 //! in memory up to [`BUDGET`], oldest out first; without a cache directory they are only held
 //! in memory. Deleting the cache directory at any time is safe.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
+use crate::budget::BudgetStore;
 use crate::pack::pack_key;
 use crate::storage::{DynStorage, Payload};
 use crate::ObjectId;
@@ -31,26 +31,17 @@ pub const BUDGET: usize = 64 << 20;
 /// large pack target would otherwise fetch that much for one directory).
 pub const MAX_TREE_PACK: u64 = 32 << 20;
 
-type Slot = Arc<OnceLock<Option<Bytes>>>;
-
 pub(crate) struct TreePacks {
     /// `<cache>/<repository id>/trees`, when there is a cache.
     dir: Option<PathBuf>,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    packs: HashMap<ObjectId, Slot>,
-    order: VecDeque<(ObjectId, usize)>,
-    bytes: usize,
+    packs: BudgetStore<ObjectId>,
 }
 
 impl TreePacks {
     pub fn new(dir: Option<PathBuf>) -> Self {
         TreePacks {
             dir,
-            state: Mutex::default(),
+            packs: BudgetStore::new(BUDGET),
         }
     }
 
@@ -62,27 +53,16 @@ impl TreePacks {
     /// the whole pack. `None` when the pack cannot be had that way (the caller reads the
     /// range directly, and reports what is wrong with it).
     pub fn read(&self, storage: &DynStorage, pack: &ObjectId, range: Range<u64>) -> Option<Bytes> {
-        let slot = {
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.packs.entry(*pack).or_default().clone()
-        };
-        let mut loaded = 0;
-        let bytes = slot.get_or_init(|| {
-            let b = self.load(pack).or_else(|| {
+        let b = self.packs.get(pack, || {
+            self.load(pack).or_else(|| {
                 let b = storage.get(&pack_key(pack)).ok()?;
                 if ObjectId::of(&b) != *pack {
                     return None;
                 }
                 self.save(pack, &b.clone().into());
                 Some(b)
-            })?;
-            loaded = b.len();
-            Some(b)
-        });
-        if loaded > 0 {
-            self.account(*pack, loaded);
-        }
-        let b = bytes.as_ref()?;
+            })
+        })?;
         (range.end <= b.len() as u64).then(|| b.slice(range.start as usize..range.end as usize))
     }
 
@@ -120,8 +100,7 @@ impl TreePacks {
 
     /// Drops a pack whose blob failed to open: from memory and from the cache.
     pub fn forget(&self, pack: &ObjectId) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.packs.remove(pack);
+        self.packs.forget(pack);
         if let Some(p) = self.file(pack) {
             let _ = std::fs::remove_file(p);
         }
@@ -151,20 +130,6 @@ impl TreePacks {
             if !known {
                 let _ = std::fs::remove_file(Path::new(dir).join(name));
             }
-        }
-    }
-
-    /// Counts a loaded pack and lets the oldest go past the budget.
-    fn account(&self, pack: ObjectId, len: usize) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.bytes += len;
-        st.order.push_back((pack, len));
-        while st.bytes > BUDGET {
-            let Some((old, n)) = st.order.pop_front() else {
-                break;
-            };
-            st.packs.remove(&old);
-            st.bytes -= n;
         }
     }
 }
