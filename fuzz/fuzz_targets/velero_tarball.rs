@@ -4,6 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use repo_k8s::tarball::{read, Limits, TarballError};
+use repo_k8s::Error;
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {
@@ -24,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
             // Every refusal says what to do or what was wrong.
             let msg = e.to_string();
             assert!(!msg.is_empty());
-            if let TarballError::Hostile { entry, .. } = e {
+            if let Error::Tarball(TarballError::Hostile { entry, .. }) = e {
                 assert!(msg.contains(&format!("{entry:?}")));
             }
         }

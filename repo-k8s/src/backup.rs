@@ -32,58 +32,10 @@ use crate::summary::Summary;
 /// Velero's backup format version, written to `metadata/version`.
 pub const FORMAT_VERSION: &str = "1.1.0";
 
-/// Tag key naming the backup.
-pub const BACKUP_NAME_TAG: &str = "backup-name";
+use crate::catalog::find_backup;
+pub use crate::catalog::BACKUP_NAME_TAG;
 
-/// Velero's `Result`: messages for Velero itself, the cluster, and per namespace.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct VeleroResult {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub velero: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cluster: Vec<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub namespaces: BTreeMap<String, Vec<String>>,
-}
-
-impl VeleroResult {
-    /// Adds a message for a namespace (`""`: the cluster).
-    pub fn add(&mut self, ns: &str, msg: String) {
-        if ns.is_empty() {
-            self.cluster.push(msg);
-        } else {
-            self.namespaces.entry(ns.to_string()).or_default().push(msg);
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.velero.is_empty() && self.cluster.is_empty() && self.namespaces.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.messages().count()
-    }
-
-    /// Every message with its namespace (`None` for Velero's and the cluster's).
-    pub fn messages(&self) -> impl Iterator<Item = (Option<&str>, &str)> {
-        self.velero
-            .iter()
-            .chain(&self.cluster)
-            .map(|m| (None, m.as_str()))
-            .chain(
-                self.namespaces
-                    .iter()
-                    .flat_map(|(ns, ms)| ms.iter().map(move |m| (Some(ns.as_str()), m.as_str()))),
-            )
-    }
-}
-
-/// `results.json`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Results {
-    pub warnings: VeleroResult,
-    pub errors: VeleroResult,
-}
+pub use crate::velero::{Results, VeleroResult};
 
 /// Options of a backup.
 #[derive(Clone, Debug, Default)]
@@ -106,6 +58,18 @@ pub struct BackupOutcome {
     pub new_bytes: u64,
     pub stored_bytes: u64,
     pub results: Results,
+}
+
+impl BackupOutcome {
+    /// Velero's phase for the finished backup: errors make it PartiallyFailed (the
+    /// objects that could be read are stored).
+    pub fn phase(&self) -> crate::velero::BackupPhase {
+        if self.results.errors.is_empty() {
+            crate::velero::BackupPhase::Completed
+        } else {
+            crate::velero::BackupPhase::PartiallyFailed
+        }
+    }
 }
 
 /// Where an object goes in the tree: `resources/<gr>/namespaces/<ns>/<name>.json` or
@@ -194,11 +158,11 @@ impl Dir {
 /// Where a backup reads objects in full, by their index in the list selection ran over.
 pub trait ObjectSource {
     /// Object `i`, or why it cannot be read.
-    fn object(&mut self, i: usize) -> Result<Cow<'_, Object>, String>;
+    fn object(&mut self, i: usize) -> Result<Cow<'_, Object>, crate::ObjectError>;
 }
 
 impl ObjectSource for &[(Object, String)] {
-    fn object(&mut self, i: usize) -> Result<Cow<'_, Object>, String> {
+    fn object(&mut self, i: usize) -> Result<Cow<'_, Object>, crate::ObjectError> {
         Ok(Cow::Borrowed(&self[i].0))
     }
 }
@@ -267,7 +231,7 @@ impl HeldObjects {
 }
 
 impl ObjectSource for &HeldObjects {
-    fn object(&mut self, i: usize) -> Result<Cow<'_, Object>, String> {
+    fn object(&mut self, i: usize) -> Result<Cow<'_, Object>, crate::ObjectError> {
         Ok(Cow::Owned(self.get(i)))
     }
 }
@@ -280,7 +244,7 @@ pub fn backup(
     objects: &[(Object, String)],
     input_problems: &[String],
     opts: &BackupOptions,
-) -> repo_core::Result<BackupOutcome> {
+) -> crate::Result<BackupOutcome> {
     let mut inventory = Inventory {
         problems: input_problems.to_vec(),
         ..Default::default()
@@ -299,23 +263,9 @@ pub fn backup_dir(
     name: &str,
     dir: &Path,
     opts: &BackupOptions,
-) -> repo_core::Result<BackupOutcome> {
+) -> crate::Result<BackupOutcome> {
     let (inventory, mut source) = scan_dir(dir);
     backup_from(repo, name, &inventory, &mut source, opts)
-}
-
-/// The snapshot of backup `name`, if there is one (the newest, should several exist from
-/// before names were checked).
-pub fn find_backup(
-    repo: &IndexedRepository,
-    name: &str,
-) -> repo_core::Result<Option<(repo_core::ObjectId, Snapshot)>> {
-    let filter = repo_core::SnapshotFilter {
-        tags: vec![format!("{BACKUP_NAME_TAG}={name}")],
-        ..Default::default()
-    };
-    // Oldest first: the last is the newest. An unreadable snapshot is no backup to find.
-    Ok(repo.list_snapshots_lenient(&filter)?.0.pop())
 }
 
 /// Backs up the objects of `inventory`, reading each selected one in full from `source`.
@@ -327,18 +277,15 @@ pub fn backup_from(
     inventory: &Inventory,
     source: &mut dyn ObjectSource,
     opts: &BackupOptions,
-) -> repo_core::Result<BackupOutcome> {
+) -> crate::Result<BackupOutcome> {
     if let Some((id, snap)) = find_backup(repo, name)? {
-        return Err(Error::invalid(
-            "backup name",
-            format!(
-                "a backup named {name:?} already exists (snapshot {}, taken {}); choose \
+        return Err(crate::Error::invalid(format!(
+            "a backup named {name:?} already exists (snapshot {}, taken {}); choose \
                  another name, or remove that one first with `node-agent forget {}`",
-                id.short(),
-                snap.time,
-                id.short()
-            ),
-        ));
+            id.short(),
+            snap.time,
+            id.short()
+        )));
     }
     let mut d = opts.discovery.clone();
     let mut results = Results::default();
@@ -359,8 +306,7 @@ pub fn backup_from(
             );
         }
     }
-    let filter = Filter::new(&opts.filter, &d)
-        .map_err(|errs| Error::invalid("backup filter", errs.join("; ")))?;
+    let filter = Filter::new(&opts.filter, &d)?;
     let selection = filter.select_summaries(&inventory.summaries, &d);
     for (ns, ws) in &selection.warnings {
         for w in ws {
@@ -387,7 +333,7 @@ pub fn backup_from(
                 continue;
             }
             Err(e) => {
-                results.errors.add(summary_ns, e);
+                results.errors.add(summary_ns, e.to_string());
                 continue;
             }
         };
@@ -527,10 +473,16 @@ fn manifest_files(dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
 }
 
 /// Reads one manifest file; `shown` names it in messages.
-fn read_manifest(path: &Path, shown: &str) -> Result<crate::manifest::Manifest, String> {
+fn read_manifest(
+    path: &Path,
+    shown: &str,
+) -> Result<crate::manifest::Manifest, crate::ObjectError> {
     std::fs::read(path)
         .map(|bytes| crate::manifest::read(&bytes, shown))
-        .map_err(|e| format!("{shown}: cannot read: {e}"))
+        .map_err(|e| crate::ObjectError {
+            origin: shown.to_string(),
+            reason: format!("cannot read: {e}"),
+        })
 }
 
 /// Reads every manifest below `dir` into memory. Unreadable files and bad documents
@@ -545,7 +497,7 @@ pub fn read_dir(dir: &Path) -> (Vec<(Object, String)>, Vec<String>) {
                 objects.extend(m.objects);
                 problems.extend(m.problems.into_iter().map(|e| e.to_string()));
             }
-            Err(e) => problems.push(e),
+            Err(e) => problems.push(e.to_string()),
         }
     }
     (objects, problems)
@@ -561,7 +513,7 @@ pub struct DirSource {
 }
 
 impl ObjectSource for DirSource {
-    fn object(&mut self, i: usize) -> Result<Cow<'_, Object>, String> {
+    fn object(&mut self, i: usize) -> Result<Cow<'_, Object>, crate::ObjectError> {
         let (file, pos) = self.at[i];
         if self.held.as_ref().map(|(f, _)| *f) != Some(file) {
             let (path, shown) = &self.files[file as usize];
@@ -569,12 +521,13 @@ impl ObjectSource for DirSource {
             self.held = Some((file, m.objects.into_iter().map(|(o, _)| o).collect()));
         }
         let (_, objects) = self.held.as_ref().expect("just read");
-        objects.get(pos as usize).map(Cow::Borrowed).ok_or_else(|| {
-            format!(
-                "{}: changed while the backup ran; back it up again",
-                self.files[file as usize].1
-            )
-        })
+        objects
+            .get(pos as usize)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| crate::ObjectError {
+                origin: self.files[file as usize].1.clone(),
+                reason: "changed while the backup ran; back it up again".into(),
+            })
     }
 }
 
@@ -600,7 +553,7 @@ pub fn scan_dir(dir: &Path) -> (Inventory, DirSource) {
                 let problems = m.problems.into_iter().map(|e| e.to_string());
                 inventory.problems.extend(problems);
             }
-            Err(e) => inventory.problems.push(e),
+            Err(e) => inventory.problems.push(e.to_string()),
         }
         files.push((p, shown));
     }

@@ -20,17 +20,7 @@ use serde_json::Value;
 use crate::discovery::Resource;
 use crate::object::Object;
 
-/// Why a cluster call failed, with what it was about.
-#[derive(Debug, thiserror::Error)]
-#[error("{what}: {message}")]
-pub struct ClusterError {
-    /// The call and object, e.g. `creating deployments.apps shop/web`.
-    pub what: String,
-    pub message: String,
-    /// The API server's HTTP code and reason, when it answered.
-    pub code: Option<u16>,
-    pub reason: String,
-}
+pub use crate::error::ClusterError;
 
 impl ClusterError {
     /// A failure on this side (no answer from the API server involved).
@@ -155,10 +145,7 @@ fn to_object(d: DynamicObject, r: &Resource) -> Result<Object, String> {
 impl Cluster {
     /// Connects with a kubeconfig file (else `KUBECONFIG`, `~/.kube/config`, or the
     /// in-cluster service account), optionally in a named context.
-    pub fn connect(
-        kubeconfig: Option<&Path>,
-        context: Option<&str>,
-    ) -> Result<Cluster, ClusterError> {
+    pub fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> crate::Result<Cluster> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -220,7 +207,7 @@ impl Cluster {
     }
 
     /// The resources the cluster serves that can be listed, in their preferred versions.
-    pub fn discover(&self) -> Result<Vec<Resource>, ClusterError> {
+    pub fn discover(&self) -> crate::Result<Vec<Resource>> {
         let d = self.with_retry("discovering the API", || {
             kube::discovery::Discovery::new(self.client.clone()).run()
         })?;
@@ -245,7 +232,7 @@ impl Cluster {
     }
 
     /// Every object of a resource (in one namespace, or all), a page at a time.
-    pub fn list(&self, r: &Resource, ns: Option<&str>) -> Result<Vec<Object>, ClusterError> {
+    pub fn list(&self, r: &Resource, ns: Option<&str>) -> crate::Result<Vec<Object>> {
         self.list_selected(r, ns, None)
     }
 
@@ -255,7 +242,7 @@ impl Cluster {
         r: &Resource,
         ns: Option<&str>,
         selector: Option<&str>,
-    ) -> Result<Vec<Object>, ClusterError> {
+    ) -> crate::Result<Vec<Object>> {
         let api = self.api(r, ns);
         let (list, _) = self.rt.block_on(self.list_pages(&api, r, ns, selector))?;
         Ok(list)
@@ -383,22 +370,16 @@ impl Cluster {
     }
 
     /// One object, or `None` if it does not exist.
-    pub fn get(
-        &self,
-        r: &Resource,
-        ns: Option<&str>,
-        name: &str,
-    ) -> Result<Option<Object>, ClusterError> {
+    pub fn get(&self, r: &Resource, ns: Option<&str>, name: &str) -> crate::Result<Option<Object>> {
         let api = self.api(r, ns);
         let what = format!("reading {}", describe(r, ns, name));
         let got = self.with_retry(&what, || api.get_opt(name))?;
-        got.map(|d| to_object(d, r))
-            .transpose()
-            .map_err(|e| ClusterError::local(what, e))
+        let object = got.map(|d| to_object(d, r)).transpose();
+        Ok(object.map_err(|e| ClusterError::local(what, e))?)
     }
 
     /// Creates an object; if one with its name exists, returns that one instead.
-    pub fn create(&self, r: &Resource, o: &Object) -> Result<Created, ClusterError> {
+    pub fn create(&self, r: &Resource, o: &Object) -> crate::Result<Created> {
         let ns = o.namespace();
         let api = self.api(r, ns);
         let what = format!("creating {}", describe(r, ns, o.name()));
@@ -414,7 +395,7 @@ impl Cluster {
                 // Deleted in between: one more try.
                 None => self.create(r, o),
             },
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -425,12 +406,12 @@ impl Cluster {
         ns: Option<&str>,
         name: &str,
         patch: &Value,
-    ) -> Result<Object, ClusterError> {
+    ) -> crate::Result<Object> {
         let api = self.api(r, ns);
         let what = format!("patching {}", describe(r, ns, name));
         let (pp, patch) = (PatchParams::default(), Patch::Merge(patch));
         let d = self.with_retry(&what, || api.patch(name, &pp, &patch))?;
-        to_object(d, r).map_err(|e| ClusterError::local(what, e))
+        Ok(to_object(d, r).map_err(|e| ClusterError::local(what, e))?)
     }
 }
 
@@ -448,7 +429,7 @@ pub struct Contents {
 impl Cluster {
     /// Lists every object of every resource the cluster serves (in all namespaces),
     /// a page at a time.
-    pub fn read_all(&self) -> Result<Contents, ClusterError> {
+    pub fn read_all(&self) -> crate::Result<Contents> {
         let resources = self.discover()?;
         let mut snap = Contents {
             discovery: crate::discovery::Discovery::built_in(),

@@ -551,7 +551,17 @@ impl Discovery {
 
     /// Adds the resource a CustomResourceDefinition defines. Returns it, or why the CRD is
     /// not usable.
-    pub fn add_crd(&mut self, crd: &Object) -> Result<Resource, String> {
+    pub fn add_crd(&mut self, crd: &Object) -> crate::Result<Resource> {
+        let r = Self::crd_resource(crd).map_err(|reason| crate::ObjectError {
+            origin: format!("CustomResourceDefinition {}", crd.name()),
+            reason,
+        })?;
+        self.add(r.clone());
+        Ok(r)
+    }
+
+    /// The resource a CustomResourceDefinition defines.
+    fn crd_resource(crd: &Object) -> Result<Resource, String> {
         let s = |path: &[&str]| crd.str_at(path).map(str::to_string);
         let group = s(&["spec", "group"]).ok_or("CRD without spec.group")?;
         let plural = s(&["spec", "names", "plural"]).ok_or("CRD without spec.names.plural")?;
@@ -595,7 +605,7 @@ impl Discovery {
                     .collect()
             })
             .unwrap_or_default();
-        let r = Resource {
+        Ok(Resource {
             singular: s(&["spec", "names", "singular"])
                 .unwrap_or_else(|| kind.to_ascii_lowercase()),
             group,
@@ -604,9 +614,7 @@ impl Discovery {
             plural,
             short_names,
             namespaced,
-        };
-        self.add(r.clone());
-        Ok(r)
+        })
     }
 
     /// The resource of an object, by its apiVersion group and kind.

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::backup::VeleroResult;
 use crate::cluster::{Cluster, Created};
 use crate::discovery::Resource;
 use crate::object::Object;
 use crate::phases::{ExistingResourcePolicy, Gate, ResolvedPhase, Selected};
 use crate::restore::{Plan, Planned};
+use crate::velero::{RestorePhase, VeleroResult};
 
 /// Labels Velero puts on restored objects; they do not make an object different.
 const RESTORE_LABELS: &[&str] = &["velero.io/backup-name", "velero.io/restore-name"];
@@ -47,7 +47,7 @@ pub struct PhaseReport {
 pub struct RestoreResult {
     /// `Completed`, `PartiallyFailed` (errors) or `Failed` (a gate failed, or the cluster
     /// could not be used).
-    pub phase: String,
+    pub phase: RestorePhase,
     pub phases: Vec<PhaseReport>,
     pub warnings: VeleroResult,
     pub errors: VeleroResult,
@@ -60,7 +60,7 @@ struct Served {
 }
 
 impl Served {
-    fn load(cluster: &Cluster) -> Result<Served, crate::cluster::ClusterError> {
+    fn load(cluster: &Cluster) -> crate::Result<Served> {
         Ok(Served {
             by_gr: cluster
                 .discover()?
@@ -153,7 +153,7 @@ pub fn execute(
         Ok(s) => s,
         Err(e) => {
             result.errors.add("", format!("{e}; nothing was restored"));
-            result.phase = "Failed".into();
+            result.phase = RestorePhase::Failed;
             return result;
         }
     };
@@ -261,13 +261,12 @@ pub fn execute(
         result.phases.push(report);
     }
     result.phase = if failed_gate {
-        "Failed"
+        RestorePhase::Failed
     } else if !result.errors.is_empty() {
-        "PartiallyFailed"
+        RestorePhase::PartiallyFailed
     } else {
-        "Completed"
-    }
-    .into();
+        RestorePhase::Completed
+    };
     result
 }
 

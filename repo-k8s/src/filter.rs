@@ -350,7 +350,7 @@ pub struct Filter {
 
 impl Filter {
     /// Validates the filter; every problem is reported, not just the first.
-    pub fn new(f: &BackupFilter, d: &Discovery) -> Result<Self, Vec<String>> {
+    pub fn new(f: &BackupFilter, d: &Discovery) -> crate::Result<Self> {
         let mut errs = Vec::new();
         let namespaces = NamespaceFilter::new(&f.include_namespaces, &f.exclude_namespaces)
             .unwrap_or_else(|e| {
@@ -408,11 +408,11 @@ impl Filter {
             .collect();
         for s in &selectors {
             if let Err(e) = s.validate() {
-                errs.push(e);
+                errs.push(e.to_string());
             }
         }
         if !errs.is_empty() {
-            return Err(errs);
+            return Err(crate::Error::Invalid(errs));
         }
         Ok(Filter {
             namespaces,
@@ -816,6 +816,7 @@ mod tests {
     fn errors(f: BackupFilter) -> Vec<String> {
         Filter::new(&f, &Discovery::built_in())
             .err()
+            .map(|e| e.problems().to_vec())
             .unwrap_or_default()
     }
 

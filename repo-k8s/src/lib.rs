@@ -4,9 +4,11 @@
 //! (feature `cluster`, on by default: the kube-rs adapter and the executor).
 
 pub mod backup;
+pub mod catalog;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod discovery;
+pub mod error;
 #[cfg(feature = "cluster")]
 pub mod execute;
 pub mod filter;
@@ -18,6 +20,8 @@ pub mod restore_filter;
 pub mod selector;
 pub mod summary;
 pub mod tarball;
+pub mod velero;
 
 pub use discovery::{Discovery, Resource};
+pub use error::{Error, Result};
 pub use object::{Object, ObjectError};

@@ -158,11 +158,11 @@ impl ResolvedPhase {
 }
 
 /// Reads and checks a phases file. Every problem is listed, naming the phase.
-pub fn parse(yaml: &str, d: &Discovery) -> Result<Vec<ResolvedPhase>, Vec<String>> {
-    let file: PhasesFile =
-        yaml_serde::from_str(yaml).map_err(|e| vec![format!("phases file: {e}")])?;
+pub fn parse(yaml: &str, d: &Discovery) -> crate::Result<Vec<ResolvedPhase>> {
+    let file: PhasesFile = yaml_serde::from_str(yaml)
+        .map_err(|e| crate::Error::invalid(format!("phases file: {e}")))?;
     if file.phases.is_empty() {
-        return Err(vec!["phases file: `phases` is empty".into()]);
+        return Err(crate::Error::invalid("phases file: `phases` is empty"));
     }
     let mut errs = Vec::new();
     let mut out = Vec::new();
@@ -215,7 +215,7 @@ pub fn parse(yaml: &str, d: &Discovery) -> Result<Vec<ResolvedPhase>, Vec<String
     if errs.is_empty() {
         Ok(out)
     } else {
-        Err(errs)
+        Err(crate::Error::Invalid(errs))
     }
 }
 
@@ -287,13 +287,19 @@ mod tests {
              - name: a\n  labelSelector: \"app in (\"\n",
             &d,
         )
-        .unwrap_err();
+        .unwrap_err().problems().to_vec();
         assert_eq!(errs.len(), 4, "{errs:#?}");
         assert!(errs.iter().any(|e| e.contains("nosuchthing")));
         assert!(errs.iter().any(|e| e.contains("used twice")));
-        let errs = parse("phases:\n- name: a\n  wait: {timeout: soon}\n", &d).unwrap_err();
+        let errs = parse("phases:\n- name: a\n  wait: {timeout: soon}\n", &d)
+            .unwrap_err()
+            .problems()
+            .to_vec();
         assert!(errs[0].contains("soon"), "{errs:?}");
-        let errs = parse("phases:\n- name: a\n  includeNamespace: [x]\n", &d).unwrap_err();
+        let errs = parse("phases:\n- name: a\n  includeNamespace: [x]\n", &d)
+            .unwrap_err()
+            .problems()
+            .to_vec();
         assert!(errs[0].contains("includeNamespace"), "{errs:?}");
     }
 }

@@ -463,7 +463,7 @@ fn backup_trees(
 pub fn backup_discovery(
     repo: &repo_core::IndexedRepository,
     snapshot: &repo_core::ObjectId,
-) -> repo_core::Result<Discovery> {
+) -> crate::Result<Discovery> {
     const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
     let mut d = Discovery::built_in();
     let trees = backup_trees(repo, snapshot)?;
@@ -497,7 +497,7 @@ pub fn plan_backup(
     snapshot: &repo_core::ObjectId,
     discovery: &Discovery,
     opts: &RestoreOptions,
-) -> repo_core::Result<(Plan, Vec<String>)> {
+) -> crate::Result<(Plan, Vec<String>)> {
     let trees = backup_trees(repo, snapshot)?;
     let mut planner = Planner::new(discovery, opts);
     let mut notes = Vec::new();
@@ -526,9 +526,12 @@ pub fn plan_backup(
     Ok((planner.finish(), notes))
 }
 
-fn parse_object(path: &str, bytes: &[u8]) -> Result<Object, String> {
-    let value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    Object::from_value(value, path).map_err(|e| e.to_string())
+fn parse_object(path: &str, bytes: &[u8]) -> Result<Object, crate::ObjectError> {
+    let value = serde_json::from_slice(bytes).map_err(|e| crate::ObjectError {
+        origin: path.to_string(),
+        reason: format!("not JSON: {e}"),
+    })?;
+    Object::from_value(value, path)
 }
 
 /// Writes the plan as numbered files (`0001-namespaces-shop.json`, …) into `dir`, which

@@ -97,7 +97,7 @@ impl Resources {
 
 impl RestoreFilter {
     /// Validates the filter (every problem, in Velero's words) and resolves resource names.
-    pub fn resolve(&self, d: &Discovery) -> Result<ItemFilter, Vec<String>> {
+    pub fn resolve(&self, d: &Discovery) -> crate::Result<ItemFilter> {
         let mut errs = Vec::new();
         let resolve = |name: &str| match d.resolve(name) {
             Ok(r) => r.group_resource(),
@@ -137,7 +137,7 @@ impl RestoreFilter {
         }
         for s in self.label_selector.iter().chain(&self.or_label_selectors) {
             if let Err(e) = s.validate() {
-                errs.push(e);
+                errs.push(e.to_string());
             }
         }
         let mut globs = |list: &[String]| -> Vec<Glob> {
@@ -155,7 +155,7 @@ impl RestoreFilter {
             excludes: globs(&self.exclude_resources),
         };
         if !errs.is_empty() {
-            return Err(errs);
+            return Err(crate::Error::Invalid(errs));
         }
         let all_resources = self.include_resources.iter().any(|r| r == "*");
         Ok(ItemFilter {
@@ -382,7 +382,7 @@ mod tests {
     /// cases, and pkg/util/collections/includes_excludes_test.go TestValidateIncludesExcludes.
     #[test]
     fn validation_uses_velero_rules_and_wording() {
-        let errs = |f: RestoreFilter| f.resolve(&d()).unwrap_err();
+        let errs = |f: RestoreFilter| f.resolve(&d()).unwrap_err().problems().to_vec();
         let e = errs(RestoreFilter {
             include_namespaces: strs(&["another-1"]),
             exclude_namespaces: strs(&["another-1"]),

@@ -37,7 +37,11 @@ pub struct LabelSelector {
 
 impl LabelSelector {
     /// Parses kubectl's selector syntax. Errors name the offending term.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> crate::Result<Self> {
+        Self::parse_terms(s).map_err(crate::Error::invalid)
+    }
+
+    fn parse_terms(s: &str) -> Result<Self, String> {
         let mut sel = LabelSelector::default();
         for term in split_terms(s)? {
             let term = term.trim();
@@ -96,7 +100,11 @@ impl LabelSelector {
     }
 
     /// Checks expressions are well formed (In/NotIn need values, Exists/DoesNotExist none).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> crate::Result<()> {
+        self.check_expressions().map_err(crate::Error::invalid)
+    }
+
+    fn check_expressions(&self) -> Result<(), String> {
         for r in &self.match_expressions {
             match r.operator {
                 Operator::In | Operator::NotIn if r.values.is_empty() => {

@@ -138,8 +138,12 @@ fn components(raw: &[u8]) -> Result<Vec<&str>, TarballError> {
     Ok(parts)
 }
 
-/// Reads a Velero tarball (gzipped or plain tar).
-pub fn read(input: impl Read, limits: &Limits) -> Result<Imported, TarballError> {
+/// Reads a Velero tarball (gzipped or plain tar). A refusal is [`crate::Error::Tarball`].
+pub fn read(input: impl Read, limits: &Limits) -> crate::Result<Imported> {
+    Ok(read_tarball(input, limits)?)
+}
+
+fn read_tarball(input: impl Read, limits: &Limits) -> Result<Imported, TarballError> {
     let mut input = BufReader::new(input);
     let gzipped = input.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let raw: Box<dyn Read> = if gzipped {
@@ -406,7 +410,7 @@ pub fn export(
     repo: &IndexedRepository,
     snapshot: &repo_core::ObjectId,
     out: impl Write,
-) -> repo_core::Result<Exported> {
+) -> crate::Result<Exported> {
     let snap = repo.get_snapshot(snapshot)?;
     let budget = repo_core::walk::WalkBudget::for_snapshot(snapshot, &snap);
     let mtime = repo_core::time::parse_rfc3339(&snap.time)
@@ -535,7 +539,7 @@ mod tests {
             "resources//x",
         ] {
             let t = tar_of(&[("metadata/version", b"1.1.0"), (bad, CM)]);
-            let e = read(&t[..], &Limits::default()).unwrap_err();
+            let e = read_tarball(&t[..], &Limits::default()).unwrap_err();
             assert!(
                 matches!(&e, TarballError::Hostile { entry, .. } if entry == bad),
                 "{bad}: {e}"
@@ -566,13 +570,19 @@ mod tests {
             ..Default::default()
         };
         let e = read(&t[..], &small).unwrap_err();
-        assert!(matches!(e, TarballError::TooLarge(_)), "{e}");
+        assert!(
+            matches!(e, crate::Error::Tarball(TarballError::TooLarge(_))),
+            "{e}"
+        );
         let tiny_total = Limits {
             max_total_bytes: 1500,
             ..Default::default()
         };
         let e = read(&t[..], &tiny_total).unwrap_err();
-        assert!(matches!(e, TarballError::TooLarge(_)), "{e}");
+        assert!(
+            matches!(e, crate::Error::Tarball(TarballError::TooLarge(_))),
+            "{e}"
+        );
         // A header that claims far more than the archive holds is a truncated archive.
         let mut t = tar_of(&[("metadata/version", b"1.1.0"), ("resources/a.json", &big)]);
         t.truncate(1024 + 512 + 100);
@@ -587,7 +597,7 @@ mod tests {
         let t = tar_of(&[("metadata/version", b"2.0.0")]);
         assert!(matches!(
             read(&t[..], &Limits::default()),
-            Err(TarballError::NotVelero(_))
+            Err(crate::Error::Tarball(TarballError::NotVelero(_)))
         ));
     }
 

@@ -930,7 +930,7 @@ impl State {
         v.as_object_mut().unwrap().remove("status");
         if r.group == "apiextensions.k8s.io" && r.plural == "customresourcedefinitions" {
             match Object::from_value(v.clone(), "crd")
-                .map_err(|e| e.to_string())
+                .map_err(repo_k8s::Error::from)
                 .and_then(|o| self.discovery.add_crd(&o))
             {
                 Ok(_) => {}

@@ -12,13 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use repo_core::{Error, IndexedRepository, NoProgress, ObjectId, Repository, SnapshotFilter};
-use repo_k8s::backup::{self, BackupOptions, VeleroResult, BACKUP_NAME_TAG};
+use repo_core::{Error, NoProgress, Repository};
+use repo_k8s::backup::{self, BackupOptions};
+use repo_k8s::catalog;
 use repo_k8s::cluster::Cluster;
 use repo_k8s::execute::RestoreResult;
 use repo_k8s::filter::BackupFilter;
 use repo_k8s::phases::{ExistingResourcePolicy, ResolvedPhase};
 use repo_k8s::selector::LabelSelector;
+use repo_k8s::velero::{Outcome, VeleroResult};
 
 #[derive(Parser)]
 #[command(
@@ -198,7 +200,7 @@ struct RestoreFilterArgs {
 impl RestoreFilterArgs {
     fn filter(&self) -> Result<repo_k8s::restore_filter::RestoreFilter, Failure> {
         use repo_k8s::selector::LabelSelector;
-        let parse = |s: &str| LabelSelector::parse(s.trim()).map_err(|e| Failure(2, e));
+        let parse = |s: &str| LabelSelector::parse(s.trim()).map_err(usage);
         Ok(repo_k8s::restore_filter::RestoreFilter {
             include_namespaces: self.include_namespaces.clone(),
             exclude_namespaces: self.exclude_namespaces.clone(),
@@ -229,8 +231,10 @@ struct ClusterArgs {
 
 impl ClusterArgs {
     fn connect(&self) -> Result<Cluster, Failure> {
-        Cluster::connect(self.kubeconfig.as_deref(), self.context.as_deref())
-            .map_err(|e| Failure(1, e.to_string()))
+        Ok(Cluster::connect(
+            self.kubeconfig.as_deref(),
+            self.context.as_deref(),
+        )?)
     }
 }
 
@@ -247,6 +251,30 @@ impl From<Error> for Failure {
     }
 }
 
+impl From<repo_k8s::Error> for Failure {
+    fn from(e: repo_k8s::Error) -> Self {
+        match e {
+            repo_k8s::Error::Repository(e) => e.into(),
+            repo_k8s::Error::Invalid(_) => usage(e),
+            e => Failure(1, e.to_string()),
+        }
+    }
+}
+
+/// Input the user can fix: exit 2.
+fn usage(e: repo_k8s::Error) -> Failure {
+    Failure(2, e.to_string())
+}
+
+/// Exit code of a finished backup or restore: PartiallyFailed 8, Failed 1.
+fn finished(outcome: Outcome) -> Result<(), Failure> {
+    match outcome {
+        Outcome::Completed => Ok(()),
+        Outcome::PartiallyFailed => Err(Failure(8, String::new())),
+        Outcome::Failed | Outcome::Running => Err(Failure(1, String::new())),
+    }
+}
+
 fn open(cli: &Cli) -> Result<Repository, Failure> {
     let storage = cli.repo.storage()?;
     let password = cli.repo.password().map_err(|e| Failure(1, e))?;
@@ -258,7 +286,7 @@ fn open(cli: &Cli) -> Result<Repository, Failure> {
 }
 
 fn selectors(a: &BackupArgs) -> Result<(Option<LabelSelector>, Vec<LabelSelector>), Failure> {
-    let parse = |s: &str| LabelSelector::parse(s).map_err(|e| Failure(2, e));
+    let parse = |s: &str| LabelSelector::parse(s).map_err(usage);
     Ok((
         a.selector.as_deref().map(parse).transpose()?,
         a.or_selector
@@ -313,11 +341,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     backup::backup_dir(&repo, &a.name, dir, &opts)?
                 }
                 None => {
-                    let snap = a
-                        .cluster
-                        .connect()?
-                        .read_all()
-                        .map_err(|e| Failure(1, e.to_string()))?;
+                    let snap = a.cluster.connect()?.read_all()?;
                     let repo = open(cli)?.load_index(&NoProgress)?;
                     let opts = BackupOptions {
                         discovery: snap.discovery,
@@ -332,25 +356,15 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::ExportVelero { name, out } => export_velero(cli, name, out)?,
         Command::ImportVelero { input, name } => import_velero(cli, input, name.as_deref())?,
         Command::Backups => {
-            let repo = open(cli)?;
-            let prefix = format!("{BACKUP_NAME_TAG}=");
-            let (list, unreadable) = repo.list_snapshots_lenient(&SnapshotFilter::default())?;
-            for (id, e) in &unreadable {
+            let listing = catalog::list_backups(&open(cli)?)?;
+            for (id, e) in &listing.unreadable {
                 eprintln!("cairn-server: snapshot {id} is unreadable and not listed: {e}");
             }
-            let backups: Vec<_> = list
-                .iter()
-                .filter_map(|(id, s)| {
-                    let name = s.tags.iter().find_map(|t| t.strip_prefix(&prefix))?;
-                    Some((name.to_string(), id, s))
-                })
-                .collect();
             if cli.json {
-                let v: Vec<_> = backups
-                    .iter()
-                    .map(|(name, id, s)| serde_json::json!({"name": name, "snapshot_id": id.to_string(), "time": s.time, "items": s.summary.files, "expires": s.expires}))
-                    .collect();
-                outln!("{}", serde_json::Value::Array(v));
+                outln!(
+                    "{}",
+                    serde_json::to_string(&listing.backups).expect("serializes")
+                );
             } else {
                 outln!(
                     "{:<30} {:<19}  {:>8}  {:<12} expires",
@@ -359,14 +373,14 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     "items",
                     "snapshot"
                 );
-                for (name, id, s) in &backups {
+                for b in &listing.backups {
                     outln!(
                         "{:<30} {:<19}  {:>8}  {:<12} {}",
-                        Terminal::safe(name),
-                        human::local_time(&s.time),
-                        s.summary.files,
-                        id.short(),
-                        s.expires.as_deref().map_or("-".into(), human::local_time)
+                        Terminal::safe(&b.name),
+                        human::local_time(&b.time),
+                        b.items,
+                        b.snapshot.short(),
+                        b.expires.as_deref().map_or("-".into(), human::local_time)
                     );
                 }
             }
@@ -375,24 +389,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The newest snapshot of backup `name`.
-fn find_backup(repo: &IndexedRepository, name: &str) -> Result<ObjectId, Failure> {
-    let (id, _) = backup::find_backup(repo, name)?.ok_or_else(|| {
-        Failure(
-            1,
-            format!("no backup named {name:?}; see `cairn-server backups`"),
-        )
-    })?;
-    Ok(id)
-}
-
 /// Prints a backup's results; a backup with errors is Velero's PartiallyFailed (exit 8).
 fn report_backup(cli: &Cli, name: &str, out: &backup::BackupOutcome) -> Result<(), Failure> {
-    let phase = if out.results.errors.is_empty() {
-        "Completed"
-    } else {
-        "PartiallyFailed"
-    };
+    let phase = out.phase();
     if cli.json {
         outln!(
             "{}",
@@ -409,17 +408,14 @@ fn report_backup(cli: &Cli, name: &str, out: &backup::BackupOutcome) -> Result<(
             out.snapshot
         );
     }
-    if phase != "Completed" {
-        return Err(Failure(8, String::new()));
-    }
-    Ok(())
+    finished(phase.outcome())
 }
 
 /// Writes the tarball next to `out` and renames it into place once complete, so a failed
 /// export leaves no half tarball under the name asked for.
 fn export_velero(cli: &Cli, name: &str, out: &Path) -> Result<(), Failure> {
     let repo = open(cli)?.load_index(&NoProgress)?;
-    let id = find_backup(&repo, name)?;
+    let id = catalog::backup_snapshot(&repo, name)?;
     let mut tmp_name = out.as_os_str().to_owned();
     tmp_name.push(".partial");
     let tmp = PathBuf::from(tmp_name);
@@ -513,14 +509,14 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
         mappings.insert(from.to_string(), to.to_string());
     }
     let repo = open(cli)?.load_index(&NoProgress)?;
-    let id = find_backup(&repo, &a.name)?;
+    let id = catalog::backup_snapshot(&repo, &a.name)?;
     let discovery = repo_k8s::restore::backup_discovery(&repo, &id)?;
     let phases = match &a.phases {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| Failure(1, format!("reading {}: {e}", path.display())))?;
             repo_k8s::phases::parse(&text, &discovery)
-                .map_err(|errs| Failure(2, format!("{}: {}", path.display(), errs.join("; "))))?
+                .map_err(|e| Failure(2, format!("{}: {e}", path.display())))?
         }
         None => vec![ResolvedPhase::everything(a.existing_resource_policy)],
     };
@@ -534,12 +530,11 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
         preserve_node_ports: a.preserve_nodeports,
         restore_status: a.restore_status.clone(),
         priorities: None,
-        filter: a.filter.filter()?.resolve(&discovery).map_err(|errs| {
-            Failure(
-                2,
-                format!("restore filters are not valid: {}", errs.join("; ")),
-            )
-        })?,
+        filter: a
+            .filter
+            .filter()?
+            .resolve(&discovery)
+            .map_err(|e| Failure(2, format!("restore filters are not valid: {e}")))?,
     };
     let (plan, notes) = repo_k8s::restore::plan_backup(&repo, &id, &discovery, &opts)?;
     if a.to_cluster && !a.dry_run {
@@ -658,11 +653,7 @@ fn report_restore(
         print_messages(&result.warnings, &result.errors);
         outln!("restore of {name} {}", result.phase);
     }
-    match result.phase.as_str() {
-        "Completed" => Ok(()),
-        "PartiallyFailed" => Err(Failure(8, String::new())),
-        _ => Err(Failure(1, String::new())),
-    }
+    finished(result.phase.outcome())
 }
 
 fn main() -> ExitCode {

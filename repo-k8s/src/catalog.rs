@@ -1,0 +1,76 @@
+//! The backups in a repository: each is a snapshot tagged `backup-name=<name>`. Listing and
+//! lookup by name live here, for the CLI today and the controller next.
+
+use repo_core::{ObjectId, Repository, Snapshot, SnapshotFilter};
+use serde::Serialize;
+
+/// Tag key naming the backup.
+pub const BACKUP_NAME_TAG: &str = "backup-name";
+
+/// One backup of the repository.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupEntry {
+    pub name: String,
+    #[serde(rename = "snapshot_id", serialize_with = "as_string")]
+    pub snapshot: ObjectId,
+    /// RFC 3339 time the backup started.
+    pub time: String,
+    /// Objects stored.
+    pub items: u64,
+    /// RFC 3339 time after which the backup expires (its TTL).
+    pub expires: Option<String>,
+}
+
+fn as_string<S: serde::Serializer>(id: &ObjectId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&id.to_string())
+}
+
+/// The backups, oldest first, and the snapshots that could not be read (they are not
+/// listed, and the caller should say so: one may be a backup).
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub backups: Vec<BackupEntry>,
+    pub unreadable: Vec<(ObjectId, repo_core::Error)>,
+}
+
+/// Lists the repository's backups.
+pub fn list_backups(repo: &Repository) -> crate::Result<Listing> {
+    let prefix = format!("{BACKUP_NAME_TAG}=");
+    let (snapshots, unreadable) = repo.list_snapshots_lenient(&SnapshotFilter::default())?;
+    let backups = snapshots
+        .into_iter()
+        .filter_map(|(id, s)| {
+            let name = s.tags.iter().find_map(|t| t.strip_prefix(&prefix))?;
+            Some(BackupEntry {
+                name: name.to_string(),
+                snapshot: id,
+                time: s.time.clone(),
+                items: s.summary.files,
+                expires: s.expires.clone(),
+            })
+        })
+        .collect();
+    Ok(Listing {
+        backups,
+        unreadable,
+    })
+}
+
+/// The snapshot of backup `name`, if there is one (the newest, should several exist from
+/// before names were checked). An unreadable snapshot is no backup to find.
+pub fn find_backup(repo: &Repository, name: &str) -> crate::Result<Option<(ObjectId, Snapshot)>> {
+    let filter = SnapshotFilter {
+        tags: vec![format!("{BACKUP_NAME_TAG}={name}")],
+        ..Default::default()
+    };
+    // Oldest first: the last is the newest.
+    Ok(repo.list_snapshots_lenient(&filter)?.0.pop())
+}
+
+/// The snapshot of backup `name`, or [`crate::Error::BackupNotFound`].
+pub fn backup_snapshot(repo: &Repository, name: &str) -> crate::Result<ObjectId> {
+    match find_backup(repo, name)? {
+        Some((id, _)) => Ok(id),
+        None => Err(crate::Error::BackupNotFound(name.to_string())),
+    }
+}

@@ -1,0 +1,154 @@
+//! Velero's API values that backups and restores report: the phases of Backup and Restore
+//! objects and the `Result` of warnings and errors per namespace, spelled as Velero spells
+//! them (`velero.io/v1`), so tools that read Velero's objects read cairn's.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A Backup's `status.phase` (Velero's `BackupPhase`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BackupPhase {
+    #[default]
+    New,
+    FailedValidation,
+    InProgress,
+    WaitingForPluginOperations,
+    WaitingForPluginOperationsPartiallyFailed,
+    Finalizing,
+    FinalizingPartiallyFailed,
+    Completed,
+    PartiallyFailed,
+    Failed,
+    Deleting,
+}
+
+/// A Restore's `status.phase` (Velero's `RestorePhase`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RestorePhase {
+    #[default]
+    New,
+    FailedValidation,
+    InProgress,
+    WaitingForPluginOperations,
+    WaitingForPluginOperationsPartiallyFailed,
+    Finalizing,
+    FinalizingPartiallyFailed,
+    Completed,
+    PartiallyFailed,
+    Failed,
+}
+
+/// How a backup or restore ended, whatever the object: what its caller acts on (an exit
+/// code, a metric).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    PartiallyFailed,
+    Failed,
+    /// Not finished yet.
+    Running,
+}
+
+impl BackupPhase {
+    pub fn outcome(self) -> Outcome {
+        match self {
+            BackupPhase::Completed => Outcome::Completed,
+            BackupPhase::PartiallyFailed => Outcome::PartiallyFailed,
+            BackupPhase::Failed | BackupPhase::FailedValidation => Outcome::Failed,
+            _ => Outcome::Running,
+        }
+    }
+}
+
+impl RestorePhase {
+    pub fn outcome(self) -> Outcome {
+        match self {
+            RestorePhase::Completed => Outcome::Completed,
+            RestorePhase::PartiallyFailed => Outcome::PartiallyFailed,
+            RestorePhase::Failed | RestorePhase::FailedValidation => Outcome::Failed,
+            _ => Outcome::Running,
+        }
+    }
+}
+
+macro_rules! display_as_serialized {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                // Unit variants serialize as their names.
+                let v = serde_json::to_value(self).expect("a unit variant");
+                f.write_str(v.as_str().expect("a string"))
+            }
+        }
+    )*};
+}
+display_as_serialized!(BackupPhase, RestorePhase);
+
+/// Velero's `Result`: messages for Velero itself, the cluster, and per namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VeleroResult {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub velero: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespaces: BTreeMap<String, Vec<String>>,
+}
+
+impl VeleroResult {
+    /// Adds a message for a namespace (`""`: the cluster).
+    pub fn add(&mut self, ns: &str, msg: String) {
+        if ns.is_empty() {
+            self.cluster.push(msg);
+        } else {
+            self.namespaces.entry(ns.to_string()).or_default().push(msg);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.velero.is_empty() && self.cluster.is_empty() && self.namespaces.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages().count()
+    }
+
+    /// Every message with its namespace (`None` for Velero's and the cluster's).
+    pub fn messages(&self) -> impl Iterator<Item = (Option<&str>, &str)> {
+        self.velero
+            .iter()
+            .chain(&self.cluster)
+            .map(|m| (None, m.as_str()))
+            .chain(
+                self.namespaces
+                    .iter()
+                    .flat_map(|(ns, ms)| ms.iter().map(move |m| (Some(ns.as_str()), m.as_str()))),
+            )
+    }
+}
+
+/// A backup's or restore's `results.json`: warnings and errors.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Results {
+    pub warnings: VeleroResult,
+    pub errors: VeleroResult,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_are_spelled_as_velero_spells_them() {
+        assert_eq!(BackupPhase::PartiallyFailed.to_string(), "PartiallyFailed");
+        assert_eq!(
+            serde_json::to_value(RestorePhase::FailedValidation).unwrap(),
+            "FailedValidation"
+        );
+        let p: BackupPhase = serde_json::from_value("Deleting".into()).unwrap();
+        assert_eq!(p, BackupPhase::Deleting);
+        assert_eq!(BackupPhase::FailedValidation.outcome(), Outcome::Failed);
+        assert_eq!(RestorePhase::InProgress.outcome(), Outcome::Running);
+    }
+}
