@@ -1,11 +1,13 @@
 //! Running a restore plan against a cluster, phase by phase.
 //!
-//! Velero's rules: an object that exists and is the same is left alone; one that differs is
-//! left with a warning (`existingResourcePolicy: none`) or patched (`update`); a namespace
-//! an item needs is created if the backup does not restore it first; every failure is an
-//! error in the namespace it concerns and the restore goes on. A phase's readiness gate
-//! that times out stops the restore (phase `Failed`) and the result names the phase and
-//! what was not ready.
+//! Velero's rules: an object that exists and is the same is left alone (under `update` it
+//! gets the restore labels); one that differs is left with Velero's warning (policy unset or
+//! `none`) or patched to equal the backed-up one (`update`, see [`crate::existing`]); a
+//! service account is merged whatever the policy; an existing namespace is used as it is,
+//! and one an item needs is created if the backup does not restore it first. Every failure
+//! is an error in the namespace it concerns and the restore goes on. A phase's readiness
+//! gate that times out stops the restore (phase `Failed`) and the result names the phase
+//! and what was not ready.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -15,13 +17,11 @@ use serde_json::Value;
 
 use crate::cluster::{Cluster, Created};
 use crate::discovery::Resource;
+use crate::existing;
 use crate::object::Object;
 use crate::phases::{ExistingResourcePolicy, Gate, ResolvedPhase, Selected};
 use crate::restore::{Plan, Planned};
 use crate::velero::{RestorePhase, VeleroResult};
-
-/// Labels Velero puts on restored objects; they do not make an object different.
-const RESTORE_LABELS: &[&str] = &["velero.io/backup-name", "velero.io/restore-name"];
 
 /// What one phase did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -93,62 +93,17 @@ impl Served {
     }
 }
 
-/// Whether the existing object differs from the backed-up one in what a restore sets:
-/// labels and annotations (but Velero's own labels), and every top-level field but
-/// metadata and status.
-fn differs(backup: &Object, existing: &Object) -> bool {
-    let existing = existing.as_value();
-    let b = backup.as_value();
-    for (k, v) in b {
-        match k.as_str() {
-            "metadata" | "status" => {}
-            _ => {
-                if existing.get(k) != Some(v) {
-                    return true;
-                }
-            }
-        }
-    }
-    for field in ["labels", "annotations"] {
-        let strip = |m: Option<&Value>| -> BTreeMap<String, Value> {
-            m.and_then(|m| m.get(field))
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter(|(k, _)| !RESTORE_LABELS.contains(&k.as_str()))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        if strip(b.get("metadata")) != strip(existing.get("metadata")) {
-            return true;
-        }
-    }
-    false
-}
-
-/// The merge patch that makes an existing object the backed-up one: its fields, labels and
-/// annotations.
-fn update_patch(backup: &Object) -> Value {
-    let mut m = backup.as_value().clone();
-    m.remove("status");
-    m.remove("apiVersion");
-    m.remove("kind");
-    if let Some(Value::Object(meta)) = m.get_mut("metadata") {
-        meta.retain(|k, _| k == "labels" || k == "annotations");
-    }
-    Value::Object(m)
-}
-
 /// Runs `plan` against `cluster` in `phases` (see [`crate::phases`]).
 pub fn execute(
     cluster: &Cluster,
     plan: &Plan,
     phases: &[ResolvedPhase],
-    default_policy: ExistingResourcePolicy,
+    default_policy: Option<ExistingResourcePolicy>,
 ) -> RestoreResult {
-    let mut result = RestoreResult::default();
+    let mut result = RestoreResult {
+        errors: plan.errors.clone(),
+        ..Default::default()
+    };
     let mut served = match Served::load(cluster) {
         Ok(s) => s,
         Err(e) => {
@@ -183,10 +138,7 @@ pub fn execute(
             result.phases.push(report);
             continue;
         }
-        let policy = phase
-            .phase
-            .existing_resource_policy
-            .unwrap_or(default_policy);
+        let policy = phase.phase.existing_resource_policy.or(default_policy);
         let mut restored_namespaces = BTreeSet::new();
         let mut restored_crds = Vec::new();
         for item in items {
@@ -221,13 +173,20 @@ pub fn execute(
                         crds_restored = true;
                     }
                     match created {
-                        Created::Created(_) => report.created += 1,
+                        Created::Created(made) => {
+                            report.created += 1;
+                            if let Err(e) = restore_managed_fields(cluster, &r, &object, &made) {
+                                result.warnings.add(ns, e);
+                            }
+                        }
                         Created::AlreadyExists(existing) => {
-                            let (counter, warning) =
-                                reconcile(cluster, &r, item, &object, &existing, policy);
+                            let (counter, outcome) =
+                                reconcile(cluster, &r, &object, &existing, policy);
                             *counter(&mut report) += 1;
-                            if let Some(w) = warning {
-                                result.warnings.add(ns, w);
+                            match outcome {
+                                Some(Outcome::Warning(w)) => result.warnings.add(ns, w),
+                                Some(Outcome::Error(e)) => result.errors.add(ns, e),
+                                None => {}
                             }
                         }
                     }
@@ -273,39 +232,115 @@ pub fn execute(
 /// Which count of a [`PhaseReport`] an outcome adds to.
 type Counter = fn(&mut PhaseReport) -> &mut usize;
 
-/// What to do with an object that exists: nothing if it is the same; else leave it with
-/// Velero's warning (`none`) or patch it to the backed-up version (`update`).
+/// What to do with an object that exists (Velero's existing-object path): see the module
+/// documentation. Returns the count it adds to, and a warning or an error.
 fn reconcile(
     cluster: &Cluster,
     r: &Resource,
-    item: &Planned,
     backup: &Object,
     existing: &Object,
-    policy: ExistingResourcePolicy,
-) -> (Counter, Option<String>) {
-    if !differs(backup, existing) {
+    policy: Option<ExistingResourcePolicy>,
+) -> (Counter, Option<Outcome>) {
+    let update = policy == Some(ExistingResourcePolicy::Update);
+    let patch =
+        |p: &serde_json::Value| cluster.merge_patch(r, existing.namespace(), existing.name(), p);
+    // Labels only, when a full update is not made or failed: an error if that fails too.
+    let relabel = || -> Option<Outcome> {
+        let p = existing::labels_patch(backup)?;
+        let e = patch(&p).err()?;
+        Some(Outcome::Error(format!(
+            "could not update the backup and restore labels of {}: {e}",
+            velero_name(backup)
+        )))
+    };
+    // A namespace that exists is used as it is (Velero never compares it).
+    if r.group_resource() == "namespaces" {
         return (|p| &mut p.unchanged, None);
     }
-    if policy == ExistingResourcePolicy::None {
-        return (
-            |p| &mut p.skipped_existing,
-            Some(format!(
-                "could not restore, {} already exists. Warning: the in-cluster version is different than the backed-up version",
-                describe_item(item)
-            )),
+    if existing::is_same(existing, backup) {
+        return (|p| &mut p.unchanged, update.then(relabel).flatten());
+    }
+    if r.group_resource() == "serviceaccounts" {
+        let Some(p) = existing::service_account_patch(existing, backup) else {
+            return (|p| &mut p.unchanged, None);
+        };
+        return match patch(&p) {
+            Ok(_) => (|p| &mut p.updated, None),
+            Err(e) => {
+                let warning = Outcome::Warning(format!(
+                    "could not merge the backed-up {} into the one in the cluster: {e}",
+                    velero_name(backup)
+                ));
+                let outcome = update.then(relabel).flatten().unwrap_or(warning);
+                (|p| &mut p.skipped_existing, Some(outcome))
+            }
+        };
+    }
+    if !update {
+        // Velero's two wordings: policy unset, and `none`.
+        let what = match policy {
+            None => format!("{}:{}", backup.kind(), backup.name()),
+            Some(_) => format!("{} {:?}", backup.kind(), backup.name()),
+        };
+        let warning = format!(
+            "could not restore, {what} already exists. Warning: the in-cluster version is different than the backed-up version"
         );
+        return (|p| &mut p.skipped_existing, Some(Outcome::Warning(warning)));
     }
-    let patch = update_patch(backup);
-    match cluster.merge_patch(r, existing.namespace(), existing.name(), &patch) {
+    let Some(p) = existing::update_patch(existing, backup) else {
+        return (|p| &mut p.unchanged, None);
+    };
+    match patch(&p) {
         Ok(_) => (|p| &mut p.updated, None),
-        Err(e) => (
-            |p| &mut p.skipped_existing,
-            Some(format!(
-                "could not update existing {}: {e}",
-                describe_item(item)
-            )),
-        ),
+        Err(e) => {
+            let warning =
+                Outcome::Warning(format!("could not update {}: {e}", velero_name(backup)));
+            (
+                |p| &mut p.skipped_existing,
+                Some(relabel().unwrap_or(warning)),
+            )
+        }
     }
+}
+
+/// A warning or an error of one item.
+enum Outcome {
+    Warning(String),
+    Error(String),
+}
+
+/// `ConfigMap shop/cfg`, as Velero names objects in its messages.
+fn velero_name(o: &Object) -> String {
+    match o.namespace() {
+        Some(ns) => format!("{} {ns}/{}", o.kind(), o.name()),
+        None => format!("{} {}", o.kind(), o.name()),
+    }
+}
+
+/// Velero patches the backed-up managedFields onto a created object (the API server
+/// writes its own on create). Err is a warning.
+fn restore_managed_fields(
+    cluster: &Cluster,
+    r: &Resource,
+    backup: &Object,
+    created: &Object,
+) -> Result<(), String> {
+    let Some(fields) = backup.get(&["metadata", "managedFields"]) else {
+        return Ok(());
+    };
+    if created.get(&["metadata", "managedFields"]) == Some(fields) {
+        return Ok(());
+    }
+    let p = serde_json::json!({"metadata": {"managedFields": fields}});
+    cluster
+        .merge_patch(r, created.namespace(), created.name(), &p)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "could not restore the managedFields of {}: {e}",
+                velero_name(backup)
+            )
+        })
 }
 
 /// Records a failed item.

@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod error;
 #[cfg(feature = "cluster")]
 pub mod execute;
+pub mod existing;
 pub mod filter;
 pub mod manifest;
 pub mod object;

@@ -166,6 +166,16 @@ impl Object {
         map.remove(*last).is_some()
     }
 
+    /// The value at a path of keys, to change in place; nothing is created.
+    pub fn get_mut(&mut self, path: &[&str]) -> Option<&mut Value> {
+        let (first, rest) = path.split_first()?;
+        let mut v = self.value.get_mut(*first)?;
+        for k in rest {
+            v = v.as_object_mut()?.get_mut(*k)?;
+        }
+        Some(v)
+    }
+
     /// The mapping at a path, created (replacing a non-mapping) if needed.
     pub fn map_at_mut(&mut self, path: &[&str]) -> &mut Map<String, Value> {
         let mut map = &mut self.value;

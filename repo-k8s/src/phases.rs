@@ -129,7 +129,7 @@ pub struct ResolvedPhase {
 
 impl ResolvedPhase {
     /// A single phase taking everything.
-    pub fn everything(policy: ExistingResourcePolicy) -> ResolvedPhase {
+    pub fn everything(policy: Option<ExistingResourcePolicy>) -> ResolvedPhase {
         ResolvedPhase {
             phase: Phase {
                 name: "restore".into(),
@@ -138,7 +138,7 @@ impl ResolvedPhase {
                 include_resources: Vec::new(),
                 exclude_resources: Vec::new(),
                 label_selector: None,
-                existing_resource_policy: Some(policy),
+                existing_resource_policy: policy,
                 wait: None,
             },
             filter: ItemFilter::everything(),
@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn the_default_phase_takes_everything() {
-        let all = ResolvedPhase::everything(ExistingResourcePolicy::None);
+        let all = ResolvedPhase::everything(None);
         assert!(all.takes(&item("configmaps", Some("shop"), json!({}))));
         assert!(all.takes(&item("namespaces", None, json!({}))));
     }

@@ -404,10 +404,18 @@ fn backup_from_a_cluster_pages_retries_and_round_trips_into_another() {
     assert_eq!(w["spec"]["size"], 3);
 }
 
+/// Velero pkg/restore/restore_test.go TestRestoreItems (existing objects: identical ones
+/// skipped, and relabelled under `update`; different ones warned about, or made equal to
+/// the backup under `update`; service accounts merged whatever the policy) and
+/// merge_service_account_test.go.
 #[test]
 fn existing_objects_are_left_with_a_warning_or_updated() {
     let dir = tempfile::tempdir().unwrap();
     let run = cairn_tests::cairn_server_on(dir.path());
+    let sa = |secrets: &[&str], labels: Value| {
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": "shop", "labels": labels},
+            "secrets": secrets.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()})
+    };
     backup_objects(
         &run,
         dir.path(),
@@ -417,49 +425,104 @@ fn existing_objects_are_left_with_a_warning_or_updated() {
             cm("shop", "same", "1"),
             cm("shop", "changed", "backup"),
             cm("shop", "new", "1"),
+            sa(&["from-backup"], json!({"team": "backup", "tier": "web"})),
         ],
     );
-    let restore = |policy: &str| {
+    let restore = |policy: Option<&str>| {
         let server = ApiServer::start(Options::default());
         let mut same = cm("shop", "same", "1");
         same["metadata"]["labels"] =
             json!({"velero.io/backup-name": "b", "velero.io/restore-name": "earlier"});
-        server.seed(&[ns("shop"), same, cm("shop", "changed", "in-cluster")]);
+        let mut changed = cm("shop", "changed", "in-cluster");
+        changed["data"]["only-in-cluster"] = json!("x");
+        changed["metadata"]["labels"] = json!({"added": "later"});
+        server.seed(&[
+            ns("shop"),
+            same,
+            changed,
+            sa(&["in-cluster"], json!({"team": "cluster"})),
+        ]);
         let d = tempfile::tempdir().unwrap();
         let kc = server.kubeconfig(d.path());
-        let out = restore_to(
-            &run,
-            &kc,
-            "b",
-            &["--existing-resource-policy", policy, "--json"],
-        );
+        let mut args = vec!["--json"];
+        if let Some(p) = policy {
+            args.extend(["--existing-resource-policy", p]);
+        }
+        let out = restore_to(&run, &kc, "b", &args);
         (server, json_of(&out), out.status.code())
     };
-    let (server, v, code) = restore("none");
-    assert_eq!(code, Some(0), "warnings only: Completed");
-    let r = &v["result"];
-    assert_eq!(r["phase"], "Completed");
-    assert_eq!(r["phases"][0]["created"], 1, "{v}");
-    assert_eq!(
-        r["phases"][0]["unchanged"], 2,
-        "the namespace and the same config map"
+    let get = |server: &ApiServer, kind: &str, name: &str| {
+        server.get("v1", kind, Some("shop"), name).unwrap()
+    };
+    for (policy, wording) in [
+        (None, "could not restore, ConfigMap:changed already exists."),
+        (
+            Some("none"),
+            "could not restore, ConfigMap \\\"changed\\\" already exists.",
+        ),
+    ] {
+        let (server, v, code) = restore(policy);
+        assert_eq!(code, Some(0), "warnings only: Completed");
+        let r = &v["result"];
+        assert_eq!(r["phase"], "Completed");
+        assert_eq!(r["phases"][0]["created"], 1, "{v}");
+        assert_eq!(
+            r["phases"][0]["unchanged"], 2,
+            "the namespace and the same config map"
+        );
+        assert_eq!(r["phases"][0]["skippedExisting"], 1);
+        assert_eq!(r["phases"][0]["updated"], 1, "the service account, merged");
+        let warnings = r["warnings"]["namespaces"]["shop"].to_string();
+        assert!(warnings.contains(wording), "{warnings}");
+        assert!(
+            warnings.contains(
+                "Warning: the in-cluster version is different than the backed-up version"
+            ),
+            "{warnings}"
+        );
+        assert_eq!(
+            get(&server, "ConfigMap", "changed")["data"]["v"],
+            "in-cluster"
+        );
+        // Identical: left alone, stale labels and all.
+        assert_eq!(
+            get(&server, "ConfigMap", "same")["metadata"]["labels"]["velero.io/restore-name"],
+            "earlier"
+        );
+        // The service account gains the backup's secret and the labels it lacked; its own
+        // stay, and it gets no restore labels.
+        let account = get(&server, "ServiceAccount", "app");
+        assert_eq!(
+            account["secrets"],
+            json!([{"name": "in-cluster"}, {"name": "from-backup"}])
+        );
+        assert_eq!(
+            account["metadata"]["labels"],
+            json!({"team": "cluster", "tier": "web"})
+        );
+    }
+    let (server, v, _) = restore(Some("update"));
+    assert_eq!(v["result"]["phases"][0]["updated"], 2, "{v}");
+    assert!(
+        v["result"]["warnings"]
+            .as_object()
+            .is_none_or(|w| w.is_empty()),
+        "{v}"
     );
-    assert_eq!(r["phases"][0]["skippedExisting"], 1);
-    let warnings = r["warnings"]["namespaces"]["shop"].to_string();
-    assert!(warnings.contains("could not restore, configmaps shop/changed already exists. Warning: the in-cluster version is different than the backed-up version"), "{warnings}");
+    // Equal to the backup: keys only the cluster had are gone.
+    let changed = get(&server, "ConfigMap", "changed");
+    assert_eq!(changed["data"], json!({"v": "backup"}));
     assert_eq!(
-        server
-            .get("v1", "ConfigMap", Some("shop"), "changed")
-            .unwrap()["data"]["v"],
-        "in-cluster"
+        changed["metadata"]["labels"],
+        json!({"velero.io/backup-name": "b", "velero.io/restore-name": "b-restore"})
     );
-    let (server, v, _) = restore("update");
-    assert_eq!(v["result"]["phases"][0]["updated"], 1, "{v}");
-    let changed = server
-        .get("v1", "ConfigMap", Some("shop"), "changed")
-        .unwrap();
-    assert_eq!(changed["data"]["v"], "backup");
-    assert_eq!(changed["metadata"]["labels"]["velero.io/backup-name"], "b");
+    // Identical: only the restore labels change.
+    let same = get(&server, "ConfigMap", "same");
+    assert_eq!(
+        same["metadata"]["labels"]["velero.io/restore-name"],
+        "b-restore"
+    );
+    assert_eq!(same["data"], json!({"v": "1"}));
 }
 
 #[test]

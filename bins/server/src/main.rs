@@ -20,7 +20,7 @@ use repo_k8s::execute::RestoreResult;
 use repo_k8s::filter::BackupFilter;
 use repo_k8s::phases::{ExistingResourcePolicy, ResolvedPhase};
 use repo_k8s::selector::LabelSelector;
-use repo_k8s::velero::{Outcome, VeleroResult};
+use repo_k8s::velero::{Outcome, RestorePhase, VeleroResult};
 
 #[derive(Parser)]
 #[command(
@@ -141,9 +141,10 @@ struct RestoreArgs {
     to_cluster: bool,
     #[command(flatten)]
     cluster: ClusterArgs,
-    /// When an object exists and differs: none (leave it, warn) or update (patch it).
-    #[arg(long, default_value = "none")]
-    existing_resource_policy: ExistingResourcePolicy,
+    /// When an object exists and differs: unset or none (leave it, warn) or update (make it
+    /// equal to the backed-up one). Service accounts are merged either way.
+    #[arg(long)]
+    existing_resource_policy: Option<ExistingResourcePolicy>,
     /// Restore in the ordered phases of this YAML file, each with its filters, policy and
     /// readiness gate (format: README, "Phased restores").
     #[arg(long, requires = "to_cluster")]
@@ -535,6 +536,8 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
             .filter()?
             .resolve(&discovery)
             .map_err(|e| Failure(2, format!("restore filters are not valid: {e}")))?,
+        // Volume data is restored by node-agents, which the control plane drives.
+        volumes_with_data: Default::default(),
     };
     let (plan, notes) = repo_k8s::restore::plan_backup(&repo, &id, &discovery, &opts)?;
     if a.to_cluster && !a.dry_run {
@@ -557,6 +560,7 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
             items: Vec<Row<'a>>,
             notes: &'a [String],
             skipped: &'a [(String, String)],
+            errors: &'a VeleroResult,
         }
         let items = plan.items.iter().map(|i| Row {
             name: &i.name,
@@ -568,10 +572,12 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
             items: items.collect(),
             notes: &notes,
             skipped: &plan.skipped,
+            errors: &plan.errors,
         };
         outln!("{}", serde_json::to_string(&out).expect("serializes"));
     } else {
         print_notes(&notes, &plan.skipped);
+        print_messages(&VeleroResult::default(), &plan.errors);
         if a.dry_run {
             for (i, item) in plan.items.iter().enumerate() {
                 outln!(
@@ -590,13 +596,19 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
     if let Some(dir) = a.to_dir.as_ref().filter(|_| !a.dry_run) {
         let n = repo_k8s::restore::write_to_dir(&plan, dir)
             .map_err(|e| Failure(1, format!("writing {}: {e}", dir.display())))?;
+        let phase = if plan.errors.is_empty() {
+            RestorePhase::Completed
+        } else {
+            RestorePhase::PartiallyFailed
+        };
         if !cli.json {
             outln!(
-                "restore of {} Completed: {n} object(s) written to {}",
+                "restore of {} {phase}: {n} object(s) written to {}",
                 a.name,
                 dir.display()
             );
         }
+        return finished(phase.outcome());
     }
     Ok(())
 }

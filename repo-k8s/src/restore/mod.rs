@@ -12,11 +12,13 @@ use repo_core::tree::NodeKind;
 use repo_core::walk::WalkBudget;
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 use crate::discovery::Discovery;
 use crate::object::Object;
 use crate::restore_filter::{ItemFilter, Take};
+use crate::velero::VeleroResult;
+
+mod actions;
 
 /// Velero's default restore priorities (high), as `resource.group`.
 pub const HIGH_PRIORITIES: &[&str] = &[
@@ -50,6 +52,9 @@ pub const LOW_PRIORITIES: &[&str] = &[
     "clusterbootstraps.run.tanzu.vmware.com",
     "clusters.cluster.x-k8s.io",
     "clusterresourcesets.addons.cluster.x-k8s.io",
+    // Carvel's App and PackageInstall: after the workloads they would otherwise recreate.
+    "apps.kappctrl.k14s.io",
+    "packageinstalls.packaging.carvel.dev",
 ];
 
 /// Resources a restore never creates: Velero's `nonRestorableResources`, exactly
@@ -67,8 +72,15 @@ pub const NEVER_RESTORED: &[&str] = &[
     "backuprepositories.velero.io",
 ];
 
-/// Annotation asking for an object's status to be restored.
-pub const RESTORE_STATUS_ANNOTATION: &str = "velero.io/restore-status";
+pub(crate) use actions::metadata::reset as reset_metadata;
+pub use actions::metadata::{valid_label_value, RESTORE_STATUS_ANNOTATION};
+
+/// The labels a restore puts on what it restores.
+pub const RESTORE_LABELS: &[&str] = &["velero.io/backup-name", "velero.io/restore-name"];
+
+/// Cluster-scoped resources a restored item can need (Velero's additional items of the PVC
+/// and pod actions): held until the plan knows whether a restored item needs them.
+const NEEDABLE: &[&str] = &["persistentvolumes", "priorityclasses.scheduling.k8s.io"];
 
 /// Options of a restore plan.
 #[derive(Clone, Debug, Default)]
@@ -86,6 +98,9 @@ pub struct RestoreOptions {
     pub priorities: Option<Vec<String>>,
     /// Which backed-up items to restore (default: all).
     pub filter: ItemFilter,
+    /// PersistentVolumes whose data the restore brings back into new volumes (pod volume or
+    /// CSI data in the backup): they are not restored, and their claims are provisioned.
+    pub volumes_with_data: BTreeSet<String>,
 }
 
 /// One object of the plan.
@@ -100,6 +115,15 @@ pub struct Planned {
 }
 
 impl Planned {
+    fn new(obj: &Object, resource: String, namespace: Option<String>) -> Self {
+        Planned {
+            namespace,
+            name: obj.name().to_string(),
+            object: obj.to_raw_json(),
+            resource,
+        }
+    }
+
     /// The cleaned object, parsed.
     pub fn object(&self) -> Object {
         let value = serde_json::from_str(self.object.get()).expect("the planner wrote this JSON");
@@ -129,6 +153,9 @@ pub struct Plan {
     pub items: Vec<Planned>,
     /// Objects left out, with why.
     pub skipped: Vec<(String, String)>,
+    /// Objects a restore item action could not prepare: not restored, and the restore is
+    /// PartiallyFailed.
+    pub errors: VeleroResult,
 }
 
 /// The position of a resource in the restore order: high priorities, then the rest
@@ -159,21 +186,46 @@ pub fn plan(objects: Vec<Object>, opts: &RestoreOptions) -> Plan {
     planner.finish()
 }
 
+/// `pods shop/web`, `persistentvolumes pv-1`.
+fn describe(gr: &str, ns: Option<&str>, name: &str) -> String {
+    match ns {
+        Some(ns) => format!("{gr} {ns}/{name}"),
+        None => format!("{gr} {name}"),
+    }
+}
+
 /// Builds a plan one object at a time, keeping only what each planned object restores as.
 /// `discovery` must already know the backup's CRDs: they name its custom resources.
+///
+/// Each object goes the way Velero's `restoreItem` takes it: skip rules, filters, the
+/// PersistentVolume decision, the metadata reset, the restore item action of its resource
+/// (`actions`), the status decision, the namespace mapping and the restore labels. What
+/// depends on objects seen later waits for [`Planner::finish`]: items only needed by others
+/// (PVs, PriorityClasses, Namespaces), token secrets (are their accounts restored?), and
+/// claims of volumes that are provisioned again.
 pub struct Planner<'a> {
     discovery: &'a Discovery,
     opts: &'a RestoreOptions,
     high: Vec<String>,
     items: Vec<((u8, usize), Planned)>,
     skipped: Vec<(String, String)>,
-    /// Items the filters take only if a restored item needs them ([`Take::IfNeeded`]): PVs
-    /// by name, Namespace objects by the name they were backed up under.
-    needed_pvs: BTreeMap<String, Object>,
+    errors: VeleroResult,
+    /// Cluster-scoped items the filters take only if a restored item needs them
+    /// ([`Take::IfNeeded`]), by (resource, name); and Namespace objects by the name they
+    /// were backed up under.
+    needable: BTreeMap<(&'static str, String), Object>,
     needed_namespaces: BTreeMap<String, Object>,
-    /// PVs named by restored PVCs, and the namespaces restored items come from.
-    claimed_pvs: BTreeSet<String>,
+    /// What restored items need, and the namespaces (as backed up) they come from.
+    wanted: BTreeSet<(&'static str, String)>,
     used_namespaces: BTreeSet<String>,
+    /// Service account token secrets, planned once every service account is known.
+    token_secrets: Vec<(Object, String, Option<String>)>,
+    /// Service accounts restored, by namespace as backed up and name.
+    service_accounts: BTreeSet<(String, String)>,
+    /// PersistentVolumes provisioned again, and the planned claims (index in `items`, the
+    /// volume they name).
+    provisioned: BTreeSet<String>,
+    claims: Vec<(usize, String)>,
 }
 
 impl<'a> Planner<'a> {
@@ -188,25 +240,26 @@ impl<'a> Planner<'a> {
             high,
             items: Vec::new(),
             skipped: Vec::new(),
-            needed_pvs: BTreeMap::new(),
+            errors: VeleroResult::default(),
+            needable: BTreeMap::new(),
             needed_namespaces: BTreeMap::new(),
-            claimed_pvs: BTreeSet::new(),
+            wanted: BTreeSet::new(),
             used_namespaces: BTreeSet::new(),
+            token_secrets: Vec::new(),
+            service_accounts: BTreeSet::new(),
+            provisioned: BTreeSet::new(),
+            claims: Vec::new(),
         }
     }
 
-    /// Plans `obj` if the restore's filters take it: skips it with the reason, or cleans it
-    /// as Velero does. Items left out by the filters are not reported (a restore of one
+    /// Plans `obj` if the restore's filters take it: skips it with the reason, or prepares
+    /// it as Velero does. Items left out by the filters are not reported (a restore of one
     /// namespace would list every other object of the backup).
     pub fn add(&mut self, obj: Object) {
         let gr = self.discovery.group_resource_of(&obj);
         let ns = self.discovery.namespace_of(&obj).map(str::to_string);
         if let Some(why) = skip_reason(&obj, &gr) {
-            let id = format!(
-                "{gr} {}{}",
-                ns.as_deref().map(|n| format!("{n}/")).unwrap_or_default(),
-                obj.name()
-            );
+            let id = describe(&gr, ns.as_deref(), obj.name());
             self.skipped.push((id, why));
             return;
         }
@@ -223,60 +276,138 @@ impl<'a> Planner<'a> {
         }
         match take {
             Take::No => {}
-            Take::IfNeeded if gr == "persistentvolumes" => {
-                self.needed_pvs.insert(obj.name().to_string(), obj);
-            }
             Take::IfNeeded if gr == "namespaces" => {
                 self.needed_namespaces.insert(obj.name().to_string(), obj);
             }
-            Take::IfNeeded => {}
+            Take::IfNeeded => {
+                if let Some(r) = NEEDABLE.iter().find(|r| **r == gr) {
+                    self.needable.insert((r, obj.name().to_string()), obj);
+                }
+            }
             Take::Yes => {
                 if let Some(ns) = &ns {
                     self.used_namespaces.insert(ns.clone());
-                }
-                if gr == "persistentvolumeclaims" {
-                    if let Some(pv) = obj.str_at(&["spec", "volumeName"]) {
-                        self.claimed_pvs.insert(pv.to_string());
+                    if gr == "serviceaccounts" {
+                        self.service_accounts
+                            .insert((ns.clone(), obj.name().to_string()));
                     }
                 }
-                self.plan(obj, gr, ns);
+                if gr == "secrets"
+                    && obj.str_at(&["type"]) == Some("kubernetes.io/service-account-token")
+                {
+                    self.token_secrets.push((obj, gr, ns));
+                } else {
+                    self.plan(obj, gr, ns);
+                }
             }
         }
     }
 
-    /// Cleans `obj` and adds it to the plan.
+    /// The namespace an item of namespace `ns` (as backed up) is restored into.
+    fn target(&self, ns: &str) -> String {
+        self.opts
+            .namespace_mappings
+            .get(ns)
+            .cloned()
+            .unwrap_or_else(|| ns.to_string())
+    }
+
+    /// Prepares `obj` and adds it to the plan.
     fn plan(&mut self, mut obj: Object, gr: String, ns: Option<String>) {
-        let new_ns = ns.as_deref().map(|n| {
-            self.opts
-                .namespace_mappings
-                .get(n)
-                .map(String::as_str)
-                .unwrap_or(n)
-                .to_string()
-        });
-        sanitize(&mut obj, &gr, self.opts, new_ns.as_deref());
-        let planned = Planned {
-            namespace: new_ns,
-            name: obj.name().to_string(),
-            object: obj.to_raw_json(),
-            resource: gr,
+        let opts = self.opts;
+        if gr == "namespaces" {
+            let made = actions::namespace::from_backup(&obj, &self.target(obj.name()));
+            self.push(&made, gr, None);
+            return;
+        }
+        if gr == "persistentvolumes" {
+            let data = opts.volumes_with_data.contains(obj.name());
+            let mappings = &opts.namespace_mappings;
+            if let actions::pv::Decision::Provision(why) =
+                actions::pv::execute(&mut obj, data, mappings)
+            {
+                self.provisioned.insert(obj.name().to_string());
+                self.skipped
+                    .push((describe(&gr, None, obj.name()), why.to_string()));
+                return;
+            }
+        }
+        // The status stays through the actions (the PVC action reads the backed-up phase).
+        actions::metadata::reset(&mut obj, true);
+        let accounts = &self.service_accounts;
+        // Kubernetes makes `default` in every namespace.
+        let account_exists = |ns: &str, name: &str| {
+            name == "default" || accounts.contains(&(ns.to_string(), name.to_string()))
         };
+        let ctx = actions::Context {
+            namespace_mappings: &opts.namespace_mappings,
+            preserve_node_ports: opts.preserve_node_ports,
+            service_account_exists: &account_exists,
+        };
+        let verdict = actions::run(&gr, &mut obj, &ctx);
+        let id = || describe(&gr, ns.as_deref(), obj.name());
+        match verdict {
+            actions::Verdict::Restore(needed) => self
+                .wanted
+                .extend(needed.into_iter().map(|n| (n.resource, n.name))),
+            actions::Verdict::Skip(why) => {
+                self.skipped.push((id(), why));
+                return;
+            }
+            actions::Verdict::Fail(why) => {
+                let msg = format!("{}: not restored: {why}", id());
+                let target = ns.as_deref().map(|n| self.target(n)).unwrap_or_default();
+                self.errors.add(&target, msg);
+                return;
+            }
+        }
+        let by_resource = opts.restore_status.iter().any(|r| r == &gr || r == "*");
+        if !actions::metadata::restores_status(&obj, by_resource) {
+            obj.remove(&["status"]);
+        }
+        let new_ns = ns.as_deref().map(|n| self.target(n));
+        obj.set_namespace(new_ns.as_deref());
+        actions::metadata::add_restore_labels(&mut obj, &opts.backup_name, &opts.restore_name);
+        if gr == "persistentvolumeclaims" {
+            if let Some(volume) = obj.str_at(&["spec", "volumeName"]).map(str::to_string) {
+                actions::pv::reset_binding(&mut obj);
+                self.claims.push((self.items.len(), volume));
+            }
+        }
+        self.push(&obj, gr, new_ns);
+    }
+
+    fn push(&mut self, obj: &Object, gr: String, ns: Option<String>) {
+        let planned = Planned::new(obj, gr, ns);
         self.items
             .push((rank(&planned.resource, &self.high), planned));
     }
 
     /// The plan: items in restore order (resource rank, namespace, name).
     pub fn finish(mut self) -> Plan {
-        // What restored items need: the PVs their PVCs are bound to (Velero's PVC action
-        // adds them) and the namespaces they are restored into.
-        for (name, pv) in std::mem::take(&mut self.needed_pvs) {
-            if self.claimed_pvs.contains(&name) {
-                self.plan(pv, "persistentvolumes".into(), None);
+        // Token secrets, now that the restored service accounts are known.
+        for (obj, gr, ns) in std::mem::take(&mut self.token_secrets) {
+            self.plan(obj, gr, ns);
+        }
+        // What restored items need: the PVs of their claims and their PriorityClasses
+        // (Velero's additional items), and the namespaces they are restored into.
+        for ((resource, name), obj) in std::mem::take(&mut self.needable) {
+            if self.wanted.contains(&(resource, name)) {
+                self.plan(obj, resource.to_string(), None);
             }
         }
         for (name, ns) in std::mem::take(&mut self.needed_namespaces) {
             if self.used_namespaces.contains(&name) {
                 self.plan(ns, "namespaces".into(), None);
+            }
+        }
+        // Claims of volumes provisioned again lose `volumeName` (Velero's PVC fix-up).
+        for (i, volume) in std::mem::take(&mut self.claims) {
+            if self.provisioned.contains(&volume) {
+                let planned = &mut self.items[i].1;
+                let mut claim = planned.object();
+                claim.remove(&["spec", "volumeName"]);
+                planned.object = claim.to_raw_json();
             }
         }
         let mut items = self.items;
@@ -288,6 +419,7 @@ impl<'a> Planner<'a> {
         Plan {
             items: items.into_iter().map(|(_, p)| p).collect(),
             skipped: self.skipped,
+            errors: self.errors,
         }
     }
 }
@@ -312,122 +444,6 @@ fn skip_reason(o: &Object, gr: &str) -> Option<String> {
         return Some("job has completed".into());
     }
     None
-}
-
-/// Velero's clean-up of a backed-up object before it is created again.
-fn sanitize(o: &mut Object, gr: &str, opts: &RestoreOptions, ns: Option<&str>) {
-    let restore_status = opts.restore_status.iter().any(|r| r == gr || r == "*")
-        || o.annotation(RESTORE_STATUS_ANNOTATION).is_some();
-    // Metadata: only name, generateName, namespace, labels and annotations survive.
-    let meta = o.map_at_mut(&["metadata"]);
-    meta.retain(|k, _| {
-        matches!(
-            k.as_str(),
-            "name" | "generateName" | "namespace" | "labels" | "annotations"
-        )
-    });
-    if !restore_status {
-        o.remove(&["status"]);
-    }
-    o.set_namespace(ns);
-    let labels = o.map_at_mut(&["metadata", "labels"]);
-    if !opts.backup_name.is_empty() {
-        labels.insert(
-            "velero.io/backup-name".into(),
-            opts.backup_name.clone().into(),
-        );
-    }
-    if !opts.restore_name.is_empty() {
-        labels.insert(
-            "velero.io/restore-name".into(),
-            opts.restore_name.clone().into(),
-        );
-    }
-    match gr {
-        "namespaces" => {
-            let name = o.name().to_string();
-            if let Some(new) = opts.namespace_mappings.get(&name) {
-                o.map_at_mut(&["metadata"])
-                    .insert("name".into(), new.clone().into());
-            }
-            o.remove(&["spec", "finalizers"]);
-        }
-        "pods" => {
-            o.remove(&["spec", "nodeName"]);
-            o.remove(&["spec", "priority"]);
-        }
-        "services" => {
-            let headless = o.str_at(&["spec", "clusterIP"]) == Some("None");
-            if !headless {
-                o.remove(&["spec", "clusterIP"]);
-                o.remove(&["spec", "clusterIPs"]);
-            }
-            if !opts.preserve_node_ports {
-                if let Some(Value::Array(ports)) = o.map_at_mut(&["spec"]).get_mut("ports") {
-                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
-                        p.remove("nodePort");
-                    }
-                }
-            }
-        }
-        "persistentvolumeclaims" => {
-            let ann = o.map_at_mut(&["metadata", "annotations"]);
-            for k in [
-                "pv.kubernetes.io/bind-completed",
-                "pv.kubernetes.io/bound-by-controller",
-                "volume.kubernetes.io/selected-node",
-            ] {
-                ann.remove(k);
-            }
-        }
-        "persistentvolumes" => {
-            if let Some(old) = o
-                .str_at(&["spec", "claimRef", "namespace"])
-                .map(str::to_string)
-            {
-                if let Some(new) = opts.namespace_mappings.get(&old) {
-                    o.map_at_mut(&["spec", "claimRef"])
-                        .insert("namespace".into(), new.clone().into());
-                }
-            }
-            for k in ["uid", "resourceVersion"] {
-                o.remove(&["spec", "claimRef", k]);
-            }
-        }
-        "jobs.batch" => {
-            for path in [
-                &["spec", "selector", "matchLabels"][..],
-                &["spec", "template", "metadata", "labels"][..],
-            ] {
-                let m = o.map_at_mut(path);
-                m.remove("controller-uid");
-                m.remove("batch.kubernetes.io/controller-uid");
-            }
-            // An empty selector would select every pod; without one, Kubernetes generates
-            // a fresh one for the new job.
-            remove_if_empty(o, &["spec", "selector", "matchLabels"]);
-            remove_if_empty(o, &["spec", "selector"]);
-            remove_if_empty(o, &["spec", "template", "metadata", "labels"]);
-        }
-        _ => {}
-    }
-    // An annotation map emptied above goes (it may not have been there).
-    if o.get(&["metadata", "annotations"])
-        .and_then(Value::as_object)
-        .is_some_and(|m| m.is_empty())
-    {
-        o.remove(&["metadata", "annotations"]);
-    }
-}
-
-/// Removes the map at `path` if it is empty.
-fn remove_if_empty(o: &mut Object, path: &[&str]) {
-    if o.get(path)
-        .and_then(Value::as_object)
-        .is_some_and(|m| m.is_empty())
-    {
-        o.remove(path);
-    }
 }
 
 /// The top-level trees of a backup snapshot, and the budget of a walk of it.
@@ -580,7 +596,7 @@ pub fn write_to_dir(plan: &Plan, dir: &std::path::Path) -> std::io::Result<usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn o(v: Value) -> Object {
         Object::from_value(v, "t").unwrap()
@@ -619,7 +635,7 @@ mod tests {
                 json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p2", "namespace": "ns-2"}}),
             ),
             o(
-                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "ns-1"}, "spec": {"volumeName": "pv-1"}}),
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "ns-1"}, "spec": {"volumeName": "pv-1"}, "status": {"phase": "Bound"}}),
             ),
             o(
                 json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-1"}}),
@@ -795,8 +811,12 @@ mod tests {
         assert_eq!(p.skipped.len(), 6, "{:?}", p.skipped);
     }
 
+    /// Velero pkg/restore/restore_test.go TestRestoreItems (metadata reset, restore labels,
+    /// managedFields and finalizers kept, status removed), TestRestorePersistentVolumes /
+    /// TestRestorePVWithVolumeInfo (reclaim Delete: not restored, the claim provisioned
+    /// again), TestRestoreNamespaceMapping, and the restore item actions end to end.
     #[test]
-    fn sanitization_and_namespace_mapping() {
+    fn objects_are_prepared_as_velero_prepares_them() {
         let opts = RestoreOptions {
             backup_name: "nightly".into(),
             restore_name: "r1".into(),
@@ -805,43 +825,73 @@ mod tests {
         };
         let objects = vec![
             o(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "uid": "u"}, "spec": {"finalizers": ["kubernetes"]}}),
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "uid": "u", "labels": {"team": "a"}}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
             ),
             o(
                 json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop", "uid": "u", "resourceVersion": "5",
-                     "generation": 2, "creationTimestamp": "x", "selfLink": "/x", "ownerReferences": [{"name": "rs"}], "managedFields": []},
-                     "spec": {"nodeName": "n1", "priority": 10, "containers": []}, "status": {"phase": "Running"}}),
+                     "generation": 2, "creationTimestamp": "x", "selfLink": "/x", "generateName": "p-", "ownerReferences": [{"name": "rs"}],
+                     "managedFields": [{"manager": "kubectl"}], "finalizers": ["example.com/f"]},
+                     "spec": {"nodeName": "n1", "priority": 10, "priorityClassName": "high", "containers": []}, "status": {"phase": "Running"}}),
+            ),
+            o(
+                json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high"}, "value": 1000}),
             ),
             o(
                 json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "shop"},
                      "spec": {"type": "NodePort", "clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"], "ports": [{"port": 80, "nodePort": 30080}]}}),
             ),
             o(
-                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "h", "namespace": "shop"}, "spec": {"clusterIP": "None"}}),
-            ),
-            o(
                 json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "d", "namespace": "shop",
-                     "annotations": {"pv.kubernetes.io/bind-completed": "yes", "keep": "me"}}, "spec": {"volumeName": "pv1"}}),
+                     "annotations": {"pv.kubernetes.io/bind-completed": "yes", "volume.kubernetes.io/selected-node": "n1", "keep": "me"}},
+                     "spec": {"volumeName": "pv1"}, "status": {"phase": "Bound"}}),
             ),
             o(
                 json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv1"},
-                     "spec": {"claimRef": {"namespace": "shop", "name": "d", "uid": "u", "resourceVersion": "1"}}}),
+                     "spec": {"persistentVolumeReclaimPolicy": "Retain", "claimRef": {"namespace": "shop", "name": "d", "uid": "u", "resourceVersion": "1"}}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "scratch", "namespace": "shop"},
+                     "spec": {"volumeName": "pv2", "storageClassName": "fast"}, "status": {"phase": "Bound"}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv2"},
+                     "spec": {"persistentVolumeReclaimPolicy": "Delete", "claimRef": {"namespace": "shop", "name": "scratch"}}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": "shop"},
+                     "secrets": [{"name": "app-token-x1"}, {"name": "other"}]}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app-token-x1", "namespace": "shop"}, "type": "kubernetes.io/service-account-token"}),
+            ),
+            o(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "rb", "namespace": "shop"},
+                     "roleRef": {"kind": "Role", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": "shop"}]}),
             ),
             o(
                 json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "shop"},
                      "spec": {"selector": {"matchLabels": {"controller-uid": "u"}}, "template": {"metadata": {"labels": {"controller-uid": "u", "app": "j"}}}}}),
             ),
             o(
-                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "st", "namespace": "shop", "annotations": {RESTORE_STATUS_ANNOTATION: "true"}}, "status": {"x": 1}}),
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "st", "namespace": "shop", "annotations": {RESTORE_STATUS_ANNOTATION: "TRUE"}}, "status": {"x": 1}}),
             ),
         ];
         let p = plan(objects.clone(), &opts);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
         let get = |name: &str| {
-            let item = p.items.iter().find(|i| i.name == name).unwrap();
+            let item = p
+                .items
+                .iter()
+                .find(|i| i.name == name)
+                .unwrap_or_else(|| panic!("{name} not planned: {:?}", p.skipped));
             item.object().into_value()
         };
-        let ns = get("shop-copy");
-        assert!(ns["spec"].get("finalizers").is_none() && ns["metadata"].get("uid").is_none());
+        // The namespace: mapped name, labels and spec; no restore labels.
+        assert_eq!(
+            get("shop-copy"),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop-copy", "labels": {"team": "a"}},
+                "spec": {"finalizers": ["kubernetes"]}})
+        );
         let pod = get("p");
         assert_eq!(pod["metadata"]["namespace"], "shop-copy");
         for k in [
@@ -850,34 +900,52 @@ mod tests {
             "generation",
             "creationTimestamp",
             "selfLink",
+            "generateName",
             "ownerReferences",
-            "managedFields",
         ] {
             assert!(pod["metadata"].get(k).is_none(), "{k}");
         }
+        assert_eq!(
+            pod["metadata"]["managedFields"],
+            json!([{"manager": "kubectl"}])
+        );
+        assert_eq!(pod["metadata"]["finalizers"], json!(["example.com/f"]));
         assert!(pod.get("status").is_none());
         assert!(pod["spec"].get("nodeName").is_none() && pod["spec"].get("priority").is_none());
         assert_eq!(
-            pod["metadata"]["labels"]["velero.io/backup-name"],
-            "nightly"
+            pod["metadata"]["labels"],
+            json!({"velero.io/backup-name": "nightly", "velero.io/restore-name": "r1"})
         );
-        assert_eq!(pod["metadata"]["labels"]["velero.io/restore-name"], "r1");
+        // The pod's PriorityClass comes along.
+        assert_eq!(get("high")["value"], 1000);
         let svc = get("s");
         assert!(svc["spec"].get("clusterIP").is_none() && svc["spec"].get("clusterIPs").is_none());
         assert!(svc["spec"]["ports"][0].get("nodePort").is_none());
-        assert_eq!(
-            get("h")["spec"]["clusterIP"],
-            "None",
-            "headless keeps clusterIP: None"
-        );
+        // A Retain volume is restored with its binding reset; its claim keeps volumeName.
         let pvc = get("d");
-        assert!(pvc["metadata"]["annotations"]
-            .get("pv.kubernetes.io/bind-completed")
-            .is_none());
-        assert_eq!(pvc["metadata"]["annotations"]["keep"], "me");
+        assert_eq!(pvc["metadata"]["annotations"], json!({"keep": "me"}));
+        assert_eq!(pvc["spec"]["volumeName"], "pv1");
         let pv = get("pv1");
-        assert_eq!(pv["spec"]["claimRef"]["namespace"], "shop-copy");
-        assert!(pv["spec"]["claimRef"].get("uid").is_none());
+        assert_eq!(
+            pv["spec"]["claimRef"],
+            json!({"namespace": "shop-copy", "name": "d"})
+        );
+        // A Delete volume is not restored; its claim is provisioned again.
+        assert!(p.items.iter().all(|i| i.name != "pv2"));
+        assert!(p
+            .skipped
+            .iter()
+            .any(|(id, why)| id == "persistentvolumes pv2" && why.contains("Delete")));
+        assert!(get("scratch")["spec"].get("volumeName").is_none());
+        // The token secret of a restored account is left to Kubernetes, and so is the
+        // account's reference to it.
+        assert!(p
+            .skipped
+            .iter()
+            .any(|(id, _)| id == "secrets shop/app-token-x1"));
+        assert_eq!(get("app")["secrets"], json!([{"name": "other"}]));
+        // Role binding subjects follow the mapping.
+        assert_eq!(get("rb")["subjects"][0]["namespace"], "shop-copy");
         let job = get("j");
         assert!(job["spec"].get("selector").is_none());
         assert_eq!(
@@ -887,7 +955,7 @@ mod tests {
         assert_eq!(
             get("st")["status"]["x"],
             1,
-            "the restore-status annotation keeps status"
+            "the restore-status annotation, in any case, keeps status"
         );
         // Preserving node ports.
         let keep = plan(
@@ -898,7 +966,45 @@ mod tests {
             },
         );
         let svc = keep.items.iter().find(|i| i.name == "s").unwrap().object();
-        let svc = svc.as_value();
-        assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30080);
+        assert_eq!(svc.as_value()["spec"]["ports"][0]["nodePort"], 30080);
+        // A long backup name labels what it restored, shortened as Velero does.
+        let long = plan(
+            objects,
+            &RestoreOptions {
+                backup_name: "this_is_a_very_long_label_value_that_will_be_rejected_by_Kubernetes"
+                    .into(),
+                ..Default::default()
+            },
+        );
+        let pod = long.items.iter().find(|i| i.name == "p").unwrap();
+        assert_eq!(
+            pod.labels()["velero.io/backup-name"],
+            "this_is_a_very_long_label_value_that_will_be_rejected_by_8d0722"
+        );
+    }
+
+    /// A restore item action that cannot prepare an item fails that item only.
+    #[test]
+    fn an_action_failure_is_an_error_of_that_item() {
+        let objects = vec![
+            o(
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad", "namespace": "a",
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{oops"}},
+                "spec": {"ports": [{"port": 80, "nodePort": 30000}]}}),
+            ),
+            o(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fine", "namespace": "a"}}),
+            ),
+        ];
+        let p = plan(objects, &RestoreOptions::default());
+        assert_eq!(p.items.len(), 1);
+        let msgs: Vec<_> = p.errors.messages().collect();
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].0, Some("a"));
+        assert!(
+            msgs[0].1.starts_with("services a/bad: not restored: "),
+            "{}",
+            msgs[0].1
+        );
     }
 }
