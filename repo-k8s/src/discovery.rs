@@ -537,6 +537,19 @@ impl Discovery {
         }
     }
 
+    /// Whether `gr` (`resource.group`) is a Kubernetes type with a built-in schema (what
+    /// strategic merge patches need), not a custom resource.
+    pub fn is_built_in(&self, gr: &str) -> bool {
+        BUILT_IN.iter().any(|(g, _, _, plural, _, _)| {
+            !g.ends_with("velero.io")
+                && !g.starts_with("snapshot.storage")
+                && match g.is_empty() {
+                    true => gr == *plural,
+                    false => gr.strip_prefix(plural).and_then(|r| r.strip_prefix('.')) == Some(*g),
+                }
+        })
+    }
+
     pub fn resources(&self) -> &[Resource] {
         &self.resources
     }

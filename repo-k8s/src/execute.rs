@@ -124,6 +124,7 @@ pub fn execute(
         }
     }
     let mut namespaces_known: BTreeSet<String> = BTreeSet::new();
+    let mut classes = StorageClasses::default();
     let mut crds_restored = false;
     let mut failed_gate = false;
     for (phase, items) in phases.iter().zip(&assigned) {
@@ -154,6 +155,8 @@ pub fn execute(
                 Some(ns) => ensure_namespace(cluster, &mut served, ns, &mut namespaces_known),
                 None => Ok(()),
             };
+            let ready = ready
+                .and_then(|()| classes.check(cluster, &mut served, plan, &item.storage_classes));
             let object = match ready.map(|()| item.object()) {
                 Ok(o) => o,
                 Err(e) => {
@@ -363,6 +366,46 @@ fn describe_item(item: &Planned) -> String {
     match &item.namespace {
         Some(ns) => format!("{} {ns}/{}", item.resource, item.name),
         None => format!("{} {}", item.resource, item.name),
+    }
+}
+
+/// Storage classes the change-storage-class mapping set, checked once each: they must exist
+/// in the cluster or be restored by the plan (Velero asks the API for the class).
+#[derive(Default)]
+struct StorageClasses {
+    known: BTreeMap<String, bool>,
+}
+
+impl StorageClasses {
+    fn check(
+        &mut self,
+        cluster: &Cluster,
+        served: &mut Served,
+        plan: &Plan,
+        classes: &[String],
+    ) -> Result<(), String> {
+        const GR: &str = "storageclasses.storage.k8s.io";
+        for c in classes {
+            let exists = match self.known.get(c) {
+                Some(e) => *e,
+                None => {
+                    let restored = plan.items.iter().any(|i| i.resource == GR && &i.name == c);
+                    let mut in_cluster = || {
+                        let r = served.find(cluster, GR, Duration::ZERO)?;
+                        cluster.get(&r, None, c).ok().flatten()
+                    };
+                    let e = restored || in_cluster().is_some();
+                    self.known.insert(c.clone(), e);
+                    e
+                }
+            };
+            if !exists {
+                return Err(format!(
+                    "error getting storage class {c} from API: {GR} {c:?} not found (create it, or change the storage class mapping)"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -14,6 +14,7 @@ pub mod execute;
 pub mod existing;
 pub mod filter;
 pub mod manifest;
+pub mod modifiers;
 pub mod object;
 pub mod phases;
 pub mod restore;

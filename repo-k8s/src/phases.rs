@@ -231,6 +231,7 @@ mod tests {
             name: "x".into(),
             object: serde_json::value::to_raw_value(&json!({"metadata": {"labels": labels}}))
                 .unwrap(),
+            storage_classes: Vec::new(),
         }
     }
 

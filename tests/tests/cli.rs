@@ -19,6 +19,14 @@ fn ok(out: Output) -> String {
     stdout
 }
 
+/// Writes `yaml` as `dir/manifests/all.yaml` and returns the directory.
+fn manifests(dir: &std::path::Path, yaml: &str) -> String {
+    let m = dir.join("manifests");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(m.join("all.yaml"), yaml).unwrap();
+    m.to_str().unwrap().to_string()
+}
+
 /// A repository in `dir/repo` with one backup of a tree of 3,000 files.
 fn repo_with_a_tree(dir: &std::path::Path) -> String {
     let repo = dir.join("repo").to_str().unwrap().to_string();
@@ -245,14 +253,10 @@ fn names_with_control_characters_cannot_drive_the_terminal() {
 fn cairn_server_refuses_a_backup_name_in_use_and_names_every_restore_mode() {
     let t = tempfile::tempdir().unwrap();
     let run = cairn_server_on(t.path());
-    let manifests = t.path().join("manifests");
-    std::fs::create_dir_all(&manifests).unwrap();
-    std::fs::write(
-        manifests.join("cm.yaml"),
+    let dir = &manifests(
+        t.path(),
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: shop}\ndata: {k: v}\n",
-    )
-    .unwrap();
-    let dir = manifests.to_str().unwrap();
+    );
     ok(run(&["backup", "nightly", "--from-dir", dir]));
     let out = run(&["backup", "nightly", "--from-dir", dir]);
     let (_, stderr) = text(&out);
@@ -304,23 +308,15 @@ fn cairn_server_refuses_a_backup_name_in_use_and_names_every_restore_mode() {
 fn cairn_server_restore_filters_select_and_validate_as_velero() {
     let t = tempfile::tempdir().unwrap();
     let run = cairn_server_on(t.path());
-    let manifests = t.path().join("manifests");
-    std::fs::create_dir_all(&manifests).unwrap();
-    std::fs::write(
-        manifests.join("all.yaml"),
+    let dir = manifests(
+        t.path(),
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: shop, labels: {app: web}}\n---\n\
          apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: shop}\n---\n\
          apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: shop}\n---\n\
          apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: blog}\n---\n\
          apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\n",
-    )
-    .unwrap();
-    ok(run(&[
-        "backup",
-        "day",
-        "--from-dir",
-        manifests.to_str().unwrap(),
-    ]));
+    );
+    ok(run(&["backup", "day", "--from-dir", &dir]));
     let planned = |args: &[&str]| -> Vec<String> {
         let mut all = vec!["restore", "day", "--dry-run", "--json"];
         all.extend_from_slice(args);
@@ -541,4 +537,99 @@ fn walk_count(dir: &std::path::Path) -> usize {
         }
     }
     n
+}
+
+/// Velero's opt-in restore modifiers through the CLI, from files in Velero's formats:
+/// resource modifiers (internal/resourcemodifiers), change-storage-class and
+/// change-image-name (pkg/restore/actions), as their ConfigMap manifests. Bad files are
+/// refused before anything is restored, with Velero's wording.
+#[test]
+fn cairn_server_restore_modifiers_from_velero_config_maps() {
+    let t = tempfile::tempdir().unwrap();
+    let run = cairn_server_on(t.path());
+    let dir = manifests(
+        t.path(),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n\
+         spec: {replicas: 3, template: {spec: {containers: [{name: web, image: 'old.registry:5000/web:1'}]}}}\n---\n\
+         apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data, namespace: shop}\nspec: {storageClassName: gp2}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {mode: prod}\n",
+    );
+    ok(run(&["backup", "day", "--from-dir", &dir]));
+    let file = |name: &str, text: &str| {
+        let p = t.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let rules = file(
+        "modifiers.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mods, namespace: velero}\ndata:\n  rules.yaml: |\n\
+         \x20   version: v1\n\
+         \x20   resourceModifierRules:\n\
+         \x20   - conditions: {groupResource: deployments.apps, namespaces: [shop]}\n\
+         \x20     patches: [{operation: replace, path: /spec/replicas, value: \"1\"}]\n\
+         \x20   - conditions: {groupResource: configmaps}\n\
+         \x20     mergePatches: [{patchData: '{\"data\": {\"mode\": \"dr\"}}'}]\n",
+    );
+    let classes = file(
+        "classes.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: sc, namespace: velero, labels: {velero.io/plugin-config: '', velero.io/change-storage-class: RestoreItemAction}}\ndata: {gp2: gp3}\n",
+    );
+    let images = file(
+        "images.yaml",
+        "registry: 'old.registry:5000 , new.registry:443'\n",
+    );
+    let out = t.path().join("out");
+    ok(run(&[
+        "restore",
+        "day",
+        "--to-dir",
+        out.to_str().unwrap(),
+        "--resource-modifier-configmap",
+        &rules,
+        "--change-storage-class",
+        &classes,
+        "--change-image-name",
+        &images,
+    ]));
+    let restored: Vec<serde_json::Value> = {
+        let mut files: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect()
+    };
+    let get = |kind: &str| restored.iter().find(|o| o["kind"] == kind).unwrap();
+    let web = get("Deployment");
+    assert_eq!(web["spec"]["replicas"], 1);
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        "new.registry:443/web:1"
+    );
+    assert_eq!(
+        get("PersistentVolumeClaim")["spec"]["storageClassName"],
+        "gp3"
+    );
+    assert_eq!(get("ConfigMap")["data"]["mode"], "dr");
+    // Refused with Velero's wording, exit 2, nothing written.
+    let bad = file("bad.yaml", "version: v2\nresourceModifierRules: []\n");
+    let out2 = t.path().join("out2");
+    let o = run(&[
+        "restore",
+        "day",
+        "--to-dir",
+        out2.to_str().unwrap(),
+        "--resource-modifier-configmap",
+        &bad,
+    ]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unsupported resource modifier version v2"),
+        "{stderr}"
+    );
+    assert!(!out2.exists());
 }

@@ -166,6 +166,53 @@ struct RestoreArgs {
     dry_run: bool,
     #[command(flatten)]
     filter: RestoreFilterArgs,
+    #[command(flatten)]
+    modifiers: ModifierArgs,
+}
+
+/// Velero's opt-in restore modifiers, read from files in Velero's formats.
+#[derive(Args)]
+#[command(next_help_heading = "Modifiers")]
+struct ModifierArgs {
+    /// Resource modifier rules (Velero's format, version v1): the ConfigMap manifest, or
+    /// the rules document it holds.
+    #[arg(long, value_name = "FILE")]
+    resource_modifier_configmap: Option<PathBuf>,
+    /// Storage class mapping `old: new` (Velero's change-storage-class ConfigMap manifest,
+    /// or a YAML mapping).
+    #[arg(long, value_name = "FILE")]
+    change_storage_class: Option<PathBuf>,
+    /// Image rules `name: "old part,new part"` (Velero's change-image-name ConfigMap
+    /// manifest, or a YAML mapping); the first rule, in name order, that matches wins.
+    #[arg(long, value_name = "FILE")]
+    change_image_name: Option<PathBuf>,
+}
+
+impl ModifierArgs {
+    /// Reads and checks the files given into `opts`.
+    fn read_into(&self, opts: &mut repo_k8s::restore::RestoreOptions) -> Result<(), Failure> {
+        use repo_k8s::modifiers;
+        let read = |path: &PathBuf| {
+            std::fs::read_to_string(path)
+                .map_err(|e| Failure(1, format!("reading {}: {e}", path.display())))
+        };
+        let bad = |path: &PathBuf| {
+            let path = path.display().to_string();
+            move |e: repo_k8s::Error| Failure(2, format!("{path}: {e}"))
+        };
+        if let Some(p) = &self.resource_modifier_configmap {
+            opts.resource_modifiers =
+                Some(modifiers::ResourceModifiers::from_file_text(&read(p)?).map_err(bad(p))?);
+        }
+        if let Some(p) = &self.change_storage_class {
+            opts.storage_class_mappings =
+                modifiers::storage_class_mappings(&read(p)?).map_err(bad(p))?;
+        }
+        if let Some(p) = &self.change_image_name {
+            opts.image_name_rules = modifiers::image_name_rules(&read(p)?).map_err(bad(p))?;
+        }
+        Ok(())
+    }
 }
 
 /// Which backed-up items a restore takes (Velero's `velero restore create` flags and
@@ -521,7 +568,7 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
         }
         None => vec![ResolvedPhase::everything(a.existing_resource_policy)],
     };
-    let opts = repo_k8s::restore::RestoreOptions {
+    let mut opts = repo_k8s::restore::RestoreOptions {
         backup_name: a.name.clone(),
         restore_name: a
             .restore_name
@@ -538,7 +585,11 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
             .map_err(|e| Failure(2, format!("restore filters are not valid: {e}")))?,
         // Volume data is restored by node-agents, which the control plane drives.
         volumes_with_data: Default::default(),
+        storage_class_mappings: Default::default(),
+        image_name_rules: Vec::new(),
+        resource_modifiers: None,
     };
+    a.modifiers.read_into(&mut opts)?;
     let (plan, notes) = repo_k8s::restore::plan_backup(&repo, &id, &discovery, &opts)?;
     if a.to_cluster && !a.dry_run {
         let cluster = a.cluster.connect()?;

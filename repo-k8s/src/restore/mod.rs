@@ -74,6 +74,7 @@ pub const NEVER_RESTORED: &[&str] = &[
 
 pub(crate) use actions::metadata::reset as reset_metadata;
 pub use actions::metadata::{valid_label_value, RESTORE_STATUS_ANNOTATION};
+pub(crate) use actions::parse_image_name_rule;
 
 /// The labels a restore puts on what it restores.
 pub const RESTORE_LABELS: &[&str] = &["velero.io/backup-name", "velero.io/restore-name"];
@@ -101,6 +102,12 @@ pub struct RestoreOptions {
     /// PersistentVolumes whose data the restore brings back into new volumes (pod volume or
     /// CSI data in the backup): they are not restored, and their claims are provisioned.
     pub volumes_with_data: BTreeSet<String>,
+    /// Opt-in modifiers: Velero's change-storage-class mapping (`old → new`), its
+    /// change-image-name rules (`(old part, new part)`, first match wins), and resource
+    /// modifiers.
+    pub storage_class_mappings: BTreeMap<String, String>,
+    pub image_name_rules: Vec<(String, String)>,
+    pub resource_modifiers: Option<crate::modifiers::ResourceModifiers>,
 }
 
 /// One object of the plan.
@@ -112,6 +119,10 @@ pub struct Planned {
     /// The cleaned object as compact JSON: a restore may plan 100,000 objects, and held
     /// parsed they took four times the memory.
     pub object: Box<RawValue>,
+    /// Storage classes the change-storage-class mapping gave it: they must exist (in the
+    /// cluster, or restored before it) for it to be created.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub storage_classes: Vec<String>,
 }
 
 impl Planned {
@@ -121,6 +132,7 @@ impl Planned {
             name: obj.name().to_string(),
             object: obj.to_raw_json(),
             resource,
+            storage_classes: Vec::new(),
         }
     }
 
@@ -343,22 +355,33 @@ impl<'a> Planner<'a> {
             namespace_mappings: &opts.namespace_mappings,
             preserve_node_ports: opts.preserve_node_ports,
             service_account_exists: &account_exists,
+            storage_class_mappings: &opts.storage_class_mappings,
+            image_name_rules: &opts.image_name_rules,
         };
         let verdict = actions::run(&gr, &mut obj, &ctx);
-        let id = || describe(&gr, ns.as_deref(), obj.name());
-        match verdict {
-            actions::Verdict::Restore(needed) => self
-                .wanted
-                .extend(needed.into_iter().map(|n| (n.resource, n.name))),
+        let id = |o: &Object| describe(&gr, ns.as_deref(), o.name());
+        let target = ns.as_deref().map(|n| self.target(n)).unwrap_or_default();
+        let storage_classes = match verdict {
+            actions::Verdict::Restore(done) => {
+                let needed = done.needed.into_iter().map(|n| (n.resource, n.name));
+                self.wanted.extend(needed);
+                done.storage_classes
+            }
             actions::Verdict::Skip(why) => {
-                self.skipped.push((id(), why));
+                self.skipped.push((id(&obj), why));
                 return;
             }
             actions::Verdict::Fail(why) => {
-                let msg = format!("{}: not restored: {why}", id());
-                let target = ns.as_deref().map(|n| self.target(n)).unwrap_or_default();
+                let msg = format!("{}: not restored: {why}", id(&obj));
                 self.errors.add(&target, msg);
                 return;
+            }
+        };
+        // Velero's resource modifiers: after the actions, before the namespace mapping.
+        if let Some(m) = &opts.resource_modifiers {
+            let typed = self.discovery.is_built_in(&gr);
+            for e in m.apply(&gr, ns.as_deref(), &mut obj, typed) {
+                self.errors.add(&target, format!("{}: {e}", id(&obj)));
             }
         }
         let by_resource = opts.restore_status.iter().any(|r| r == &gr || r == "*");
@@ -375,6 +398,9 @@ impl<'a> Planner<'a> {
             }
         }
         self.push(&obj, gr, new_ns);
+        if let Some((_, planned)) = self.items.last_mut() {
+            planned.storage_classes = storage_classes;
+        }
     }
 
     fn push(&mut self, obj: &Object, gr: String, ns: Option<String>) {

@@ -5,6 +5,8 @@
 
 mod admission_webhook;
 mod api_service;
+mod change_image_name;
+mod change_storage_class;
 mod crd;
 mod job;
 mod pod;
@@ -30,11 +32,22 @@ pub(crate) struct Needed {
     pub name: String,
 }
 
+pub(crate) use change_image_name::parse_rule as parse_image_name_rule;
+
+/// What the actions did to an item that is restored.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Done {
+    /// Items it needs.
+    pub needed: Vec<Needed>,
+    /// Storage classes it was changed to (they must exist when it is created).
+    pub storage_classes: Vec<String>,
+}
+
 /// What an action decided for an item.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Restore it, with these items too.
-    Restore(Vec<Needed>),
+    /// Restore it.
+    Restore(Done),
     /// Do not restore it (Velero's `SkipRestore`), with why.
     Skip(String),
     /// The action failed: the item is not restored and the restore has an error.
@@ -48,6 +61,9 @@ pub(crate) struct Context<'a> {
     /// Whether a service account will exist in a namespace (as backed up) when the
     /// restore reaches secrets.
     pub service_account_exists: &'a dyn Fn(&str, &str) -> bool,
+    /// Opt-in: storage class `old → new`, and image `(old part, new part)` rules.
+    pub storage_class_mappings: &'a BTreeMap<String, String>,
+    pub image_name_rules: &'a [(String, String)],
 }
 
 /// Runs the action for `gr`, if there is one, on an item whose metadata was reset. Its
@@ -91,8 +107,23 @@ pub(crate) fn run(gr: &str, item: &mut Object, ctx: &Context) -> Verdict {
         }
         _ => Ok(()),
     };
+    let mut storage_classes = Vec::new();
+    if !ctx.storage_class_mappings.is_empty()
+        && matches!(
+            gr,
+            "persistentvolumes" | "persistentvolumeclaims" | "statefulsets.apps"
+        )
+    {
+        storage_classes = change_storage_class::execute(item, ctx.storage_class_mappings);
+    }
+    if !ctx.image_name_rules.is_empty() && change_image_name::APPLIES_TO.contains(&gr) {
+        change_image_name::execute(item, ctx.image_name_rules);
+    }
     match outcome {
-        Ok(()) => Verdict::Restore(needed),
+        Ok(()) => Verdict::Restore(Done {
+            needed,
+            storage_classes,
+        }),
         Err(Stop::Skip(why)) => Verdict::Skip(why),
         Err(Stop::Fail(why)) => Verdict::Fail(why),
     }
