@@ -337,6 +337,16 @@ pub fn backup_from(
                 continue;
             }
         };
+        // Velero's backup item actions change few objects: only those are copied.
+        let gr = d.group_resource_of(&o);
+        let o = match gr.as_str() {
+            "persistentvolumeclaims" => {
+                let mut owned = o.into_owned();
+                crate::backup_actions::prepare(&mut owned, &gr, name);
+                Cow::Owned(owned)
+            }
+            _ => o,
+        };
         let o = o.as_ref();
         let path = object_path(o, &d);
         let file = path.last().expect("non-empty");

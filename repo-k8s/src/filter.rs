@@ -242,6 +242,7 @@ impl ResourceSet {
         excludes: &[String],
         scoped: bool,
         errs: &mut Vec<String>,
+        warnings: &mut Vec<String>,
     ) -> Self {
         let star = |l: &[String]| l.iter().any(|i| i == "*");
         if includes.len() > 1 && star(includes) {
@@ -261,14 +262,23 @@ impl ResourceSet {
             }
             _ => {}
         }
+        // A name no resource has is kept as it is, matching nothing, with a warning (Velero
+        // keeps it silently): an include list of only such names includes nothing.
         let mut resolve = |list: &[String]| -> BTreeSet<String> {
             list.iter()
                 .filter(|s| *s != "*")
-                .filter_map(|s| {
-                    d.resolve(s)
-                        .map(Resource::group_resource)
-                        .map_err(|e| errs.push(e.to_string()))
-                        .ok()
+                .filter_map(|s| match d.resolve(s) {
+                    Ok(r) => Some(r.group_resource()),
+                    Err(crate::discovery::ResolveError::Unknown(_)) => {
+                        warnings.push(format!(
+                            "resource {s:?} is not a built-in resource and no CRD defines it; it matches nothing"
+                        ));
+                        Some(s.clone())
+                    }
+                    Err(e) => {
+                        errs.push(e.to_string());
+                        None
+                    }
                 })
                 .collect()
         };
@@ -346,12 +356,15 @@ pub struct Filter {
     namespaces: NamespaceFilter,
     scope: Scope,
     selectors: Vec<LabelSelector>,
+    /// Warnings about the filter itself, given with every selection.
+    warnings: Vec<String>,
 }
 
 impl Filter {
     /// Validates the filter; every problem is reported, not just the first.
     pub fn new(f: &BackupFilter, d: &Discovery) -> crate::Result<Self> {
         let mut errs = Vec::new();
+        let mut warnings = Vec::new();
         let namespaces = NamespaceFilter::new(&f.include_namespaces, &f.exclude_namespaces)
             .unwrap_or_else(|e| {
                 errs.extend(e);
@@ -375,6 +388,7 @@ impl Filter {
                     &f.exclude_cluster_scoped_resources,
                     true,
                     &mut errs,
+                    &mut warnings,
                 ),
                 cluster_given: !f.include_cluster_scoped_resources.is_empty(),
                 namespaced: ResourceSet::new(
@@ -383,6 +397,7 @@ impl Filter {
                     &f.exclude_namespace_scoped_resources,
                     true,
                     &mut errs,
+                    &mut warnings,
                 ),
             }
         } else {
@@ -393,6 +408,7 @@ impl Filter {
                     &f.exclude_resources,
                     false,
                     &mut errs,
+                    &mut warnings,
                 ),
                 cluster: f.include_cluster_resources,
             }
@@ -418,6 +434,7 @@ impl Filter {
             namespaces,
             scope,
             selectors,
+            warnings,
         })
     }
 
@@ -493,6 +510,20 @@ impl Filter {
     /// [`Filter::select`] over summaries: what a backup of many objects holds in memory.
     pub fn select_summaries(&self, objects: &[Summary], d: &Discovery) -> Selection {
         let mut sel = Selection::default();
+        for w in &self.warnings {
+            sel.warn("", w.clone());
+        }
+        let is_namespace_object = |o: &Summary| {
+            d.for_summary(o)
+                .is_some_and(|r| r.group.is_empty() && r.plural == "namespaces")
+        };
+        // A namespace labelled to be excluded takes its contents with it (Velero adds it to
+        // the excluded namespaces).
+        let excluded_by_label: BTreeSet<&str> = objects
+            .iter()
+            .filter(|o| is_namespace_object(o) && o.label(EXCLUDE_LABEL) == Some("true"))
+            .map(|o| o.name())
+            .collect();
         let namespaces: BTreeSet<&str> = objects
             .iter()
             .filter_map(|o| match o.kind() {
@@ -533,10 +564,15 @@ impl Filter {
                     .push((i, "being deleted (deletionTimestamp set)".into()));
                 continue;
             }
-            let is_namespace_object =
-                r.is_some_and(|r| r.group.is_empty() && r.plural == "namespaces");
-            if is_namespace_object {
+            if is_namespace_object(o) {
                 // Decided below, once we know which namespaces have items.
+                continue;
+            }
+            if namespaced && excluded_by_label.contains(ns) {
+                sel.skipped.push((
+                    i,
+                    format!("namespace {ns} is labelled {EXCLUDE_LABEL}=true"),
+                ));
                 continue;
             }
             if namespaced && !self.namespaces.includes(ns) {
@@ -572,10 +608,14 @@ impl Filter {
         // Namespace objects: those of included namespaces that hold an item, or all included
         // ones when no label selector narrows the backup.
         for (i, o) in objects.iter().enumerate() {
-            let is_ns = d
-                .for_summary(o)
-                .is_some_and(|r| r.group.is_empty() && r.plural == "namespaces");
-            if !is_ns || o.label(EXCLUDE_LABEL) == Some("true") || o.is_being_deleted() {
+            if !is_namespace_object(o)
+                || o.label(EXCLUDE_LABEL) == Some("true")
+                || o.is_being_deleted()
+            {
+                continue;
+            }
+            if o.is_inactive_namespace() {
+                sel.skipped.push((i, "namespace is not Active".into()));
                 continue;
             }
             let name = o.name();
@@ -1073,11 +1113,13 @@ mod tests {
             e,
             vec!["excludes list cannot contain an item in the includes list: pods"]
         );
+        // An unknown name is no error (a warning: see
+        // unresolvable_resource_names_match_nothing_with_a_warning).
         let e = errors(BackupFilter {
             include_resources: strings(&["widgets"]),
             ..Default::default()
         });
-        assert!(e[0].contains("unknown resource"), "{e:?}");
+        assert!(e.is_empty(), "{e:?}");
     }
 
     #[test]
@@ -1190,12 +1232,20 @@ mod tests {
         assert_eq!(e, vec!["encountered labelSelector as well as orLabelSelectors in backup spec, only one can be specified"]);
     }
 
+    /// Velero pkg/backup/backup_test.go ("resources with velero.io/exclude-from-backup=true
+    /// label are not included", "…label specified but not 'true' are included", "terminating
+    /// resources are not backed up"), the backup controller's exclusion of labelled
+    /// namespaces, and item_collector's "terminating ns should not tracked".
     #[test]
     fn exclude_label_and_deleting_items() {
         let mut objects = cluster();
         objects.push(cm("app-a", "secret-sauce", json!({EXCLUDE_LABEL: "true"})));
+        objects.push(cm("app-a", "not-true", json!({EXCLUDE_LABEL: "false"})));
         objects.push(o(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dying", "namespace": "app-a", "deletionTimestamp": "2026-01-01T00:00:00Z"}})));
         objects.push(o(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "hidden", "labels": {EXCLUDE_LABEL: "true"}}})));
+        objects.push(cm("hidden", "inside-hidden", json!({})));
+        objects.push(o(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "going"}, "status": {"phase": "Terminating"}})));
+        objects.push(cm("going", "inside-going", json!({})));
         let d = discovery(&objects);
         let sel = Filter::new(&BackupFilter::default(), &d)
             .unwrap()
@@ -1204,7 +1254,15 @@ mod tests {
         assert!(
             !names.contains(&"secret-sauce")
                 && !names.contains(&"dying")
-                && !names.contains(&"hidden"),
+                && !names.contains(&"hidden")
+                && !names.contains(&"inside-hidden")
+                && !names.contains(&"going"),
+            "{names:?}"
+        );
+        // Only "true" excludes; a Terminating namespace's contents are taken (Velero skips
+        // only its object).
+        assert!(
+            names.contains(&"not-true") && names.contains(&"inside-going"),
             "{names:?}"
         );
         assert!(sel
@@ -1215,6 +1273,41 @@ mod tests {
             .skipped
             .iter()
             .any(|(_, why)| why.contains("being deleted")));
+    }
+
+    /// Velero pkg/backup/backup_test.go TestBackupOldResourceFiltering ("unresolvable
+    /// included resources are ignored", "when all included resources are unresolvable,
+    /// nothing is included", "unresolvable excluded resources are ignored").
+    #[test]
+    fn unresolvable_resource_names_match_nothing_with_a_warning() {
+        let objects = cluster();
+        let d = discovery(&objects);
+        let select = |inc: &[&str], exc: &[&str]| {
+            let f = BackupFilter {
+                include_resources: strings(inc),
+                exclude_resources: strings(exc),
+                ..Default::default()
+            };
+            let sel = Filter::new(&f, &d).unwrap().select(&objects, &d);
+            let kinds: BTreeSet<&str> = sel.items.iter().map(|(i, _)| objects[*i].kind()).collect();
+            let warned = sel
+                .warnings
+                .values()
+                .flatten()
+                .any(|w| w.contains("nosuchthing"));
+            (kinds, warned)
+        };
+        let (kinds, warned) = select(&["pods", "nosuchthing"], &[]);
+        assert!(
+            warned && kinds.contains("Pod") && !kinds.contains("ConfigMap"),
+            "{kinds:?}"
+        );
+        let (kinds, warned) = select(&["nosuchthing"], &[]);
+        assert!(warned && kinds.is_empty(), "{kinds:?}");
+        let (all, _) = select(&[], &[]);
+        let (kinds, warned) = select(&[], &["nosuchthing"]);
+        assert!(warned);
+        assert_eq!(kinds, all);
     }
 
     #[test]

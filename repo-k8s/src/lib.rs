@@ -4,6 +4,7 @@
 //! (feature `cluster`, on by default: the kube-rs adapter and the executor).
 
 pub mod backup;
+pub mod backup_actions;
 pub mod catalog;
 #[cfg(feature = "cluster")]
 pub mod cluster;

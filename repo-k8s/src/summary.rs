@@ -17,6 +17,8 @@ pub struct Summary {
     namespace: Option<Box<str>>,
     labels: Box<[(Box<str>, Box<str>)]>,
     deleting: bool,
+    /// A Namespace whose `status.phase` is given and is not `Active` (Terminating).
+    inactive: bool,
     /// A pod's claim names; a bound claim's volume name; the cluster role a cluster role
     /// binding names.
     refs: Box<[Box<str>]>,
@@ -71,6 +73,9 @@ impl Summary {
             namespace: o.namespace().map(boxed),
             labels: o.labels().map(|(k, v)| (boxed(k), boxed(v))).collect(),
             deleting: o.is_being_deleted(),
+            inactive: o.kind() == "Namespace"
+                && o.str_at(&["status", "phase"])
+                    .is_some_and(|p| p != "Active"),
             refs: refs.into(),
             priority_class: (o.kind() == "Pod")
                 .then(|| o.str_at(&["spec", "priorityClassName"]))
@@ -116,6 +121,12 @@ impl Summary {
 
     pub fn is_being_deleted(&self) -> bool {
         self.deleting
+    }
+
+    /// A Namespace that is not Active (Velero does not back up its object; its contents are
+    /// taken as usual).
+    pub fn is_inactive_namespace(&self) -> bool {
+        self.inactive
     }
 
     /// See the field: claim names, a volume name, or a cluster role name by kind.

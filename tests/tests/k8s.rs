@@ -296,10 +296,6 @@ fn cairn_server_backup_from_dir_with_velero_flags() {
             "excludes list cannot contain '*'",
         ),
         (
-            vec!["--include-resources", "widgets"],
-            "unknown resource \"widgets\"",
-        ),
-        (
             vec!["--selector", "a=b", "--or-selector", "c=d"],
             "only one can be specified",
         ),
@@ -324,6 +320,25 @@ fn cairn_server_backup_from_dir_with_velero_flags() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(msg), "{err}");
     }
+    // A resource name nothing has matches nothing, with a warning (Velero: ignored).
+    let out = run(&[
+        "backup",
+        "unknown",
+        "--from-dir",
+        c,
+        "--include-resources",
+        "widgets",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["items"], 0, "{v}");
+    let warnings = v["results"]["warnings"]["cluster"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("\"widgets\"")),
+        "{v}"
+    );
     // Restore to a directory: numbered files in Velero's order, namespaces mapped, and every
     // object of the backup either planned, skipped by a named rule, or named as a duplicate.
     let out_dir = dir.path().join("restored");
