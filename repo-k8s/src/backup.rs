@@ -48,6 +48,10 @@ pub struct BackupOptions {
     /// The resources known before the backup's own CRDs are added (default: the built-in
     /// table; an imported tarball adds what its paths say).
     pub discovery: Discovery,
+    /// Velero's `--ordered-resources`: per resource, items (`ns/name`, or `name` when
+    /// cluster-scoped) backed up first, in this order
+    /// ([`crate::resource_policy::parse_ordered_resources`]).
+    pub ordered_resources: BTreeMap<String, Vec<String>>,
 }
 
 /// What a backup did.
@@ -70,6 +74,67 @@ impl BackupOutcome {
             crate::velero::BackupPhase::PartiallyFailed
         }
     }
+}
+
+/// Puts the items `ordered` names first, in its order (Velero's `--ordered-resources`); the
+/// rest keep their order. A name not in the backup is a warning, in Velero's words.
+fn order_selection(
+    selection: &mut crate::filter::Selection,
+    inventory: &Inventory,
+    d: &Discovery,
+    ordered: &BTreeMap<String, Vec<String>>,
+    results: &mut Results,
+) {
+    if ordered.is_empty() {
+        return;
+    }
+    let mut rank: BTreeMap<(String, &str, &str), usize> = BTreeMap::new();
+    for (resource, names) in ordered {
+        let gr = match d.resolve(resource) {
+            Ok(r) => r.group_resource(),
+            Err(e) => {
+                results
+                    .warnings
+                    .add("", format!("--ordered-resources: {e}"));
+                continue;
+            }
+        };
+        for n in names {
+            let (ns, name) = n.split_once('/').unwrap_or(("", n));
+            let next = rank.len();
+            rank.entry((gr.clone(), ns, name)).or_insert(next);
+        }
+    }
+    let key = |i: usize| {
+        let s = &inventory.summaries[i];
+        let gr = d
+            .for_summary(s)
+            .map(|r| r.group_resource())
+            .unwrap_or_default();
+        rank.get(&(gr, s.namespace().unwrap_or(""), s.name()))
+            .copied()
+    };
+    let found: std::collections::BTreeSet<usize> = selection
+        .items
+        .iter()
+        .filter_map(|(i, _)| key(*i))
+        .collect();
+    for ((_, ns, name), r) in &rank {
+        if !found.contains(r) {
+            let shown = if ns.is_empty() {
+                name.to_string()
+            } else {
+                format!("{ns}/{name}")
+            };
+            results
+                .warnings
+                .add(ns, format!("Cannot find resource '{shown}'."));
+        }
+    }
+    // Stable: listed items by their rank, then the rest as they were.
+    selection
+        .items
+        .sort_by_cached_key(|(i, _)| key(*i).unwrap_or(usize::MAX));
 }
 
 /// Where an object goes in the tree: `resources/<gr>/namespaces/<ns>/<name>.json` or
@@ -307,7 +372,14 @@ pub fn backup_from(
         }
     }
     let filter = Filter::new(&opts.filter, &d)?;
-    let selection = filter.select_summaries(&inventory.summaries, &d);
+    let mut selection = filter.select_summaries(&inventory.summaries, &d);
+    order_selection(
+        &mut selection,
+        inventory,
+        &d,
+        &opts.ordered_resources,
+        &mut results,
+    );
     for (ns, ws) in &selection.warnings {
         for w in ws {
             results.warnings.add(ns, w.clone());
@@ -625,4 +697,54 @@ pub fn list_files(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{Reason, Selection};
+    use serde_json::json;
+
+    /// Velero pkg/backup/item_collector_test.go TestSortOrderedResource: listed items
+    /// first, in the order given; the others as they were; a missing one is a warning.
+    #[test]
+    fn ordered_resources_come_first_in_their_order() {
+        let mut inventory = Inventory::default();
+        let pod = |n: &str| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": n, "namespace": "ns1"}});
+        let pv = |n: &str| json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": n}});
+        for v in [
+            pod("pod1"),
+            pv("pv1"),
+            pod("pod2"),
+            pv("pv2"),
+            pod("pod3"),
+            pv("pv3"),
+        ] {
+            inventory.add(&Object::from_value(v, "t").unwrap(), "t".into());
+        }
+        let mut sel = Selection {
+            items: (0..6).map(|i| (i, Reason::Selected)).collect(),
+            ..Default::default()
+        };
+        let ordered = crate::resource_policy::parse_ordered_resources(
+            "pods=ns1/pod2,ns1/pod1;pv=pv5,pv2,pv1",
+        )
+        .unwrap();
+        let mut results = Results::default();
+        order_selection(
+            &mut sel,
+            &inventory,
+            &Discovery::built_in(),
+            &ordered,
+            &mut results,
+        );
+        let names: Vec<&str> = sel
+            .items
+            .iter()
+            .map(|(i, _)| inventory.summaries[*i].name())
+            .collect();
+        // Resources in the order of their names as given (pods, pv), each in its order.
+        assert_eq!(names, ["pod2", "pod1", "pv2", "pv1", "pod3", "pv3"]);
+        assert_eq!(results.warnings.cluster, ["Cannot find resource 'pv5'."]);
+    }
 }

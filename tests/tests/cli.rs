@@ -633,3 +633,63 @@ fn cairn_server_restore_modifiers_from_velero_config_maps() {
     );
     assert!(!out2.exists());
 }
+
+/// Velero's resource policies (internal/resourcepolicies, include/exclude policy) and
+/// --ordered-resources through `cairn-server backup`.
+#[test]
+fn cairn_server_backup_reads_velero_resource_policies() {
+    let t = tempfile::tempdir().unwrap();
+    let run = cairn_server_on(t.path());
+    let dir = manifests(
+        t.path(),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: shop}\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: shop}\n",
+    );
+    let policy = t.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: p, namespace: velero}\ndata:\n  policy.yaml: |\n\
+         \x20   version: v1\n\
+         \x20   includeExcludePolicy:\n\
+         \x20     excludedNamespaceScopedResources: [secrets]\n",
+    )
+    .unwrap();
+    let p = policy.to_str().unwrap();
+    let out = ok(run(&[
+        "backup",
+        "day",
+        "--from-dir",
+        &dir,
+        "--resource-policies-configmap",
+        p,
+        "--ordered-resources",
+        "deployments=shop/d,shop/gone",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["items"], 2,
+        "the config map and the deployment, not the secret: {v}"
+    );
+    assert!(
+        v["results"]["warnings"]["namespaces"]["shop"]
+            .to_string()
+            .contains("Cannot find resource 'shop/gone'."),
+        "{v}"
+    );
+    // Old filters with an include/exclude policy: Velero's refusal.
+    let o = run(&[
+        "backup",
+        "day2",
+        "--from-dir",
+        &dir,
+        "--resource-policies-configmap",
+        p,
+        "--include-resources",
+        "pods",
+    ]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("old filter parameters"), "{stderr}");
+}

@@ -121,6 +121,14 @@ struct BackupArgs {
     /// How long the backup is kept (e.g. 720h): `node-agent forget` removes it afterwards.
     #[arg(long, value_parser = humantime::parse_duration)]
     ttl: Option<std::time::Duration>,
+    /// Velero's resource policies (version v1): the ConfigMap manifest, or the document it
+    /// holds. Its include/exclude policy joins the scoped resource filters; the backup's own
+    /// lists win.
+    #[arg(long, value_name = "FILE")]
+    resource_policies_configmap: Option<PathBuf>,
+    /// Items backed up first, in order: `pods=ns/a,ns/b;persistentvolumes=pv1`.
+    #[arg(long)]
+    ordered_resources: Option<String>,
 }
 
 #[derive(Args)]
@@ -356,7 +364,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Backup(a) => {
             let (label_selector, or_label_selectors) = selectors(a)?;
-            let opts = BackupOptions {
+            let mut opts = BackupOptions {
                 filter: BackupFilter {
                     include_namespaces: a.include_namespaces.clone(),
                     exclude_namespaces: a.exclude_namespaces.clone(),
@@ -375,8 +383,24 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     or_label_selectors,
                 },
                 ttl: a.ttl,
+                ordered_resources: match &a.ordered_resources {
+                    Some(s) => {
+                        repo_k8s::resource_policy::parse_ordered_resources(s).map_err(usage)?
+                    }
+                    None => Default::default(),
+                },
                 ..Default::default()
             };
+            if let Some(path) = &a.resource_policies_configmap {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Failure(1, format!("reading {}: {e}", path.display())))?;
+                let bad = |e: repo_k8s::Error| Failure(2, format!("{}: {e}", path.display()));
+                let policies = repo_k8s::resource_policy::ResourcePolicies::from_file_text(&text)
+                    .map_err(bad)?;
+                policies
+                    .merge_into(&mut opts.filter, &opts.discovery)
+                    .map_err(bad)?;
+            }
             let out = match &a.from_dir {
                 Some(dir) => {
                     if !dir.is_dir() {
