@@ -415,6 +415,24 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Sets an object's status through its status subresource (a JSON merge patch).
+    pub fn patch_status(
+        &self,
+        r: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        status: &Value,
+    ) -> crate::Result<Object> {
+        let api = self.api(r, ns);
+        let what = format!("setting the status of {}", describe(r, ns, name));
+        let body = serde_json::json!({ "status": status });
+        let (pp, patch) = (PatchParams::default(), Patch::Merge(&body));
+        let d = self.with_retry(&what, || api.patch_status(name, &pp, &patch))?;
+        Ok(to_object(d, r).map_err(|e| ClusterError::local(what, e))?)
+    }
+}
+
 /// Everything a cluster holds, for a backup.
 #[derive(Debug, Default)]
 pub struct Contents {

@@ -178,7 +178,9 @@ pub fn execute(
                     match created {
                         Created::Created(made) => {
                             report.created += 1;
-                            if let Err(e) = restore_managed_fields(cluster, &r, &object, &made) {
+                            let after = restore_managed_fields(cluster, &r, &object, &made)
+                                .and_then(|()| restore_status(cluster, &r, &object, &made));
+                            if let Err(e) = after {
                                 result.warnings.add(ns, e);
                             }
                         }
@@ -318,6 +320,32 @@ fn velero_name(o: &Object) -> String {
         Some(ns) => format!("{} {ns}/{}", o.kind(), o.name()),
         None => format!("{} {}", o.kind(), o.name()),
     }
+}
+
+/// A planned object that carries its status (`--restore-status`, or the object's
+/// `velero.io/restore-status` annotation) gets it through the status subresource, which is
+/// the only way the API server takes a status. Err is a warning, as in Velero.
+fn restore_status(
+    cluster: &Cluster,
+    r: &Resource,
+    backup: &Object,
+    created: &Object,
+) -> Result<(), String> {
+    let Some(status) = backup.get(&["status"]) else {
+        return Ok(());
+    };
+    if created.get(&["status"]) == Some(status) {
+        return Ok(());
+    }
+    cluster
+        .patch_status(r, created.namespace(), created.name(), status)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "could not restore the status of {}: {e}",
+                velero_name(backup)
+            )
+        })
 }
 
 /// Velero patches the backed-up managedFields onto a created object (the API server

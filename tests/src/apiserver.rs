@@ -461,7 +461,7 @@ impl State {
                     );
                 }
                 match body_json() {
-                    Ok(p) => self.patch(&r, ns, name, &p),
+                    Ok(p) => self.patch(&r, ns, name, &p, sub.is_some()),
                     Err(e) => e,
                 }
             }
@@ -1026,12 +1026,15 @@ impl State {
         (StatusCode::OK, out)
     }
 
+    /// A merge patch; of the status only through the status subresource, and never of the
+    /// status otherwise, as for resources with a status subresource.
     fn patch(
         &mut self,
         r: &Resource,
         ns: Option<&str>,
         name: &str,
         p: &Value,
+        status_only: bool,
     ) -> (StatusCode, Value) {
         let key = self.key(r, ns, name);
         let Some(current) = self.objects.get(&key) else {
@@ -1045,7 +1048,20 @@ impl State {
                     format!("Operation cannot be fulfilled on {} {name:?}: the object has been modified; please apply your changes to the latest version and try again", r.group_resource()));
             }
         }
-        merge_patch(&mut next, p);
+        let status = next.get("status").cloned();
+        if status_only {
+            let mut st = status.unwrap_or(Value::Null);
+            merge_patch(&mut st, &p["status"]);
+            next["status"] = st;
+        } else {
+            merge_patch(&mut next, p);
+            match status {
+                Some(s) => next["status"] = s,
+                None => {
+                    next.as_object_mut().unwrap().remove("status");
+                }
+            }
+        }
         next["metadata"]["resourceVersion"] = json!(self.next_rv());
         let created = self.objects[&key].created;
         let stored = Stored {

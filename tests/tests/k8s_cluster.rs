@@ -666,3 +666,49 @@ fn a_phased_restore_waits_for_each_gate_and_stops_at_a_failed_one() {
     );
     assert!(text.contains("restore of b Failed"), "{text}");
 }
+
+/// Velero pkg/restore/restore_test.go TestRestoreItems ("metadata managedFields gets
+/// restored") and TestDetermineRestoreStatus: the status of an object the restore-status
+/// annotation asks for (in any case) is set through the status subresource after create;
+/// others are created without one; managedFields come back.
+#[test]
+fn status_and_managed_fields_are_restored_as_velero_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = cairn_tests::cairn_server_on(dir.path());
+    let mut with = widget("shop", "with-status");
+    with["metadata"]["annotations"] = json!({"velero.io/restore-status": " True "});
+    with["metadata"]["managedFields"] = json!([{"manager": "widget-operator", "operation": "Update", "apiVersion": "example.com/v1"}]);
+    with["status"] = json!({"phase": "Ready"});
+    let mut without = widget("shop", "without-status");
+    without["status"] = json!({"phase": "Ready"});
+    backup_objects(
+        &run,
+        dir.path(),
+        "b",
+        &[ns("shop"), widget_crd(), with, without],
+    );
+    let server = ApiServer::start(Options::default());
+    let d = tempfile::tempdir().unwrap();
+    let kc = server.kubeconfig(d.path());
+    let out = restore_to(&run, &kc, "b", &["--json"]);
+    let v = json_of(&out);
+    assert_eq!(v["result"]["phase"], "Completed", "{v}");
+    let get = |name: &str| {
+        server
+            .get("example.com/v1", "Widget", Some("shop"), name)
+            .unwrap()
+    };
+    let restored = get("with-status");
+    assert_eq!(restored["status"], json!({"phase": "Ready"}));
+    assert_eq!(
+        restored["metadata"]["managedFields"][0]["manager"],
+        "widget-operator"
+    );
+    assert!(
+        get("without-status")
+            .get("status")
+            .is_none_or(|s| s.is_null()),
+        "{}",
+        get("without-status")
+    );
+}
