@@ -390,11 +390,20 @@ impl Cluster {
             Ok(d) => Ok(Created::Created(
                 to_object(d, r).map_err(|e| ClusterError::local(what, e))?,
             )),
-            Err(e) if e.reason == "AlreadyExists" => match self.get(r, ns, o.name())? {
-                Some(existing) => Ok(Created::AlreadyExists(existing)),
-                // Deleted in between: one more try.
-                None => self.create(r, o),
-            },
+            // A Service refused because its node port is taken exists if one of its name
+            // does (Velero's isAlreadyExistsError).
+            Err(e)
+                if e.reason == "AlreadyExists"
+                    || (r.group_resource() == "services"
+                        && e.message.contains("provided port is already allocated")) =>
+            {
+                match self.get(r, ns, o.name())? {
+                    Some(existing) => Ok(Created::AlreadyExists(existing)),
+                    None if e.reason != "AlreadyExists" => Err(e.into()),
+                    // Deleted in between: one more try.
+                    None => self.create(r, o),
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -905,6 +905,16 @@ impl State {
         } else {
             meta.remove("namespace");
         }
+        // Node ports are allocated before the name is stored, as on the real server.
+        if r.group.is_empty() && r.plural == "services" {
+            if let Some(taken) = self.node_port_taken(&v) {
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    format!("Service {name:?} is invalid: spec.ports[0].nodePort: Invalid value: {taken}: provided port is already allocated"),
+                );
+            }
+        }
         let key = self.key(r, ns, &name);
         if self.objects.contains_key(&key) {
             let mut s = status(
@@ -1024,6 +1034,25 @@ impl State {
         self.objects.insert(key.clone(), stored);
         self.notify("MODIFIED", &key, out.clone());
         (StatusCode::OK, out)
+    }
+
+    /// A node port of `svc` that a stored Service already uses.
+    fn node_port_taken(&self, svc: &Value) -> Option<u64> {
+        let ports = |v: &Value| -> Vec<u64> {
+            v["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["nodePort"].as_u64())
+                .collect()
+        };
+        let used: Vec<u64> = self
+            .objects
+            .iter()
+            .filter(|(k, _)| k.0.is_empty() && k.1 == "services")
+            .flat_map(|(_, o)| ports(&o.value))
+            .collect();
+        ports(svc).into_iter().find(|p| used.contains(p))
     }
 
     /// A merge patch; of the status only through the status subresource, and never of the

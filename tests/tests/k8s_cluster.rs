@@ -712,3 +712,37 @@ fn status_and_managed_fields_are_restored_as_velero_does() {
         get("without-status")
     );
 }
+
+/// Velero pkg/restore/restore_test.go TestIsAlreadyExistsError ("Get already allocated
+/// error and the service exists"): a Service refused because its own node port is taken
+/// is an existing object, and the existing-resource policy applies.
+#[test]
+fn a_service_refused_for_its_own_node_port_counts_as_existing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = cairn_tests::cairn_server_on(dir.path());
+    let svc = |app: &str| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"type": "NodePort", "selector": {"app": app}, "ports": [{"port": 80, "nodePort": 30080}]}})
+    };
+    backup_objects(&run, dir.path(), "b", &[ns("shop"), svc("web")]);
+    let server = ApiServer::start(Options::default());
+    server.seed(&[ns("shop"), svc("old")]);
+    let d = tempfile::tempdir().unwrap();
+    let kc = server.kubeconfig(d.path());
+    let out = restore_to(
+        &run,
+        &kc,
+        "b",
+        &[
+            "--preserve-nodeports",
+            "--existing-resource-policy",
+            "update",
+            "--json",
+        ],
+    );
+    let v = json_of(&out);
+    assert_eq!(v["result"]["phase"], "Completed", "{v}");
+    assert_eq!(v["result"]["phases"][0]["updated"], 1, "{v}");
+    let web = server.get("v1", "Service", Some("shop"), "web").unwrap();
+    assert_eq!(web["spec"]["selector"], json!({"app": "web"}));
+}
