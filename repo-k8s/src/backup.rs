@@ -52,6 +52,9 @@ pub struct BackupOptions {
     /// cluster-scoped) backed up first, in this order
     /// ([`crate::resource_policy::parse_ordered_resources`]).
     pub ordered_resources: BTreeMap<String, Vec<String>>,
+    /// Velero's resource policies: the include/exclude policy joins `filter` once the
+    /// backup's resources are known.
+    pub resource_policies: Option<crate::resource_policy::ResourcePolicies>,
 }
 
 /// What a backup did.
@@ -89,6 +92,7 @@ fn order_selection(
         return;
     }
     let mut rank: BTreeMap<(String, &str, &str), usize> = BTreeMap::new();
+    let mut ordered_grs = std::collections::BTreeSet::new();
     for (resource, names) in ordered {
         let gr = match d.resolve(resource) {
             Ok(r) => r.group_resource(),
@@ -99,6 +103,7 @@ fn order_selection(
                 continue;
             }
         };
+        ordered_grs.insert(gr.clone());
         for n in names {
             let (ns, name) = n.split_once('/').unwrap_or(("", n));
             let next = rank.len();
@@ -131,10 +136,27 @@ fn order_selection(
                 .add(ns, format!("Cannot find resource '{shown}'."));
         }
     }
-    // Stable: listed items by their rank, then the rest as they were.
-    selection
-        .items
-        .sort_by_cached_key(|(i, _)| key(*i).unwrap_or(usize::MAX));
+    // Within each resource, as Velero sorts: its listed items first, by rank, then its
+    // others as they were; the places of each resource's items in the whole stay.
+    let mut by_resource: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (at, (i, _)) in selection.items.iter().enumerate() {
+        let s = &inventory.summaries[*i];
+        let gr = d
+            .for_summary(s)
+            .map(|r| r.group_resource())
+            .unwrap_or_default();
+        if ordered_grs.contains(&gr) {
+            by_resource.entry(gr).or_default().push(at);
+        }
+    }
+    for places in by_resource.values() {
+        let mut items: Vec<(usize, crate::filter::Reason)> =
+            places.iter().map(|&at| selection.items[at]).collect();
+        items.sort_by_key(|(i, _)| key(*i).unwrap_or(usize::MAX));
+        for (&at, item) in places.iter().zip(items) {
+            selection.items[at] = item;
+        }
+    }
 }
 
 /// Where an object goes in the tree: `resources/<gr>/namespaces/<ns>/<name>.json` or
@@ -371,7 +393,14 @@ pub fn backup_from(
             );
         }
     }
-    let filter = Filter::new(&opts.filter, &d)?;
+    let filter = match &opts.resource_policies {
+        Some(p) => {
+            let mut f = opts.filter.clone();
+            p.merge_into(&mut f, &d)?;
+            Filter::new(&f, &d)?
+        }
+        None => Filter::new(&opts.filter, &d)?,
+    };
     let mut selection = filter.select_summaries(&inventory.summaries, &d);
     order_selection(
         &mut selection,
@@ -743,8 +772,8 @@ mod tests {
             .iter()
             .map(|(i, _)| inventory.summaries[*i].name())
             .collect();
-        // Resources in the order of their names as given (pods, pv), each in its order.
-        assert_eq!(names, ["pod2", "pod1", "pv2", "pv1", "pod3", "pv3"]);
+        // Each resource in its order, in the places its items had.
+        assert_eq!(names, ["pod2", "pv2", "pod1", "pv1", "pod3", "pv3"]);
         assert_eq!(results.warnings.cluster, ["Cannot find resource 'pv5'."]);
     }
 }

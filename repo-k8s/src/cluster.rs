@@ -30,6 +30,7 @@ impl ClusterError {
             message: message.into(),
             code: None,
             reason: String::new(),
+            causes: Vec::new(),
         }
     }
 
@@ -40,6 +41,12 @@ impl ClusterError {
                 message: format!("{} ({} {})", s.message, s.code, s.reason),
                 code: Some(s.code),
                 reason: s.reason.clone(),
+                causes: s
+                    .details
+                    .iter()
+                    .flat_map(|d| &d.causes)
+                    .map(|c| c.message.clone())
+                    .collect(),
             },
             other => ClusterError::local(
                 what.to_string(),
@@ -390,12 +397,15 @@ impl Cluster {
             Ok(d) => Ok(Created::Created(
                 to_object(d, r).map_err(|e| ClusterError::local(what, e))?,
             )),
-            // A Service refused because its node port is taken exists if one of its name
-            // does (Velero's isAlreadyExistsError).
+            // A Service refused only because its node ports are taken exists if one of
+            // its name does (Velero's isAlreadyExistsError: every cause says so).
             Err(e)
                 if e.reason == "AlreadyExists"
                     || (r.group_resource() == "services"
-                        && e.message.contains("provided port is already allocated")) =>
+                        && !e.causes.is_empty()
+                        && e.causes
+                            .iter()
+                            .all(|c| c.contains("provided port is already allocated"))) =>
             {
                 match self.get(r, ns, o.name())? {
                     Some(existing) => Ok(Created::AlreadyExists(existing)),

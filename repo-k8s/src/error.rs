@@ -63,4 +63,6 @@ pub struct ClusterError {
     /// The API server's HTTP code and reason, when it answered.
     pub code: Option<u16>,
     pub reason: String,
+    /// The messages of the causes it gave (`details.causes`), for an invalid object.
+    pub causes: Vec<String>,
 }

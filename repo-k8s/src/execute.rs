@@ -112,18 +112,23 @@ pub fn execute(
             return result;
         }
     };
-    // Items to phases: the first that takes each.
+    // Items to phases: the first that takes each. A Namespace no phase takes is created
+    // from the plan when an item first needs it.
     let mut assigned: Vec<Vec<&Planned>> = vec![Vec::new(); phases.len()];
+    let mut namespaces = Namespaces::default();
     for item in &plan.items {
+        if item.resource == "namespaces" {
+            namespaces.planned.insert(item.name.clone(), item);
+        }
         match phases.iter().position(|p| p.takes(item)) {
             Some(i) => assigned[i].push(item),
+            None if item.resource == "namespaces" => {}
             None => result.warnings.add(
                 item.namespace.as_deref().unwrap_or(""),
                 format!("{}: no phase takes it; not restored", describe_item(item)),
             ),
         }
     }
-    let mut namespaces_known: BTreeSet<String> = BTreeSet::new();
     let mut classes = StorageClasses::default();
     let mut crds_restored = false;
     let mut failed_gate = false;
@@ -152,7 +157,7 @@ pub fn execute(
                 restored_namespaces.insert(ns.clone());
             }
             let ready = match &item.namespace {
-                Some(ns) => ensure_namespace(cluster, &mut served, ns, &mut namespaces_known),
+                Some(ns) => namespaces.ensure(cluster, &mut served, ns),
                 None => Ok(()),
             };
             let ready = ready
@@ -169,7 +174,7 @@ pub fn execute(
                 Ok(created) => {
                     // Either way the object now exists.
                     if r.group_resource() == "namespaces" {
-                        namespaces_known.insert(object.name().to_string());
+                        namespaces.known.insert(object.name().to_string());
                     }
                     if r.kind == "CustomResourceDefinition" {
                         restored_crds.push(object.name().to_string());
@@ -178,20 +183,26 @@ pub fn execute(
                     match created {
                         Created::Created(made) => {
                             report.created += 1;
-                            let after = restore_managed_fields(cluster, &r, &object, &made)
-                                .and_then(|()| restore_status(cluster, &r, &object, &made));
-                            if let Err(e) = after {
-                                result.warnings.add(ns, e);
+                            // Velero's order: the status, then the managedFields (the status
+                            // write would add a manager of its own).
+                            if let Err(w) = restore_status(cluster, &r, &object, &made) {
+                                result.warnings.add(ns, w);
+                            }
+                            match restore_managed_fields(cluster, &r, &object, &made) {
+                                Ok(()) => {}
+                                Err(Outcome::Warning(w)) => result.warnings.add(ns, w),
+                                Err(Outcome::Error(e)) => result.errors.add(ns, e),
                             }
                         }
                         Created::AlreadyExists(existing) => {
-                            let (counter, outcome) =
+                            let (counter, outcomes) =
                                 reconcile(cluster, &r, &object, &existing, policy);
                             *counter(&mut report) += 1;
-                            match outcome {
-                                Some(Outcome::Warning(w)) => result.warnings.add(ns, w),
-                                Some(Outcome::Error(e)) => result.errors.add(ns, e),
-                                None => {}
+                            for o in outcomes {
+                                match o {
+                                    Outcome::Warning(w) => result.warnings.add(ns, w),
+                                    Outcome::Error(e) => result.errors.add(ns, e),
+                                }
                             }
                         }
                     }
@@ -238,14 +249,14 @@ pub fn execute(
 type Counter = fn(&mut PhaseReport) -> &mut usize;
 
 /// What to do with an object that exists (Velero's existing-object path): see the module
-/// documentation. Returns the count it adds to, and a warning or an error.
+/// documentation. Returns the count it adds to, and its warnings and errors.
 fn reconcile(
     cluster: &Cluster,
     r: &Resource,
     backup: &Object,
     existing: &Object,
     policy: Option<ExistingResourcePolicy>,
-) -> (Counter, Option<Outcome>) {
+) -> (Counter, Vec<Outcome>) {
     let update = policy == Some(ExistingResourcePolicy::Update);
     let patch =
         |p: &serde_json::Value| cluster.merge_patch(r, existing.namespace(), existing.name(), p);
@@ -260,25 +271,31 @@ fn reconcile(
     };
     // A namespace that exists is used as it is (Velero never compares it).
     if r.group_resource() == "namespaces" {
-        return (|p| &mut p.unchanged, None);
+        return (|p| &mut p.unchanged, Vec::new());
     }
+    // A refused patch is a warning; under `update` the labels alone are tried then.
+    let refused = |warning: String| -> Vec<Outcome> {
+        let mut out = vec![Outcome::Warning(warning)];
+        out.extend(update.then(relabel).flatten());
+        out
+    };
     if existing::is_same(existing, backup) {
-        return (|p| &mut p.unchanged, update.then(relabel).flatten());
+        let relabelled = update.then(relabel).flatten();
+        return (|p| &mut p.unchanged, relabelled.into_iter().collect());
     }
     if r.group_resource() == "serviceaccounts" {
         let Some(p) = existing::service_account_patch(existing, backup) else {
-            return (|p| &mut p.unchanged, None);
+            return (|p| &mut p.unchanged, Vec::new());
         };
         return match patch(&p) {
-            Ok(_) => (|p| &mut p.updated, None),
-            Err(e) => {
-                let warning = Outcome::Warning(format!(
+            Ok(_) => (|p| &mut p.updated, Vec::new()),
+            Err(e) => (
+                |p| &mut p.skipped_existing,
+                refused(format!(
                     "could not merge the backed-up {} into the one in the cluster: {e}",
                     velero_name(backup)
-                ));
-                let outcome = update.then(relabel).flatten().unwrap_or(warning);
-                (|p| &mut p.skipped_existing, Some(outcome))
-            }
+                )),
+            ),
         };
     }
     if !update {
@@ -290,21 +307,17 @@ fn reconcile(
         let warning = format!(
             "could not restore, {what} already exists. Warning: the in-cluster version is different than the backed-up version"
         );
-        return (|p| &mut p.skipped_existing, Some(Outcome::Warning(warning)));
+        return (|p| &mut p.skipped_existing, vec![Outcome::Warning(warning)]);
     }
     let Some(p) = existing::update_patch(existing, backup) else {
-        return (|p| &mut p.unchanged, None);
+        return (|p| &mut p.unchanged, Vec::new());
     };
     match patch(&p) {
-        Ok(_) => (|p| &mut p.updated, None),
-        Err(e) => {
-            let warning =
-                Outcome::Warning(format!("could not update {}: {e}", velero_name(backup)));
-            (
-                |p| &mut p.skipped_existing,
-                Some(relabel().unwrap_or(warning)),
-            )
-        }
+        Ok(_) => (|p| &mut p.updated, Vec::new()),
+        Err(e) => (
+            |p| &mut p.skipped_existing,
+            refused(format!("could not update {}: {e}", velero_name(backup))),
+        ),
     }
 }
 
@@ -349,29 +362,37 @@ fn restore_status(
 }
 
 /// Velero patches the backed-up managedFields onto a created object (the API server
-/// writes its own on create). Err is a warning.
+/// writes its own on create). A refusal is an error, a vanished object a warning, as in
+/// Velero.
 fn restore_managed_fields(
     cluster: &Cluster,
     r: &Resource,
     backup: &Object,
     created: &Object,
-) -> Result<(), String> {
+) -> Result<(), Outcome> {
     let Some(fields) = backup.get(&["metadata", "managedFields"]) else {
         return Ok(());
     };
+    // Already the backup's (an API server that took them on create): nothing to send.
     if created.get(&["metadata", "managedFields"]) == Some(fields) {
         return Ok(());
     }
     let p = serde_json::json!({"metadata": {"managedFields": fields}});
-    cluster
-        .merge_patch(r, created.namespace(), created.name(), &p)
-        .map(|_| ())
-        .map_err(|e| {
-            format!(
+    match cluster.merge_patch(r, created.namespace(), created.name(), &p) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let msg = format!(
                 "could not restore the managedFields of {}: {e}",
                 velero_name(backup)
-            )
-        })
+            );
+            let gone = matches!(&e, crate::Error::Cluster(c) if c.reason == "NotFound");
+            Err(if gone {
+                Outcome::Warning(msg)
+            } else {
+                Outcome::Error(msg)
+            })
+        }
+    }
 }
 
 /// Records a failed item.
@@ -437,27 +458,36 @@ impl StorageClasses {
     }
 }
 
-/// Creates a namespace an item needs unless it exists (as Velero does).
-fn ensure_namespace(
-    cluster: &Cluster,
-    served: &mut Served,
-    ns: &str,
-    known: &mut BTreeSet<String>,
-) -> Result<(), String> {
-    if known.contains(ns) {
-        return Ok(());
+/// The namespaces a restore has made sure of, and the planned Namespace objects (as the
+/// backup has them, name mapped) by name.
+#[derive(Default)]
+struct Namespaces<'p> {
+    known: BTreeSet<String>,
+    planned: BTreeMap<String, &'p Planned>,
+}
+
+impl Namespaces<'_> {
+    /// Creates a namespace an item needs unless it exists: from the backup's Namespace
+    /// object when the plan has it, else bare (as Velero's `getNamespace` does).
+    fn ensure(&mut self, cluster: &Cluster, served: &mut Served, ns: &str) -> Result<(), String> {
+        if self.known.contains(ns) {
+            return Ok(());
+        }
+        let r = served
+            .find(cluster, "namespaces", Duration::ZERO)
+            .ok_or("the cluster does not serve namespaces")?;
+        let o = match self.planned.get(ns) {
+            Some(p) => p.object(),
+            None => Object::from_value(
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                ns,
+            )
+            .map_err(|e| e.to_string())?,
+        };
+        cluster.create(&r, &o).map_err(|e| e.to_string())?;
+        self.known.insert(ns.to_string());
+        Ok(())
     }
-    let r = served
-        .find(cluster, "namespaces", Duration::ZERO)
-        .ok_or("the cluster does not serve namespaces")?;
-    let o = Object::from_value(
-        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-        ns,
-    )
-    .map_err(|e| e.to_string())?;
-    cluster.create(&r, &o).map_err(|e| e.to_string())?;
-    known.insert(ns.to_string());
-    Ok(())
 }
 
 /// Waits for a gate, watching each thing it names until the shared deadline; `Err` says

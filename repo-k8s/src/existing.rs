@@ -13,7 +13,7 @@ use crate::restore::RESTORE_LABELS;
 /// earlier restore make no difference).
 pub fn comparable(existing: &Object, desired: &Object) -> Object {
     let mut c = existing.clone();
-    crate::restore::reset_metadata(&mut c, false);
+    crate::restore::reset_metadata(&mut c);
     let labels = c.map_at_mut(&["metadata", "labels"]);
     for k in RESTORE_LABELS {
         match desired.label(k) {

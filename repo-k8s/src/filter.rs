@@ -481,7 +481,18 @@ impl Filter {
                 if cluster.excluded(&gr) {
                     return None;
                 }
-                Some(*cluster_given && cluster.includes(&gr))
+                // Velero's ScopeIncludesExcludes: with no cluster-scoped lists at all, every
+                // cluster-scoped resource when the namespaces and the namespace-scoped
+                // resources are "everything", else only related items; with lists, theirs.
+                let no_lists = !*cluster_given && cluster.excludes.is_empty();
+                if no_lists {
+                    let everything = self.namespaces.includes_everything()
+                        && namespaced.all
+                        && namespaced.excludes.is_empty()
+                        && !namespaced.exclude_all;
+                    return Some(everything);
+                }
+                Some(cluster.includes(&gr))
             }
         }
     }
@@ -1273,6 +1284,31 @@ mod tests {
             .skipped
             .iter()
             .any(|(_, why)| why.contains("being deleted")));
+    }
+
+    /// Velero pkg/util/collections/includes_excludes.go ScopeIncludesExcludes.ShouldInclude:
+    /// with no cluster-scoped lists, cluster-scoped resources come when namespaces and
+    /// namespace-scoped resources are "everything", else only as related items; with only
+    /// cluster excludes, every other cluster-scoped resource.
+    #[test]
+    fn scoped_filters_take_cluster_scoped_resources_as_velero_does() {
+        let has = |f: BackupFilter, what: &str| run(f).0.contains(&what.to_string());
+        let star = BackupFilter {
+            include_namespace_scoped_resources: strings(&["*"]),
+            ..Default::default()
+        };
+        assert!(has(star, "ClusterRole/-/unrelated"));
+        let pods = BackupFilter {
+            include_namespace_scoped_resources: strings(&["pods"]),
+            ..Default::default()
+        };
+        assert!(!has(pods, "ClusterRole/-/unrelated"));
+        let no_roles = BackupFilter {
+            exclude_cluster_scoped_resources: strings(&["clusterroles"]),
+            ..Default::default()
+        };
+        assert!(has(no_roles.clone(), "StorageClass/-/fast"));
+        assert!(!has(no_roles, "ClusterRole/-/unrelated"));
     }
 
     /// Velero pkg/backup/backup_test.go TestBackupOldResourceFiltering ("unresolvable

@@ -153,17 +153,17 @@ impl Object {
 
     /// Removes the value at a path of keys; returns whether it was there.
     pub fn remove(&mut self, path: &[&str]) -> bool {
-        let Some((last, parents)) = path.split_last() else {
-            return false;
-        };
+        self.take(path).is_some()
+    }
+
+    /// Removes the value at a path of keys and returns it.
+    pub fn take(&mut self, path: &[&str]) -> Option<Value> {
+        let (last, parents) = path.split_last()?;
         let mut map = &mut self.value;
         for k in parents {
-            match map.get_mut(*k).and_then(Value::as_object_mut) {
-                Some(m) => map = m,
-                None => return false,
-            }
+            map = map.get_mut(*k)?.as_object_mut()?;
         }
-        map.remove(*last).is_some()
+        map.remove(*last)
     }
 
     /// The value at a path of keys, to change in place; nothing is created.

@@ -118,6 +118,9 @@ impl ResourcePolicies {
                 .map(|r| r.group_resource())
                 .unwrap_or_else(|_| name.to_string())
         };
+        // A resource listed in the other scope's list is dropped, as Velero does.
+        let wrong_scope =
+            |name: &str, cluster: bool| d.resolve(name).is_ok_and(|r| r.namespaced == cluster);
         let says = |inc: &[String], exc: &[String], item: &str| {
             let item = gr(item);
             inc.iter().chain(exc).any(|x| x == "*" || gr(x) == item)
@@ -142,7 +145,7 @@ impl ResourcePolicies {
                         &mut f.exclude_namespace_scoped_resources,
                     )
                 };
-                if says(inc, exc, item) {
+                if wrong_scope(item, cluster) || says(inc, exc, item) {
                     continue;
                 }
                 if include {
@@ -276,6 +279,18 @@ mod tests {
         assert_eq!(
             f.include_namespace_scoped_resources,
             strings(&["pods", "deployments"])
+        );
+        // A resource in the wrong scope's list is dropped.
+        let mut f = BackupFilter::default();
+        policy(IncludeExcludePolicy {
+            included_cluster_scoped_resources: strings(&["pods", "persistentvolumes"]),
+            ..Default::default()
+        })
+        .merge_into(&mut f, &d)
+        .unwrap();
+        assert_eq!(
+            f.include_cluster_scoped_resources,
+            strings(&["persistentvolumes"])
         );
         // '*' in the backup's includes swallows the policy.
         let mut f = BackupFilter {

@@ -232,10 +232,11 @@ impl ItemFilter {
         let matches = |s: &LabelSelector| s.matches_labels(&label);
         let selected = self.selector.as_ref().is_none_or(matches)
             && (self.or_selectors.is_empty() || self.or_selectors.iter().any(matches));
-        if selected {
-            Take::Yes
-        } else {
-            Take::No
+        match (selected, ns) {
+            (true, _) => Take::Yes,
+            // Selectors do not apply to what restored items need (a claim's volume).
+            (false, None) => Take::IfNeeded,
+            (false, Some(_)) => Take::No,
         }
     }
 

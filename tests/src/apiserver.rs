@@ -908,11 +908,14 @@ impl State {
         // Node ports are allocated before the name is stored, as on the real server.
         if r.group.is_empty() && r.plural == "services" {
             if let Some(taken) = self.node_port_taken(&v) {
-                return status(
+                let mut s = status(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "Invalid",
                     format!("Service {name:?} is invalid: spec.ports[0].nodePort: Invalid value: {taken}: provided port is already allocated"),
                 );
+                s.1["details"] = json!({"name": name, "kind": "Service", "causes": [
+                    {"reason": "FieldValueInvalid", "message": format!("Invalid value: {taken}: provided port is already allocated"), "field": "spec.ports[0].nodePort"}]});
+                return s;
             }
         }
         let key = self.key(r, ns, &name);

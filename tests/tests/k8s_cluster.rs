@@ -746,3 +746,42 @@ fn a_service_refused_for_its_own_node_port_counts_as_existing() {
     let web = server.get("v1", "Service", Some("shop"), "web").unwrap();
     assert_eq!(web["spec"]["selector"], json!({"app": "web"}));
 }
+
+/// Velero pkg/restore/restore.go getNamespace: a namespace an item needs before its
+/// Namespace object's turn (here, a phase of config maps only) is made from the backed-up
+/// Namespace, labels and annotations included.
+#[test]
+fn a_namespace_made_for_an_item_is_the_backed_up_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = cairn_tests::cairn_server_on(dir.path());
+    let mut shop = ns("shop");
+    shop["metadata"]["labels"] = json!({"team": "payments"});
+    shop["metadata"]["annotations"] = json!({"owner": "ops@example.com"});
+    backup_objects(&run, dir.path(), "b", &[shop, cm("shop", "cfg", "1")]);
+    let server = ApiServer::start(Options::default());
+    let d = tempfile::tempdir().unwrap();
+    let kc = server.kubeconfig(d.path());
+    let phases = d.path().join("phases.yaml");
+    std::fs::write(
+        &phases,
+        "phases:\n- name: config\n  includeResources: [configmaps]\n",
+    )
+    .unwrap();
+    let out = restore_to(
+        &run,
+        &kc,
+        "b",
+        &["--phases", phases.to_str().unwrap(), "--json"],
+    );
+    let v = json_of(&out);
+    assert_eq!(v["result"]["phase"], "Completed", "{v}");
+    assert!(
+        v["result"]["warnings"]
+            .as_object()
+            .is_none_or(|w| w.is_empty()),
+        "{v}"
+    );
+    let made = server.get("v1", "Namespace", None, "shop").unwrap();
+    assert_eq!(made["metadata"]["labels"]["team"], "payments");
+    assert_eq!(made["metadata"]["annotations"]["owner"], "ops@example.com");
+}

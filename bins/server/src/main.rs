@@ -395,11 +395,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| Failure(1, format!("reading {}: {e}", path.display())))?;
                 let bad = |e: repo_k8s::Error| Failure(2, format!("{}: {e}", path.display()));
-                let policies = repo_k8s::resource_policy::ResourcePolicies::from_file_text(&text)
-                    .map_err(bad)?;
-                policies
-                    .merge_into(&mut opts.filter, &opts.discovery)
-                    .map_err(bad)?;
+                opts.resource_policies = Some(
+                    repo_k8s::resource_policy::ResourcePolicies::from_file_text(&text)
+                        .map_err(bad)?,
+                );
             }
             let out = match &a.from_dir {
                 Some(dir) => {
@@ -600,7 +599,15 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
             .unwrap_or_else(|| format!("{}-restore", a.name)),
         namespace_mappings: mappings,
         preserve_node_ports: a.preserve_nodeports,
-        restore_status: a.restore_status.clone(),
+        // Any name kubectl accepts, as the filters take them.
+        restore_status: a
+            .restore_status
+            .iter()
+            .map(|n| match discovery.resolve(n) {
+                Ok(r) => r.group_resource(),
+                Err(_) => n.clone(),
+            })
+            .collect(),
         priorities: None,
         filter: a
             .filter

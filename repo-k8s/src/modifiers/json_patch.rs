@@ -46,13 +46,28 @@ pub enum PatchError {
     Failed(String),
 }
 
-/// Applies `ops` in order to a copy of `doc`, and returns it; `doc` is untouched on error.
-pub fn apply(doc: &Value, ops: &[Operation]) -> Result<Value, PatchError> {
-    let mut out = doc.clone();
-    for o in ops {
-        step(&mut out, o)?;
-    }
-    Ok(out)
+/// Applies `ops` in order to `doc`. On error `doc` may be half changed: patch a copy to
+/// apply a patch atomically.
+pub fn apply(doc: &mut Value, ops: &[Operation]) -> Result<(), PatchError> {
+    ops.iter().try_for_each(|o| step(doc, o))
+}
+
+/// Whether every `test` of `ops` holds in `doc` (a `matches` condition): read only, so the
+/// item is not copied to be tested.
+pub fn holds(doc: &serde_json::Map<String, Value>, tests: &[Operation]) -> bool {
+    tests.iter().all(|t| {
+        let mut tokens = t.path.splitn(3, '/').skip(1);
+        let first = tokens
+            .next()
+            .map(|k| k.replace("~1", "/").replace("~0", "~"));
+        let found = first
+            .and_then(|k| doc.get(&k))
+            .and_then(|v| match tokens.next() {
+                Some(rest) => v.pointer(&format!("/{rest}")),
+                None => Some(v),
+            });
+        found == Some(&t.value)
+    })
 }
 
 fn step(doc: &mut Value, o: &Operation) -> Result<(), PatchError> {
@@ -60,7 +75,12 @@ fn step(doc: &mut Value, o: &Operation) -> Result<(), PatchError> {
     match o.op {
         Op::Test => match doc.pointer(&o.path) {
             Some(v) if *v == o.value => Ok(()),
-            _ => Err(PatchError::TestFailed),
+            Some(_) => Err(PatchError::TestFailed),
+            // A missing value fails the test; a missing parent is an error (evanphx).
+            None => match split(&o.path).map(|(parent, _)| doc.pointer(parent).is_some()) {
+                Ok(true) => Err(PatchError::TestFailed),
+                _ => Err(fail("nothing at its parent path")),
+            },
         },
         Op::Add => add(doc, &o.path, o.value.clone()).map_err(|e| fail(&e)),
         Op::Remove => remove(doc, &o.path).map(|_| ()).map_err(|e| fail(&e)),
@@ -158,48 +178,63 @@ mod tests {
     #[test]
     fn operations_follow_rfc_6902() {
         let doc = json!({"spec": {"replicas": 1, "containers": [{"name": "nginx"}]}, "metadata": {"annotations": {}}});
-        let out = apply(
-            &doc,
-            &[
-                op(Op::Test, "/spec/replicas", json!(1)),
-                op(Op::Replace, "/spec/replicas", json!(2)),
-                op(Op::Add, "/spec/containers/1", json!({"name": "mysql"})),
-                op(Op::Add, "/spec/containers/-", json!({"name": "last"})),
-                op(
-                    Op::Add,
-                    "/metadata/annotations/example.com~1owner",
-                    json!("me"),
-                ),
-            ],
-        )
+        let run = |ops: &[Operation]| {
+            let mut d = doc.clone();
+            apply(&mut d, ops).map(|()| d)
+        };
+        let out = run(&[
+            op(Op::Test, "/spec/replicas", json!(1)),
+            op(Op::Replace, "/spec/replicas", json!(2)),
+            op(Op::Add, "/spec/containers/1", json!({"name": "mysql"})),
+            op(Op::Add, "/spec/containers/-", json!({"name": "last"})),
+            op(
+                Op::Add,
+                "/metadata/annotations/example.com~1owner",
+                json!("me"),
+            ),
+        ])
         .unwrap();
         assert_eq!(out["spec"]["replicas"], 2);
         assert_eq!(out["spec"]["containers"].as_array().unwrap().len(), 3);
         assert_eq!(out["metadata"]["annotations"]["example.com/owner"], "me");
         // Copy then move.
-        let copied = apply(
-            &doc,
-            &[Operation {
-                op: Op::Copy,
-                path: "/spec/containers/1".into(),
-                from: "/spec/containers/0".into(),
-                value: Value::Null,
-            }],
-        )
+        let copied = run(&[Operation {
+            op: Op::Copy,
+            path: "/spec/containers/1".into(),
+            from: "/spec/containers/0".into(),
+            value: Value::Null,
+        }])
         .unwrap();
         assert_eq!(copied["spec"]["containers"][1]["name"], "nginx");
         // A failed test, a missing path: no change, told apart.
         assert_eq!(
-            apply(&doc, &[op(Op::Test, "/spec/replicas", json!(5))]),
+            run(&[op(Op::Test, "/spec/replicas", json!(5))]),
             Err(PatchError::TestFailed)
         );
         assert!(matches!(
-            apply(&doc, &[op(Op::Replace, "/spec/nothing", json!(1))]),
+            run(&[op(Op::Replace, "/spec/nothing", json!(1))]),
             Err(PatchError::Failed(_))
         ));
         assert!(matches!(
-            apply(&doc, &[op(Op::Remove, "/spec/containers/7", Value::Null)]),
+            run(&[op(Op::Remove, "/spec/containers/7", Value::Null)]),
             Err(PatchError::Failed(_))
+        ));
+        // A test of a missing key fails; of a missing parent, it is an error.
+        assert_eq!(
+            run(&[op(Op::Test, "/spec/nothing", json!(1))]),
+            Err(PatchError::TestFailed)
+        );
+        assert!(matches!(
+            run(&[op(Op::Test, "/no/such/path", json!(1))]),
+            Err(PatchError::Failed(_))
+        ));
+        // `holds` reads the same paths without a copy.
+        let m = doc.as_object().unwrap();
+        assert!(holds(m, &[op(Op::Test, "/spec/replicas", json!(1))]));
+        assert!(!holds(m, &[op(Op::Test, "/spec/replicas", json!(2))]));
+        assert!(!holds(
+            m,
+            &[op(Op::Test, "/spec/containers/0/name/x", json!(1))]
         ));
     }
 }

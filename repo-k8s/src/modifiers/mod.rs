@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::filter::Glob;
 use crate::object::Object;
 use crate::selector::LabelSelector;
 
@@ -27,6 +26,10 @@ pub struct ResourceModifiers {
     pub version: String,
     #[serde(default)]
     pub resource_modifier_rules: Vec<Rule>,
+    /// Each rule's name regex, compiled once (an invalid one is an error of every item the
+    /// rule is tried on, as in Velero).
+    #[serde(skip)]
+    regexes: Vec<Option<Result<regex::Regex, String>>>,
 }
 
 /// One rule.
@@ -108,13 +111,27 @@ impl ResourceModifiers {
     /// Velero requires), or the rules document itself. Checked as Velero checks it.
     pub fn from_file_text(text: &str) -> crate::Result<Self> {
         let rules = config_map_data(text, "resource modifiers")?.unwrap_or(text.to_string());
-        let m: ResourceModifiers = yaml_serde::from_str(&rules).map_err(|e| {
+        let mut m: ResourceModifiers = yaml_serde::from_str(&rules).map_err(|e| {
             crate::Error::invalid(format!(
                 "failed to decode yaml data into resource modifiers, err: {e}"
             ))
         })?;
         m.validate()?;
+        m.compile();
         Ok(m)
+    }
+
+    fn compile(&mut self) {
+        self.regexes = self
+            .resource_modifier_rules
+            .iter()
+            .map(|r| {
+                let re = &r.conditions.resource_name_regex;
+                (!re.is_empty()).then(|| {
+                    regex::Regex::new(re).map_err(|e| format!("error in matching regex {e}"))
+                })
+            })
+            .collect();
     }
 
     /// Velero's `Validate`, with its wording.
@@ -163,11 +180,20 @@ impl ResourceModifiers {
     /// patches need. Conditions are read on the item as it came; patches add up. Returns
     /// the errors of rules that failed (the item keeps what the others did).
     pub fn apply(&self, gr: &str, ns: Option<&str>, item: &mut Object, typed: bool) -> Vec<String> {
-        let original = item.clone();
+        let rules = &self.resource_modifier_rules;
+        // The item as it came, copied only once a rule has patched it and others remain.
+        let mut original: Option<Object> = None;
         let mut errors = Vec::new();
-        for (i, rule) in self.resource_modifier_rules.iter().enumerate() {
-            let outcome = match rule.matches(gr, ns, &original) {
-                Ok(true) => rule.patch(item, typed),
+        for (i, rule) in rules.iter().enumerate() {
+            let regex = self.regexes.get(i).and_then(Option::as_ref);
+            let subject = original.as_ref().unwrap_or(item);
+            let outcome = match rule.matches(gr, ns, subject, regex) {
+                Ok(true) => {
+                    if original.is_none() && i + 1 < rules.len() {
+                        original = Some(item.clone());
+                    }
+                    rule.patch(item, typed)
+                }
                 Ok(false) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -180,13 +206,17 @@ impl ResourceModifiers {
 }
 
 impl Rule {
-    fn matches(&self, gr: &str, ns: Option<&str>, o: &Object) -> Result<bool, String> {
+    fn matches(
+        &self,
+        gr: &str,
+        ns: Option<&str>,
+        o: &Object,
+        regex: Option<&Result<regex::Regex, String>>,
+    ) -> Result<bool, String> {
         let c = &self.conditions;
         if let Some(ns) = ns {
-            let wanted = c.namespaces.is_empty()
-                || c.namespaces
-                    .iter()
-                    .any(|p| Glob::new(p).is_ok_and(|g| g.matches(ns)));
+            let wanted =
+                c.namespaces.is_empty() || c.namespaces.iter().any(|p| glob_match(p, ns, None));
             if !wanted {
                 return Ok(false);
             }
@@ -194,10 +224,18 @@ impl Rule {
         if !glob_match(&c.group_resource, gr, Some('.')) {
             return Ok(false);
         }
-        if !c.resource_name_regex.is_empty() {
-            let re = regex::Regex::new(&c.resource_name_regex)
-                .map_err(|e| format!("error in matching regex {e}"))?;
-            if !re.is_match(o.name()) {
+        let compiled;
+        let regex = match regex {
+            Some(r) => Some(r),
+            None if !c.resource_name_regex.is_empty() => {
+                compiled = regex::Regex::new(&c.resource_name_regex)
+                    .map_err(|e| format!("error in matching regex {e}"));
+                Some(&compiled)
+            }
+            None => None,
+        };
+        if let Some(re) = regex {
+            if !re.as_ref().map_err(String::clone)?.is_match(o.name()) {
                 return Ok(false);
             }
         }
@@ -223,12 +261,12 @@ impl Rule {
                 value: patch_value(&m.value)?,
             });
         }
-        let doc = Value::Object(o.as_value().clone());
-        Ok(json_patch::apply(&doc, &tests).is_ok())
+        Ok(json_patch::holds(o.as_value(), &tests))
     }
 
+    /// Patches the item, whole or not at all.
     fn patch(&self, item: &mut Object, typed: bool) -> Result<(), String> {
-        let doc = Value::Object(item.as_value().clone());
+        let mut doc = Value::Object(item.as_value().clone());
         let patched = if !self.patches.is_empty() {
             let ops = self
                 .patches
@@ -243,8 +281,8 @@ impl Rule {
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            match json_patch::apply(&doc, &ops) {
-                Ok(v) => v,
+            match json_patch::apply(&mut doc, &ops) {
+                Ok(()) => doc,
                 // A failed test is the conditional-patch idiom: no change, no error.
                 Err(json_patch::PatchError::TestFailed) => return Ok(()),
                 Err(json_patch::PatchError::Failed(e)) => {

@@ -270,11 +270,6 @@ impl<'a> Planner<'a> {
     pub fn add(&mut self, obj: Object) {
         let gr = self.discovery.group_resource_of(&obj);
         let ns = self.discovery.namespace_of(&obj).map(str::to_string);
-        if let Some(why) = skip_reason(&obj, &gr) {
-            let id = describe(&gr, ns.as_deref(), obj.name());
-            self.skipped.push((id, why));
-            return;
-        }
         let filter = &self.opts.filter;
         let mut take = filter.decide(&gr, ns.as_deref(), |k| obj.label(k));
         if gr == "namespaces" {
@@ -285,6 +280,14 @@ impl<'a> Planner<'a> {
                 Take::Yes => Take::Yes,
                 _ => Take::IfNeeded,
             };
+        }
+        if take != Take::No {
+            // Reported only for items the filters take.
+            if let Some(why) = skip_reason(&obj, &gr) {
+                let id = describe(&gr, ns.as_deref(), obj.name());
+                self.skipped.push((id, why));
+                return;
+            }
         }
         match take {
             Take::No => {}
@@ -344,8 +347,7 @@ impl<'a> Planner<'a> {
                 return;
             }
         }
-        // The status stays through the actions (the PVC action reads the backed-up phase).
-        actions::metadata::reset(&mut obj, true);
+        let status = actions::metadata::reset(&mut obj);
         let accounts = &self.service_accounts;
         // Kubernetes makes `default` in every namespace.
         let account_exists = |ns: &str, name: &str| {
@@ -355,6 +357,7 @@ impl<'a> Planner<'a> {
             namespace_mappings: &opts.namespace_mappings,
             preserve_node_ports: opts.preserve_node_ports,
             service_account_exists: &account_exists,
+            backed_up_status: status.as_ref(),
             storage_class_mappings: &opts.storage_class_mappings,
             image_name_rules: &opts.image_name_rules,
         };
@@ -377,7 +380,14 @@ impl<'a> Planner<'a> {
                 return;
             }
         };
-        // Velero's resource modifiers: after the actions, before the namespace mapping.
+        // Velero's claim fix-up (volumeName itself is settled in `finish`), then its resource
+        // modifiers, before the namespace mapping.
+        if gr == "persistentvolumeclaims" {
+            if let Some(volume) = obj.str_at(&["spec", "volumeName"]).map(str::to_string) {
+                actions::pv::reset_binding(&mut obj);
+                self.claims.push((self.items.len(), volume));
+            }
+        }
         if let Some(m) = &opts.resource_modifiers {
             let typed = self.discovery.is_built_in(&gr);
             for e in m.apply(&gr, ns.as_deref(), &mut obj, typed) {
@@ -385,18 +395,14 @@ impl<'a> Planner<'a> {
             }
         }
         let by_resource = opts.restore_status.iter().any(|r| r == &gr || r == "*");
-        if !actions::metadata::restores_status(&obj, by_resource) {
-            obj.remove(&["status"]);
+        if let Some(status) = status {
+            if actions::metadata::restores_status(&obj, by_resource) {
+                obj.map_at_mut(&[]).insert("status".into(), status);
+            }
         }
         let new_ns = ns.as_deref().map(|n| self.target(n));
         obj.set_namespace(new_ns.as_deref());
         actions::metadata::add_restore_labels(&mut obj, &opts.backup_name, &opts.restore_name);
-        if gr == "persistentvolumeclaims" {
-            if let Some(volume) = obj.str_at(&["spec", "volumeName"]).map(str::to_string) {
-                actions::pv::reset_binding(&mut obj);
-                self.claims.push((self.items.len(), volume));
-            }
-        }
         self.push(&obj, gr, new_ns);
         if let Some((_, planned)) = self.items.last_mut() {
             planned.storage_classes = storage_classes;
@@ -661,7 +667,7 @@ mod tests {
                 json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p2", "namespace": "ns-2"}}),
             ),
             o(
-                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "ns-1"}, "spec": {"volumeName": "pv-1"}, "status": {"phase": "Bound"}}),
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "ns-1", "labels": {"team": "a"}}, "spec": {"volumeName": "pv-1"}, "status": {"phase": "Bound"}}),
             ),
             o(
                 json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-1"}}),
@@ -736,7 +742,9 @@ mod tests {
                 "pods ns-1/p1"
             ]
         );
-        // A selector that takes nothing in ns-2 leaves its Namespace object out too.
+        // A selector that takes nothing in ns-2 leaves its Namespace object out too; the
+        // volume of a selected claim comes whatever its labels (selectors do not apply to
+        // what restored items need).
         let selected = with(
             crate::restore_filter::RestoreFilter {
                 label_selector: Some(crate::selector::LabelSelector::parse("team=a").unwrap()),
@@ -744,7 +752,14 @@ mod tests {
             },
             &[],
         );
-        assert_eq!(selected, ["namespaces -/ns-1"]);
+        assert_eq!(
+            selected,
+            [
+                "namespaces -/ns-1",
+                "persistentvolumes -/pv-1",
+                "persistentvolumeclaims ns-1/data"
+            ]
+        );
     }
 
     #[test]

@@ -23,15 +23,20 @@ const RESET: &[&str] = &[
 /// whatever the restore says; read trimmed and in any case.
 pub const RESTORE_STATUS_ANNOTATION: &str = "velero.io/restore-status";
 
-/// Velero's `resetMetadataAndStatus`, keeping the status when `keep_status`.
-pub(crate) fn reset(o: &mut Object, keep_status: bool) {
+/// Velero's `resetMetadataAndStatus`: returns the status it took out (the restore puts it
+/// back when it is restored). An object named only by `generateName` (a manifest's) keeps
+/// it, or it could not be created at all.
+pub(crate) fn reset(o: &mut Object) -> Option<Value> {
+    let named = o
+        .str_at(&["metadata", "name"])
+        .is_some_and(|n| !n.is_empty());
     let meta = o.map_at_mut(&["metadata"]);
     for k in RESET {
-        meta.remove(*k);
+        if *k != "generateName" || named {
+            meta.remove(*k);
+        }
     }
-    if !keep_status {
-        o.remove(&["status"]);
-    }
+    o.take(&["status"])
 }
 
 /// Whether an object's status is restored: the annotation when it says true or false, else
@@ -109,13 +114,19 @@ mod tests {
                 "ownerReferences": [{"name": "o"}], "finalizers": ["f"], "managedFields": [{"manager": "m"}],
                 "labels": {"a": "b"}, "annotations": {"x": "y"}},
             "status": {"s": 1}}));
-        reset(&mut o, false);
+        assert_eq!(reset(&mut o), Some(json!({"s": 1})));
         assert_eq!(
             o.get(&["metadata"]).unwrap(),
             &json!({"name": "c", "namespace": "ns", "finalizers": ["f"], "managedFields": [{"manager": "m"}],
                 "labels": {"a": "b"}, "annotations": {"x": "y"}})
         );
         assert!(o.get(&["status"]).is_none());
+        // Named only by generateName: it stays.
+        let mut unnamed = obj(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "c-"}}),
+        );
+        reset(&mut unnamed);
+        assert_eq!(unnamed.str_at(&["metadata", "generateName"]), Some("c-"));
         let with = |v: &str| {
             obj(json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": "c", "annotations": {RESTORE_STATUS_ANNOTATION: v}}}))

@@ -61,14 +61,15 @@ pub(crate) struct Context<'a> {
     /// Whether a service account will exist in a namespace (as backed up) when the
     /// restore reaches secrets.
     pub service_account_exists: &'a dyn Fn(&str, &str) -> bool,
+    /// The item's status as backed up (the reset took it out of the item).
+    pub backed_up_status: Option<&'a serde_json::Value>,
     /// Opt-in: storage class `old → new`, and image `(old part, new part)` rules.
     pub storage_class_mappings: &'a BTreeMap<String, String>,
     pub image_name_rules: &'a [(String, String)],
 }
 
-/// Runs the action for `gr`, if there is one, on an item whose metadata was reset. Its
-/// status is still the backed-up one (the PVC action reads it); the planner removes it
-/// afterwards unless it is restored.
+/// Runs the action for `gr`, if there is one, on an item whose metadata and status were
+/// reset, as Velero's actions see it.
 pub(crate) fn run(gr: &str, item: &mut Object, ctx: &Context) -> Verdict {
     let mut needed = Vec::new();
     let outcome = match gr {
@@ -83,7 +84,7 @@ pub(crate) fn run(gr: &str, item: &mut Object, ctx: &Context) -> Verdict {
             Ok(())
         }
         "persistentvolumeclaims" => {
-            needed = pvc::execute(item);
+            needed = pvc::execute(item, ctx.backed_up_status);
             Ok(())
         }
         "rolebindings.rbac.authorization.k8s.io"

@@ -17,14 +17,14 @@ pub(crate) const STALE_ANNOTATIONS: &[&str] = &[
     "velero.io/data-upload-name",
 ];
 
-/// The claim's status is the backed-up one still.
-pub(super) fn execute(pvc: &mut Object) -> Vec<Needed> {
+/// `status` is the claim's as backed up (the item has none by now).
+pub(super) fn execute(pvc: &mut Object, status: Option<&Value>) -> Vec<Needed> {
     if let Some(Value::Object(a)) = pvc.get_mut(&["metadata", "annotations"]) {
         for k in STALE_ANNOTATIONS {
             a.remove(*k);
         }
     }
-    let bound = pvc.str_at(&["status", "phase"]) == Some("Bound");
+    let bound = status.and_then(|s| s.get("phase")) == Some(&Value::from("Bound"));
     match pvc.str_at(&["spec", "volumeName"]) {
         Some(pv) if bound && !pv.is_empty() => vec![Needed {
             resource: "persistentvolumes",
@@ -55,7 +55,8 @@ mod tests {
             "Bound",
             "bound-pv",
         );
-        let needed = execute(&mut c);
+        let status = c.take(&["status"]);
+        let needed = execute(&mut c, status.as_ref());
         assert_eq!(
             c.get(&["metadata", "annotations"]).unwrap(),
             &json!({"other-anno": "x"})
@@ -68,8 +69,10 @@ mod tests {
             }]
         );
         let mut pending = claim(json!({}), "Pending", "pending-pv");
-        assert!(execute(&mut pending).is_empty());
+        let status = pending.take(&["status"]);
+        assert!(execute(&mut pending, status.as_ref()).is_empty());
         let mut unnamed = claim(json!({}), "Bound", "");
-        assert!(execute(&mut unnamed).is_empty());
+        let status = unnamed.take(&["status"]);
+        assert!(execute(&mut unnamed, status.as_ref()).is_empty());
     }
 }
