@@ -99,6 +99,7 @@ pub fn execute(
     plan: &Plan,
     phases: &[ResolvedPhase],
     default_policy: Option<ExistingResourcePolicy>,
+    terminating_timeout: Duration,
 ) -> RestoreResult {
     let mut result = RestoreResult {
         errors: plan.errors.clone(),
@@ -115,7 +116,7 @@ pub fn execute(
     // Items to phases: the first that takes each. A Namespace no phase takes is created
     // from the plan when an item first needs it.
     let mut assigned: Vec<Vec<&Planned>> = vec![Vec::new(); phases.len()];
-    let mut namespaces = Namespaces::default();
+    let mut namespaces = Namespaces::new(terminating_timeout);
     for item in &plan.items {
         if item.resource == "namespaces" {
             namespaces.planned.insert(item.name.clone(), item);
@@ -156,8 +157,23 @@ pub fn execute(
             if let Some(ns) = &item.namespace {
                 restored_namespaces.insert(ns.clone());
             }
+            // A Namespace is made sure of as an item's namespace is (Velero never compares
+            // it): created, used as it is, or waited for while it terminates.
+            if item.resource == "namespaces" {
+                match namespaces.ensure(cluster, &mut served, &item.name) {
+                    Ok(true) => report.created += 1,
+                    Ok(false) => report.unchanged += 1,
+                    Err(e) => fail(
+                        &mut result,
+                        &mut report,
+                        "",
+                        format!("{}: {e}", describe_item(item)),
+                    ),
+                }
+                continue;
+            }
             let ready = match &item.namespace {
-                Some(ns) => namespaces.ensure(cluster, &mut served, ns),
+                Some(ns) => namespaces.ensure(cluster, &mut served, ns).map(|_| ()),
                 None => Ok(()),
             };
             let ready = ready
@@ -172,10 +188,6 @@ pub fn execute(
             };
             match cluster.create(&r, &object) {
                 Ok(created) => {
-                    // Either way the object now exists.
-                    if r.group_resource() == "namespaces" {
-                        namespaces.known.insert(object.name().to_string());
-                    }
                     if r.kind == "CustomResourceDefinition" {
                         restored_crds.push(object.name().to_string());
                         crds_restored = true;
@@ -460,18 +472,37 @@ impl StorageClasses {
 
 /// The namespaces a restore has made sure of, and the planned Namespace objects (as the
 /// backup has them, name mapped) by name.
-#[derive(Default)]
 struct Namespaces<'p> {
     known: BTreeSet<String>,
     planned: BTreeMap<String, &'p Planned>,
+    /// How long to wait for a terminating namespace to go (Velero's
+    /// `--resource-terminating-timeout`), and those that did not go in time (their items
+    /// fail at once).
+    terminating_timeout: Duration,
+    stuck: BTreeSet<String>,
 }
 
-impl Namespaces<'_> {
+impl<'p> Namespaces<'p> {
+    fn new(terminating_timeout: Duration) -> Self {
+        Namespaces {
+            known: BTreeSet::new(),
+            planned: BTreeMap::new(),
+            terminating_timeout,
+            stuck: BTreeSet::new(),
+        }
+    }
+
     /// Creates a namespace an item needs unless it exists: from the backup's Namespace
-    /// object when the plan has it, else bare (as Velero's `getNamespace` does).
-    fn ensure(&mut self, cluster: &Cluster, served: &mut Served, ns: &str) -> Result<(), String> {
+    /// object when the plan has it, else bare (as Velero's `getNamespace` does). One that
+    /// is terminating is waited for, then created again. Returns whether it created it.
+    fn ensure(&mut self, cluster: &Cluster, served: &mut Served, ns: &str) -> Result<bool, String> {
         if self.known.contains(ns) {
-            return Ok(());
+            return Ok(false);
+        }
+        if self.stuck.contains(ns) {
+            return Err(format!(
+                "namespace {ns} is still terminating; not restored (see the first error of {ns})"
+            ));
         }
         let r = served
             .find(cluster, "namespaces", Duration::ZERO)
@@ -484,10 +515,33 @@ impl Namespaces<'_> {
             )
             .map_err(|e| e.to_string())?,
         };
-        cluster.create(&r, &o).map_err(|e| e.to_string())?;
+        let mut created = true;
+        if let Created::AlreadyExists(existing) =
+            cluster.create(&r, &o).map_err(|e| e.to_string())?
+        {
+            created = false;
+            if is_terminating(&existing) {
+                let deadline = Instant::now() + self.terminating_timeout;
+                let gone = |all: &[Object]| all.iter().all(|n| n.name() != ns);
+                if cluster.wait_for(&r, None, None, deadline, &gone).is_err() {
+                    self.stuck.insert(ns.to_string());
+                    return Err(format!(
+                        "timed out after {} waiting for terminating namespace {ns} to disappear before restoring; wait for it to go (its finalizers) and restore again",
+                        humantime::format_duration(self.terminating_timeout)
+                    ));
+                }
+                cluster.create(&r, &o).map_err(|e| e.to_string())?;
+                created = true;
+            }
+        }
         self.known.insert(ns.to_string());
-        Ok(())
+        Ok(created)
     }
+}
+
+/// A namespace being deleted (its deletionTimestamp set, or phase Terminating).
+fn is_terminating(ns: &Object) -> bool {
+    ns.is_being_deleted() || ns.str_at(&["status", "phase"]) == Some("Terminating")
 }
 
 /// Waits for a gate, watching each thing it names until the shared deadline; `Err` says

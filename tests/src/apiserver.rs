@@ -215,6 +215,15 @@ impl ApiServer {
         }
     }
 
+    /// Deletes an object directly (a namespace that finishes terminating, say).
+    pub fn delete(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) {
+        let mut st = self.lock();
+        let (group, _) = repo_k8s::object::split_api_version(api_version);
+        let r = st.discovery.for_group_kind(group, kind).unwrap().clone();
+        let (code, body) = st.delete(&r, ns, name);
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+
     /// Number of objects stored.
     pub fn len(&self) -> usize {
         self.lock().objects.len()
@@ -465,34 +474,35 @@ impl State {
                     Err(e) => e,
                 }
             }
-            ("DELETE", Some(name)) => {
-                let key = self.key(&r, ns, name);
-                match self.objects.remove(&key) {
-                    Some(s) => {
-                        if r.group.is_empty() && r.plural == "namespaces" {
-                            let inside: Vec<Key> = self
-                                .objects
-                                .keys()
-                                .filter(|k| k.2 == name)
-                                .cloned()
-                                .collect();
-                            for k in inside {
-                                let gone = self.objects.remove(&k).unwrap();
-                                self.notify("DELETED", &k, gone.value);
-                            }
-                        }
-                        self.notify("DELETED", &key, s.value.clone());
-                        (StatusCode::OK, s.value)
-                    }
-                    None => not_found(&r, name),
-                }
-            }
+            ("DELETE", Some(name)) => self.delete(&r, ns, name),
             _ => status(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
                 format!("{method} is not allowed on {path}"),
             ),
         }
+    }
+
+    /// Deletes an object (a namespace with everything in it) and tells the watchers.
+    fn delete(&mut self, r: &Resource, ns: Option<&str>, name: &str) -> (StatusCode, Value) {
+        let key = self.key(r, ns, name);
+        let Some(s) = self.objects.remove(&key) else {
+            return not_found(r, name);
+        };
+        if r.group.is_empty() && r.plural == "namespaces" {
+            let inside: Vec<Key> = self
+                .objects
+                .keys()
+                .filter(|k| k.2 == name)
+                .cloned()
+                .collect();
+            for k in inside {
+                let gone = self.objects.remove(&k).unwrap();
+                self.notify("DELETED", &k, gone.value);
+            }
+        }
+        self.notify("DELETED", &key, s.value.clone());
+        (StatusCode::OK, s.value)
     }
 
     /// The resource served as `plural` in `group`.

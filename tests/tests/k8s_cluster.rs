@@ -785,3 +785,52 @@ fn a_namespace_made_for_an_item_is_the_backed_up_one() {
     assert_eq!(made["metadata"]["labels"]["team"], "payments");
     assert_eq!(made["metadata"]["annotations"]["owner"], "ops@example.com");
 }
+
+/// Velero pkg/util/kube/utils.go EnsureNamespaceExistsAndIsReady: a namespace that is
+/// terminating is waited for, then made again from the backup; one that does not go in
+/// time fails its items with a message that says what to do.
+#[test]
+fn a_terminating_namespace_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = cairn_tests::cairn_server_on(dir.path());
+    let mut shop = ns("shop");
+    shop["metadata"]["labels"] = json!({"team": "payments"});
+    backup_objects(&run, dir.path(), "b", &[shop, cm("shop", "cfg", "1")]);
+    let terminating = || {
+        let server = ApiServer::start(Options::default());
+        let mut going = ns("shop");
+        going["metadata"]["deletionTimestamp"] = json!("2026-11-30T00:00:00Z");
+        going["metadata"]["finalizers"] = json!(["example.com/cleanup"]);
+        server.seed(&[going]);
+        server
+    };
+    // It goes after a moment: the restore waits, then restores into a new one.
+    let server = terminating();
+    let d = tempfile::tempdir().unwrap();
+    let kc = server.kubeconfig(d.path());
+    let out = std::thread::scope(|s| {
+        let restore = s.spawn(|| restore_to(&run, &kc, "b", &["--json"]));
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        server.delete("v1", "Namespace", None, "shop");
+        restore.join().unwrap()
+    });
+    let v = json_of(&out);
+    assert_eq!(v["result"]["phase"], "Completed", "{v}");
+    let made = server.get("v1", "Namespace", None, "shop").unwrap();
+    assert_eq!(made["metadata"]["labels"]["team"], "payments");
+    assert!(made["metadata"].get("deletionTimestamp").is_none());
+    assert!(server.get("v1", "ConfigMap", Some("shop"), "cfg").is_some());
+    // It stays: the items fail, naming the namespace and what to do.
+    let server = terminating();
+    let kc = server.kubeconfig(d.path());
+    let out = restore_to(
+        &run,
+        &kc,
+        "b",
+        &["--resource-terminating-timeout", "1s", "--json"],
+    );
+    let v = json_of(&out);
+    assert_eq!(v["result"]["phase"], "PartiallyFailed", "{v}");
+    let errors = v["result"]["errors"].to_string();
+    assert!(errors.contains("terminating namespace shop"), "{errors}");
+}

@@ -172,6 +172,9 @@ struct RestoreArgs {
     /// Print the plan and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// How long to wait for a terminating namespace to go before restoring into it.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    resource_terminating_timeout: std::time::Duration,
     #[command(flatten)]
     filter: RestoreFilterArgs,
     #[command(flatten)]
@@ -624,8 +627,13 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
     let (plan, notes) = repo_k8s::restore::plan_backup(&repo, &id, &discovery, &opts)?;
     if a.to_cluster && !a.dry_run {
         let cluster = a.cluster.connect()?;
-        let result =
-            repo_k8s::execute::execute(&cluster, &plan, &phases, a.existing_resource_policy);
+        let result = repo_k8s::execute::execute(
+            &cluster,
+            &plan,
+            &phases,
+            a.existing_resource_policy,
+            a.resource_terminating_timeout,
+        );
         return report_restore(cli, &a.name, &result, &notes, &plan.skipped);
     }
     if cli.json {
