@@ -364,71 +364,130 @@ pub fn patch_value(s: &str) -> Result<Value, String> {
 
 /// A glob as Velero's gobwas globs read it: with `sep`, `*` stays within a segment and `**`
 /// crosses them; `?` one character (not `sep`); `[abc]`, `[a-z]`, `[!a]` classes; `{a,b}`
-/// alternatives.
+/// alternatives. Matching takes time bounded by the pattern and the text (a hostile
+/// pattern of many stars cannot stall a restore); a pattern of more than 256 alternatives
+/// matches nothing.
 pub fn glob_match(pattern: &str, text: &str, sep: Option<char>) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
-    glob_at(&p, &t, sep)
+    let Some(patterns) = expand_braces(pattern, 256) else {
+        return false;
+    };
+    patterns.iter().any(|p| {
+        let mut failed = std::collections::HashSet::new();
+        glob_at(p, 0, &t, 0, sep, &mut failed)
+    })
 }
 
-fn glob_at(p: &[char], t: &[char], sep: Option<char>) -> bool {
-    let Some(&c) = p.first() else {
-        return t.is_empty();
+/// `a{b,c}d` → `abd`, `acd` (nested too); `None` past `limit` patterns. An unclosed `{` is
+/// a letter.
+fn expand_braces(pattern: &str, limit: usize) -> Option<Vec<Vec<char>>> {
+    let p: Vec<char> = pattern.chars().collect();
+    let Some(open) = p.iter().position(|&c| c == '{') else {
+        return Some(vec![p]);
     };
-    match c {
-        '*' => {
-            let (rest, crosses) = if p.get(1) == Some(&'*') {
-                (&p[2..], true)
-            } else {
-                (&p[1..], sep.is_none())
-            };
-            for i in 0..=t.len() {
-                if glob_at(rest, &t[i..], sep) {
-                    return true;
-                }
-                if i < t.len() && !crosses && Some(t[i]) == sep {
-                    return false;
-                }
-            }
-            false
-        }
-        '?' => !t.is_empty() && Some(t[0]) != sep && glob_at(&p[1..], &t[1..], sep),
-        '[' => {
-            let Some(end) = p.iter().position(|&x| x == ']') else {
-                return !t.is_empty() && t[0] == '[' && glob_at(&p[1..], &t[1..], sep);
-            };
-            let Some(&ch) = t.first() else {
-                return false;
-            };
-            let (negate, class) = match p[1..end].split_first() {
-                Some(('!', rest)) => (true, rest),
-                _ => (false, &p[1..end]),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < class.len() {
-                if i + 2 < class.len() && class[i + 1] == '-' {
-                    hit |= class[i] <= ch && ch <= class[i + 2];
-                    i += 3;
-                } else {
-                    hit |= class[i] == ch;
-                    i += 1;
+    // The matching close, and the top-level commas between.
+    let mut depth = 0;
+    let mut commas = Vec::new();
+    let mut close = None;
+    for (i, &c) in p.iter().enumerate().skip(open) {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(i);
+                    break;
                 }
             }
-            hit != negate && glob_at(&p[end + 1..], &t[1..], sep)
+            ',' if depth == 1 => commas.push(i),
+            _ => {}
         }
-        '{' => {
-            let Some(end) = p.iter().position(|&x| x == '}') else {
-                return !t.is_empty() && t[0] == '{' && glob_at(&p[1..], &t[1..], sep);
-            };
-            p[1..end].split(|&x| x == ',').any(|alt| {
-                let mut q = alt.to_vec();
-                q.extend_from_slice(&p[end + 1..]);
-                glob_at(&q, t, sep)
-            })
-        }
-        _ => !t.is_empty() && t[0] == c && glob_at(&p[1..], &t[1..], sep),
     }
+    let Some(close) = close else {
+        return Some(vec![p]);
+    };
+    let mut bounds = vec![open];
+    bounds.extend(&commas);
+    bounds.push(close);
+    let mut out = Vec::new();
+    for w in bounds.windows(2) {
+        let mut q: String = p[..open].iter().collect();
+        q.extend(&p[w[0] + 1..w[1]]);
+        q.extend(&p[close + 1..]);
+        out.extend(expand_braces(&q, limit)?);
+        if out.len() > limit {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// Whether `p[pi..]` matches `t[ti..]`; `failed` remembers positions that do not, so each
+/// is tried once.
+fn glob_at(
+    p: &[char],
+    pi: usize,
+    t: &[char],
+    ti: usize,
+    sep: Option<char>,
+    failed: &mut std::collections::HashSet<(usize, usize)>,
+) -> bool {
+    if failed.contains(&(pi, ti)) {
+        return false;
+    }
+    let matched = match p.get(pi) {
+        None => ti == t.len(),
+        Some('*') => {
+            let (next, crosses) = if p.get(pi + 1) == Some(&'*') {
+                (pi + 2, true)
+            } else {
+                (pi + 1, sep.is_none())
+            };
+            let mut end = ti;
+            loop {
+                if glob_at(p, next, t, end, sep, failed) {
+                    break true;
+                }
+                if end == t.len() || (!crosses && Some(t[end]) == sep) {
+                    break false;
+                }
+                end += 1;
+            }
+        }
+        Some('?') => {
+            ti < t.len() && Some(t[ti]) != sep && glob_at(p, pi + 1, t, ti + 1, sep, failed)
+        }
+        Some('[') => match p[pi..].iter().position(|&x| x == ']') {
+            None => t.get(ti) == Some(&'[') && glob_at(p, pi + 1, t, ti + 1, sep, failed),
+            Some(len) => {
+                let end = pi + len;
+                let Some(&ch) = t.get(ti) else {
+                    return false;
+                };
+                let (negate, class) = match p[pi + 1..end].split_first() {
+                    Some(('!', rest)) => (true, rest),
+                    _ => (false, &p[pi + 1..end]),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < class.len() {
+                    if i + 2 < class.len() && class[i + 1] == '-' {
+                        hit |= class[i] <= ch && ch <= class[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= class[i] == ch;
+                        i += 1;
+                    }
+                }
+                hit != negate && glob_at(p, end + 1, t, ti + 1, sep, failed)
+            }
+        },
+        Some(&c) => t.get(ti) == Some(&c) && glob_at(p, pi + 1, t, ti + 1, sep, failed),
+    };
+    if !matched {
+        failed.insert((pi, ti));
+    }
+    matched
 }
 
 /// Reads a change-storage-class mapping: Velero's plugin ConfigMap manifest (its `data`,
@@ -635,6 +694,19 @@ mod tests {
         assert!(!glob_match("*.*", "ingresses.networking.k8s.io", Some('.')));
         assert!(glob_match("**", "ingresses.networking.k8s.io", Some('.')));
         assert!(glob_match("{pods,configmaps}", "pods", Some('.')));
+        assert!(glob_match(
+            "{deploy,stateful}*.apps",
+            "statefulsets.apps",
+            Some('.')
+        ));
+        assert!(glob_match("ns-[0-9]", "ns-7", None) && !glob_match("ns-[!0-9]", "ns-7", None));
+        // Many stars against a long name that does not match: answered at once.
+        let hostile = "*a".repeat(40) + "b";
+        assert!(!glob_match(&hostile, &"a".repeat(200), None));
+        assert!(
+            !glob_match(&"{a,b}".repeat(20), "ab", None),
+            "too many alternatives"
+        );
         let cm = |labels: Value| {
             Object::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "fake", "labels": labels}}), "t").unwrap()
         };
