@@ -12,8 +12,10 @@
 //!   strategic merge patch is applied as a merge patch, so lists are replaced whole, which
 //!   is where it differs from the real server), delete;
 //! - one resourceVersion counter for everything; uid, creationTimestamp and generation
-//!   set by the server; `status` kept out of create and update, as for resources with a
-//!   status subresource;
+//!   set by the server; `status` written only through `/status` for built-in resources and
+//!   CRDs that declare the subresource, and with the object for CRDs that do not (as
+//!   Velero's);
+//! - node ports allocated: a Service whose node port another has gets 422 with causes;
 //! - watches (`?watch=true`): events after the given resourceVersion (replayed from a kept
 //!   history) or, from version 0, every current object as ADDED; `timeoutSeconds` ends the
 //!   stream;
@@ -44,6 +46,8 @@ pub struct Options {
     pub ready_after: Duration,
     /// Answer this many requests with 429 Too Many Requests first.
     pub throttle_first: usize,
+    /// Where to listen (default: a free port on the loopback).
+    pub listen: Option<SocketAddr>,
 }
 
 /// Label that keeps a Deployment or Pod from ever becoming ready.
@@ -85,6 +89,9 @@ struct State {
     /// A streaming response (a watch) to send instead of the JSON reply.
     stream: Option<Response>,
     discovery: Discovery,
+    /// Custom resources without a status subresource (as Velero's), by (group, plural):
+    /// their status is written with the object.
+    no_status_subresource: std::collections::BTreeSet<(String, String)>,
     objects: BTreeMap<Key, Stored>,
     resource_version: u64,
     /// Every request as `METHOD path?query`, for tests to check what a client did.
@@ -101,9 +108,11 @@ pub struct ApiServer {
 
 impl ApiServer {
     pub fn start(opts: Options) -> ApiServer {
+        let opts_listen = opts.listen;
         let state = Arc::new(Mutex::new(State {
             opts,
             discovery: Discovery::built_in(),
+            no_status_subresource: Default::default(),
             objects: BTreeMap::new(),
             resource_version: 1,
             log: Vec::new(),
@@ -112,7 +121,9 @@ impl ApiServer {
             pending_ready: Vec::new(),
             stream: None,
         }));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let at = opts_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = std::net::TcpListener::bind(at)
+            .unwrap_or_else(|e| panic!("cannot listen on {at}: {e}"));
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -164,14 +175,19 @@ impl ApiServer {
     /// Writes a kubeconfig for this server into `dir` and returns its path.
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
         let path = dir.join("kubeconfig");
+        self.write_kubeconfig(&path);
+        path
+    }
+
+    /// Writes a kubeconfig for this server (kubectl and kube-rs take it) at `path`.
+    pub fn write_kubeconfig(&self, path: &Path) {
         let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n\
              contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
              current-context: test\nusers:\n- name: test\n  user: {{}}\n",
             self.url()
         );
-        std::fs::write(&path, text).unwrap();
-        path
+        std::fs::write(path, text).unwrap();
     }
 
     /// The requests served so far.
@@ -950,13 +966,27 @@ impl State {
         meta.insert("resourceVersion".into(), json!(rv));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         meta.insert("generation".into(), json!(1));
-        v.as_object_mut().unwrap().remove("status");
+        if self.has_status_subresource(r) {
+            v.as_object_mut().unwrap().remove("status");
+        }
         if r.group == "apiextensions.k8s.io" && r.plural == "customresourcedefinitions" {
             match Object::from_value(v.clone(), "crd")
                 .map_err(repo_k8s::Error::from)
                 .and_then(|o| self.discovery.add_crd(&o))
             {
-                Ok(_) => {}
+                Ok(added) => {
+                    let with_status = v["spec"]["versions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|ver| ver["subresources"].get("status").is_some());
+                    let key = (added.group.clone(), added.plural.clone());
+                    if with_status {
+                        self.no_status_subresource.remove(&key);
+                    } else {
+                        self.no_status_subresource.insert(key);
+                    }
+                }
                 Err(e) => {
                     return status(
                         StatusCode::UNPROCESSABLE_ENTITY,
@@ -1013,6 +1043,12 @@ impl State {
         let mut next = current.value.clone();
         if status_only {
             next["status"] = v["status"].take();
+        } else if !self.has_status_subresource(r) {
+            // The status is part of the object.
+            for f in ["uid", "creationTimestamp", "generation"] {
+                v["metadata"][f] = current.value["metadata"][f].clone();
+            }
+            next = v;
         } else {
             // Server-owned fields stay; status only through the status subresource.
             for f in ["uid", "creationTimestamp"] {
@@ -1047,6 +1083,14 @@ impl State {
         self.objects.insert(key.clone(), stored);
         self.notify("MODIFIED", &key, out.clone());
         (StatusCode::OK, out)
+    }
+
+    /// Whether the status of `r` is written only through `/status`: built-in resources,
+    /// and CRDs that declare the subresource.
+    fn has_status_subresource(&self, r: &Resource) -> bool {
+        !self
+            .no_status_subresource
+            .contains(&(r.group.clone(), r.plural.clone()))
     }
 
     /// A node port of `svc` that a stored Service already uses.
@@ -1091,7 +1135,9 @@ impl State {
             }
         }
         let status = next.get("status").cloned();
-        if status_only {
+        if !status_only && !self.has_status_subresource(r) {
+            merge_patch(&mut next, p);
+        } else if status_only {
             let mut st = status.unwrap_or(Value::Null);
             merge_patch(&mut st, &p["status"]);
             next["status"] = st;

@@ -313,7 +313,7 @@ fn widget_crd() -> Value {
         "metadata": {"name": "widgets.example.com"},
         "spec": {"group": "example.com", "scope": "Namespaced",
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [{"name": "v1", "served": true, "storage": true}]}})
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}}}]}})
 }
 
 fn widget(ns: &str, name: &str) -> Value {

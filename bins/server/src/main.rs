@@ -66,6 +66,12 @@ enum Command {
     },
     /// Open the repository and say whether it is reachable.
     Ping,
+    /// Write the CustomResourceDefinitions of Velero's kinds, generated from cairn's types,
+    /// into DIR (`deploy/crds` is made this way).
+    Crds {
+        /// The directory to write `velero.io_<plural>.yaml` files into (made if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -427,6 +433,21 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             report_backup(cli, &a.name, &out)?;
         }
         Command::Restore(a) => restore(cli, a)?,
+        Command::Crds { dir } => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Failure(1, format!("creating {}: {e}", dir.display())))?;
+            let files = repo_k8s::velero::crd::files();
+            for (name, text) in &files {
+                let path = dir.join(name);
+                std::fs::write(&path, text)
+                    .map_err(|e| Failure(1, format!("writing {}: {e}", path.display())))?;
+            }
+            outln!(
+                "{} CustomResourceDefinitions written to {}",
+                files.len(),
+                dir.display()
+            );
+        }
         Command::ExportVelero { name, out } => export_velero(cli, name, out)?,
         Command::ImportVelero { input, name } => import_velero(cli, input, name.as_deref())?,
         Command::Backups => {

@@ -28,6 +28,24 @@ pub struct StorageOptions {
     pub s3_virtual_hosted: Option<bool>,
     /// Retries of transient errors.
     pub retry: RetryPolicy,
+    /// S3 keys given directly (else `AWS_ACCESS_KEY_ID` and the rest of the environment):
+    /// the control plane reads them from a location's Secret.
+    pub s3_credentials: Option<S3Credentials>,
+}
+
+/// An S3 access key.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct S3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    /// The key id only: secrets stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "S3Credentials({})", self.access_key_id)
+    }
 }
 
 impl Default for StorageOptions {
@@ -39,6 +57,7 @@ impl Default for StorageOptions {
             s3_allow_http: None,
             s3_virtual_hosted: None,
             retry: RetryPolicy::default(),
+            s3_credentials: None,
         }
     }
 }
@@ -352,6 +371,14 @@ impl ObjectStoreBackend {
                 refuse_plain_http(opts)?;
                 if let Some(v) = opts.s3_virtual_hosted {
                     b = b.with_virtual_hosted_style_request(v);
+                }
+                if let Some(c) = &opts.s3_credentials {
+                    b = b
+                        .with_access_key_id(&c.access_key_id)
+                        .with_secret_access_key(&c.secret_access_key);
+                    if let Some(t) = &c.session_token {
+                        b = b.with_token(t);
+                    }
                 }
                 let s = b.build().map_err(|e| build_error(url_str, e))?;
                 Ok(Self::new(Arc::new(s), prefix, url_str.into(), n))

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-pub use backend::{ObjectStoreBackend, StorageOptions};
+pub use backend::{ObjectStoreBackend, S3Credentials, StorageOptions};
 pub use faults::{FaultPlan, FaultyStorage};
 pub use retry::{RetryPolicy, Retrying};
 pub use trace::Traced;

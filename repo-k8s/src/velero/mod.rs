@@ -1,16 +1,39 @@
-//! Velero's API values that backups and restores report: the phases of Backup and Restore
-//! objects and the `Result` of warnings and errors per namespace, spelled as Velero spells
-//! them (`velero.io/v1`), so tools that read Velero's objects read cairn's.
+//! Velero's API (`velero.io/v1`), spelled as Velero spells it, so that the objects Velero's
+//! tools write are read and the objects cairn writes are read by them: the kinds (Backup,
+//! Restore, Schedule, BackupStorageLocation, the request kinds, the pod volume kinds), their
+//! phases, the `Result` of warnings and errors per namespace, and the CustomResourceDefinitions
+//! generated from the types ([`crd`]).
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A Backup's `status.phase` (Velero's `BackupPhase`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+mod backup;
+pub mod crd;
+mod location;
+mod meta;
+mod pod_volume;
+mod requests;
+mod restore;
+mod schedule;
+
+pub use backup::*;
+pub use location::*;
+pub use meta::*;
+pub use pod_volume::*;
+pub use requests::*;
+pub use restore::*;
+pub use schedule::*;
+
+/// A Backup's `status.phase` (Velero's `BackupPhase`; `Queued` and `ReadyToStart` are
+/// Velero 1.18's concurrent-backup queue).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum BackupPhase {
     #[default]
     New,
+    Queued,
+    ReadyToStart,
     FailedValidation,
     InProgress,
     WaitingForPluginOperations,
@@ -24,7 +47,7 @@ pub enum BackupPhase {
 }
 
 /// A Restore's `status.phase` (Velero's `RestorePhase`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum RestorePhase {
     #[default]
     New,
@@ -83,7 +106,17 @@ macro_rules! display_as_serialized {
         }
     )*};
 }
-display_as_serialized!(BackupPhase, RestorePhase);
+display_as_serialized!(
+    BackupPhase,
+    RestorePhase,
+    SchedulePhase,
+    BackupStorageLocationPhase,
+    DeleteBackupRequestPhase,
+    ServerStatusRequestPhase,
+    DownloadRequestPhase,
+    PodVolumeBackupPhase,
+    PodVolumeRestorePhase
+);
 
 /// Velero's `Result`: messages for Velero itself, the cluster, and per namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
