@@ -136,3 +136,345 @@ fn the_simulated_cluster_takes_veleros_crds_and_objects_from_kubectl() {
         cluster.kubectl_ok(&["get", &format!("{kind}.velero.io"), "-n", "velero"], None);
     }
 }
+
+/// Velero's CRDs, as cairn generates them, created in an in-process test API server.
+fn cluster_with_crds() -> cairn_tests::apiserver::ApiServer {
+    let server = cairn_tests::apiserver::ApiServer::start(Default::default());
+    let mut objects = vec![
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "velero"}}),
+    ];
+    for (_, crd) in repo_k8s::velero::crd::all() {
+        objects.push(crd);
+    }
+    server.seed(&objects);
+    server
+}
+
+/// Velero pkg/cmd/server/server.go markInProgressCRsFailed: at start, Backups and Restores
+/// left InProgress are Failed with Velero's reason; others are left alone.
+#[test]
+fn a_starting_server_fails_what_a_stopped_one_left_in_progress() {
+    use serde_json::json;
+    let server = cluster_with_crds();
+    let backup = |name: &str, phase: &str| {
+        json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": name, "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"]}, "status": {"phase": phase}})
+    };
+    server.seed(&[
+        backup("running", "InProgress"),
+        backup("done", "Completed"),
+        json!({"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": {"name": "r1", "namespace": "velero"},
+            "spec": {"backupName": "done"}, "status": {"phase": "InProgress"}}),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster =
+        repo_k8s::cluster::Cluster::connect(Some(&server.kubeconfig(dir.path())), None).unwrap();
+    let now = "2026-12-01T00:00:00Z";
+    let got = cairn_server::startup::fail_interrupted(&cluster, "velero", now);
+    assert_eq!(got.backups, ["running"]);
+    assert_eq!(got.restores, ["r1"]);
+    assert!(got.problems.is_empty(), "{:?}", got.problems);
+    let b = server
+        .get("velero.io/v1", "Backup", Some("velero"), "running")
+        .unwrap();
+    assert_eq!(b["status"]["phase"], "Failed");
+    assert_eq!(
+        b["status"]["failureReason"],
+        "found a backup with status \"InProgress\" during the server starting, mark it as \"Failed\""
+    );
+    assert_eq!(b["status"]["completionTimestamp"], now);
+    assert_eq!(
+        b["spec"]["includedNamespaces"],
+        json!(["shop"]),
+        "the spec is untouched"
+    );
+    let r = server
+        .get("velero.io/v1", "Restore", Some("velero"), "r1")
+        .unwrap();
+    assert_eq!(r["status"]["failureReason"], "found a restore with status \"InProgress\" during the server starting, mark it as \"Failed\"");
+    let done = server
+        .get("velero.io/v1", "Backup", Some("velero"), "done")
+        .unwrap();
+    assert_eq!(done["status"]["phase"], "Completed");
+    // A second start finds nothing to do.
+    assert_eq!(
+        cairn_server::startup::fail_interrupted(&cluster, "velero", now),
+        Default::default()
+    );
+}
+
+fn connect(
+    server: &cairn_tests::apiserver::ApiServer,
+    dir: &std::path::Path,
+) -> repo_k8s::cluster::Cluster {
+    repo_k8s::cluster::Cluster::connect(Some(&server.kubeconfig(dir)), None).unwrap()
+}
+
+/// The backup controller of namespace `velero`, without a local cache.
+fn controller<'a>(
+    cluster: &'a repo_k8s::cluster::Cluster,
+    now: &'a dyn Fn() -> String,
+) -> cairn_server::backups::Controller<'a> {
+    cairn_server::backups::Controller {
+        cluster,
+        namespace: "velero".into(),
+        open_options: repo_core::OpenOptions {
+            no_cache: true,
+            ..Default::default()
+        },
+        now,
+    }
+}
+
+/// A filesystem location in `dir`, the default, and the password Secret.
+fn location_and_secret(dir: &std::path::Path, with_secret: bool) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let mut out = vec![
+        json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+        "metadata": {"name": "default", "namespace": "velero"},
+        "spec": {"provider": "filesystem", "default": true, "objectStorage": {"bucket": "backups"},
+            "config": {"path": dir.to_str().unwrap()}}}),
+    ];
+    if with_secret {
+        // "correct horse" in base64.
+        out.push(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "velero-repo-credentials", "namespace": "velero"},
+            "data": {"repository-password": "Y29ycmVjdCBob3JzZQ=="}}));
+    }
+    out
+}
+
+/// The backup controller's work on one Backup, as Velero's: New → InProgress → Completed
+/// with Velero's status fields, the backup in the location's repository (created on first
+/// use); bad Backups FailedValidation with every reason; no password Secret: Failed, saying
+/// what to create (there is no default password).
+#[test]
+fn a_backup_object_is_validated_run_and_reported_as_velero_does() {
+    use serde_json::json;
+    let server = cluster_with_crds();
+    let store = tempfile::tempdir().unwrap();
+    let mut objects = location_and_secret(store.path(), true);
+    objects.extend([
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"k": "v"}}),
+        json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "b1", "namespace": "velero", "labels": {"owner": "platform"}},
+            "spec": {"includedNamespaces": ["shop"], "ttl": "24h0m0s", "unknownField": 1}}),
+        json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "bad", "namespace": "velero"},
+            "spec": {"ttl": "soon", "storageLocation": "nowhere", "excludedNamespaces": ["*"]}}),
+    ]);
+    server.seed(&objects);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = connect(&server, dir.path());
+    let now = || "2026-12-01T00:00:00Z".to_string();
+    let controller = controller(&cluster, &now);
+    let get = |name: &str| -> repo_k8s::velero::Backup {
+        serde_json::from_value(
+            server
+                .get("velero.io/v1", "Backup", Some("velero"), name)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    use repo_k8s::velero::BackupPhase;
+    assert_eq!(controller.run(&get("b1")), Some(BackupPhase::Completed));
+    let b = get("b1");
+    let st = b.status.clone().unwrap();
+    assert_eq!(st.phase, Some(BackupPhase::Completed));
+    assert_eq!((st.version, st.format_version.as_str()), (1, "1.1.0"));
+    assert_eq!(st.start_timestamp.as_deref(), Some("2026-12-01T00:00:00Z"));
+    assert_eq!(
+        st.expiration.as_deref(),
+        Some("2026-12-02T00:00:00Z"),
+        "ttl 24h"
+    );
+    assert_eq!(
+        st.progress.unwrap().items_backed_up,
+        2,
+        "the namespace and the config map"
+    );
+    assert_eq!(
+        b.metadata.labels["owner"], "platform",
+        "the object's own fields stay"
+    );
+    // Done is done: it is not run again.
+    assert_eq!(controller.run(&b), None);
+    // The backup is in the location's repository, under its name.
+    let storage = repo_core::storage::open_url(
+        store.path().join("backups").to_str().unwrap(),
+        &Default::default(),
+    )
+    .unwrap();
+    let repo = repo_core::Repository::open(
+        storage,
+        b"correct horse",
+        repo_core::OpenOptions {
+            no_cache: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(repo_k8s::catalog::find_backup(&repo, "b1")
+        .unwrap()
+        .is_some());
+    // Every problem of a bad Backup, at once.
+    assert_eq!(
+        controller.run(&get("bad")),
+        Some(BackupPhase::FailedValidation)
+    );
+    let errors = get("bad").status.unwrap().validation_errors.unwrap();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("invalid ttl \"soon\"")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("\"nowhere\" does not exist")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("excludes list cannot contain '*'")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn without_the_password_secret_a_backup_fails_saying_what_to_create() {
+    use serde_json::json;
+    let server = cluster_with_crds();
+    let store = tempfile::tempdir().unwrap();
+    let mut objects = location_and_secret(store.path(), false);
+    objects.push(json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "b1", "namespace": "velero"}, "spec": {}}));
+    server.seed(&objects);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = connect(&server, dir.path());
+    let now = || "2026-12-01T00:00:00Z".to_string();
+    let controller = controller(&cluster, &now);
+    let b: repo_k8s::velero::Backup = serde_json::from_value(
+        server
+            .get("velero.io/v1", "Backup", Some("velero"), "b1")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        controller.run(&b),
+        Some(repo_k8s::velero::BackupPhase::Failed)
+    );
+    let got = server
+        .get("velero.io/v1", "Backup", Some("velero"), "b1")
+        .unwrap();
+    let reason = got["status"]["failureReason"].as_str().unwrap();
+    assert!(
+        reason.contains("Secret velero/velero-repo-credentials does not exist")
+            && reason.contains("no default password"),
+        "{reason}"
+    );
+    assert!(
+        std::fs::read_dir(store.path()).unwrap().next().is_none(),
+        "nothing was written to the store"
+    );
+}
+
+/// Polls a Backup with kubectl until it has one of `phases`; returns its JSON.
+fn wait_for_phase(cluster: &FakeCluster, name: &str, phases: &[&str]) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ok, out, _) = cluster.kubectl(
+            &[
+                "get",
+                "backups.velero.io",
+                "-n",
+                "velero",
+                name,
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        if ok {
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            if phases.iter().any(|p| v["status"]["phase"] == *p) {
+                return v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "backup {name} did not reach {phases:?}: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `cairn-server serve` as a process against the simulated cluster, driven with kubectl as
+/// an operator would: a Backup left InProgress by a killed server is failed with Velero's
+/// reason at start; Backups applied before and while it runs complete.
+#[test]
+fn cairn_server_serve_runs_backups_applied_with_kubectl() {
+    let cluster = FakeCluster::start();
+    let store = tempfile::tempdir().unwrap();
+    cluster.kubectl_ok(
+        &[
+            "apply",
+            "--validate=false",
+            "-f",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds"),
+        ],
+        None,
+    );
+    let setup = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: velero}}\n---\n\
+         apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: shop}}\ndata: {{k: v}}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{name: velero-repo-credentials, namespace: velero}}\ndata: {{repository-password: Y29ycmVjdCBob3JzZQ==}}\n---\n\
+         apiVersion: velero.io/v1\nkind: BackupStorageLocation\nmetadata: {{name: default, namespace: velero}}\n\
+         spec: {{provider: filesystem, default: true, objectStorage: {{bucket: backups}}, config: {{path: {}}}}}\n---\n\
+         apiVersion: velero.io/v1\nkind: Backup\nmetadata: {{name: left, namespace: velero}}\nspec: {{}}\nstatus: {{phase: InProgress}}\n---\n\
+         apiVersion: velero.io/v1\nkind: Backup\nmetadata: {{name: nightly, namespace: velero}}\nspec: {{includedNamespaces: [shop]}}\n",
+        store.path().display()
+    );
+    cluster.kubectl_ok(&["apply", "--validate=false", "-f", "-"], Some(&setup));
+    let bin = cairn_tests::node_agent().with_file_name("cairn-server");
+    let mut server = Command::new(bin)
+        .args([
+            "serve",
+            "--namespace",
+            "velero",
+            "--no-cache",
+            "--kubeconfig",
+        ])
+        .arg(&cluster.kubeconfig)
+        .env_remove("CAIRN_REPO")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let left = wait_for_phase(&cluster, "left", &["Failed"]);
+    assert_eq!(
+        left["status"]["failureReason"],
+        "found a backup with status \"InProgress\" during the server starting, mark it as \"Failed\""
+    );
+    let nightly = wait_for_phase(
+        &cluster,
+        "nightly",
+        &["Completed", "PartiallyFailed", "Failed"],
+    );
+    assert_eq!(nightly["status"]["phase"], "Completed", "{nightly}");
+    assert_eq!(
+        nightly["status"]["progress"]["itemsBackedUp"], 2,
+        "{nightly}"
+    );
+    // One applied while it runs: the watch wakes it.
+    cluster.kubectl_ok(
+        &["apply", "--validate=false", "-f", "-"],
+        Some("apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: later, namespace: velero}\nspec: {includedNamespaces: [shop]}\n"),
+    );
+    let later = wait_for_phase(
+        &cluster,
+        "later",
+        &["Completed", "PartiallyFailed", "Failed"],
+    );
+    assert_eq!(later["status"]["phase"], "Completed", "{later}");
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -1,4 +1,9 @@
 //! cairn-server's control plane, as a library that tests drive in-process: what the server
 //! does with Velero's objects in its namespace. `main.rs` parses arguments and wires.
 
+pub mod backups;
 pub mod credentials;
+pub mod location;
+pub mod repository;
+pub mod serve;
+pub mod startup;

@@ -66,12 +66,25 @@ enum Command {
     },
     /// Open the repository and say whether it is reachable.
     Ping,
+    /// Run in the cluster: serve the Backup objects of --namespace (Velero's velero.io/v1),
+    /// running each waiting one into its BackupStorageLocation's repository.
+    Serve(ServeArgs),
     /// Write the CustomResourceDefinitions of Velero's kinds, generated from cairn's types,
     /// into DIR (`deploy/crds` is made this way).
     Crds {
         /// The directory to write `velero.io_<plural>.yaml` files into (made if missing).
         dir: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The namespace whose Velero objects the server serves (its locations and Secrets
+    /// too).
+    #[arg(long, default_value = "velero")]
+    namespace: String,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[derive(Args)]
@@ -433,6 +446,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             report_backup(cli, &a.name, &out)?;
         }
         Command::Restore(a) => restore(cli, a)?,
+        Command::Serve(a) => serve(cli, a)?,
         Command::Crds { dir } => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Failure(1, format!("creating {}: {e}", dir.display())))?;
@@ -481,6 +495,40 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             }
         }
     }
+    Ok(())
+}
+
+/// Serves until killed (SIGTERM or SIGINT end it: the process stops, and a Backup it was
+/// running is failed at the next start, as Velero does).
+fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
+    let cluster = a.cluster.connect()?;
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let controller = cairn_server::backups::Controller {
+        cluster: &cluster,
+        namespace: a.namespace.clone(),
+        open_options: cli.repo.open_options(),
+        now: &now,
+    };
+    eprintln!(
+        "cairn-server: serving Backups in namespace {} (Restores, Schedules and the rest of Velero's kinds are not served yet)",
+        a.namespace
+    );
+    let found = cairn_server::startup::fail_interrupted(&cluster, &a.namespace, &now());
+    for name in &found.backups {
+        eprintln!(
+            "cairn-server: backup {name} was InProgress when a server stopped: marked Failed"
+        );
+    }
+    for name in &found.restores {
+        eprintln!(
+            "cairn-server: restore {name} was InProgress when a server stopped: marked Failed"
+        );
+    }
+    for p in &found.problems {
+        eprintln!("cairn-server: {p}");
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    cairn_server::serve::run(&controller, &stop);
     Ok(())
 }
 

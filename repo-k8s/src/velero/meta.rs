@@ -67,6 +67,19 @@ pub trait Kind: JsonSchema + Serialize + for<'de> Deserialize<'de> {
     const SHORT_NAMES: &'static [&'static str];
 }
 
+/// The API resource of a Velero kind, for the cluster adapter.
+pub fn resource<K: Kind>() -> crate::Resource {
+    crate::Resource {
+        group: "velero.io".into(),
+        version: "v1".into(),
+        kind: K::KIND.into(),
+        plural: K::PLURAL.into(),
+        singular: K::KIND.to_ascii_lowercase(),
+        short_names: K::SHORT_NAMES.iter().map(|s| s.to_string()).collect(),
+        namespaced: true,
+    }
+}
+
 pub(crate) fn is_zero(n: &i64) -> bool {
     *n == 0
 }

@@ -1,0 +1,252 @@
+//! The work of one Backup object, as Velero's backup controller does it: validate it
+//! (`FailedValidation` with the reasons), mark it `InProgress`, read the cluster, store the
+//! backup in its location's repository, and end `Completed`, `PartiallyFailed` or `Failed`
+//! with Velero's status fields. Status is written with merge patches of `status` only, so
+//! whatever else the object holds (an operator's labels, fields cairn does not know) stays.
+
+use std::time::Duration;
+
+use repo_core::OpenOptions;
+use repo_k8s::backup::{BackupOptions, FORMAT_VERSION};
+use repo_k8s::cluster::Cluster;
+use repo_k8s::filter::{BackupFilter, Filter};
+use repo_k8s::velero::{
+    resource, Backup, BackupPhase, BackupStorageLocation, BackupStorageLocationAccessMode,
+};
+use serde_json::{json, Value};
+
+/// Velero's default TTL.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(720 * 3600);
+
+/// What the backup controller needs.
+pub struct Controller<'a> {
+    pub cluster: &'a Cluster,
+    /// The server's namespace: its Backups, locations and Secrets.
+    pub namespace: String,
+    pub open_options: OpenOptions,
+    /// The time now, RFC 3339 (a seam for tests).
+    pub now: &'a dyn Fn() -> String,
+}
+
+impl Controller<'_> {
+    /// Runs `backup` if it is waiting (phase empty or `New`); returns the phase it ended in,
+    /// or `None` if it was not one to run.
+    pub fn run(&self, backup: &Backup) -> Option<BackupPhase> {
+        let phase = backup.status.as_ref().and_then(|s| s.phase);
+        if !matches!(phase, None | Some(BackupPhase::New)) {
+            return None;
+        }
+        let name = &backup.metadata.name;
+        let (location, problems) = self.validate(backup);
+        let Some(location) = location.filter(|_| problems.is_empty()) else {
+            self.patch(
+                name,
+                json!({"phase": "FailedValidation", "validationErrors": problems}),
+            );
+            return Some(BackupPhase::FailedValidation);
+        };
+        let ttl = ttl(backup).expect("validated");
+        let start = (self.now)();
+        let expiration = repo_core::time::parse_rfc3339(&start).map(|t| kube_time(t + ttl));
+        self.patch(
+            name,
+            json!({"phase": "InProgress", "startTimestamp": start, "expiration": expiration,
+                "version": 1, "formatVersion": FORMAT_VERSION}),
+        );
+        let ended = self.back_up(backup, &location, ttl);
+        let done = (self.now)();
+        match ended {
+            Ok(out) => {
+                let phase = out.phase();
+                let items = out.items as i64;
+                self.patch(
+                    name,
+                    json!({"phase": phase.to_string(), "completionTimestamp": done,
+                        "warnings": out.results.warnings.len(), "errors": out.results.errors.len(),
+                        "progress": {"totalItems": items, "itemsBackedUp": items}}),
+                );
+                Some(phase)
+            }
+            Err(reason) => {
+                self.patch(
+                    name,
+                    json!({"phase": "Failed", "completionTimestamp": done, "failureReason": reason}),
+                );
+                Some(BackupPhase::Failed)
+            }
+        }
+    }
+
+    /// The location the backup goes to, and every problem with the Backup.
+    fn validate(&self, backup: &Backup) -> (Option<BackupStorageLocation>, Vec<String>) {
+        let mut problems = Vec::new();
+        if let Err(e) = ttl(backup) {
+            problems.push(e);
+        }
+        if let Err(e) = Filter::new(&filter(backup), &repo_k8s::Discovery::built_in()) {
+            problems.extend(match e {
+                repo_k8s::Error::Invalid(p) => p,
+                other => vec![other.to_string()],
+            });
+        }
+        let location = match self.location(backup.spec.storage_location.as_deref()) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
+        if let Some(l) = &location {
+            if l.spec.access_mode == Some(BackupStorageLocationAccessMode::ReadOnly) {
+                problems.push(format!(
+                    "backup can't be created because backup storage location {} is currently in read-only mode",
+                    l.metadata.name
+                ));
+            }
+        }
+        (location, problems)
+    }
+
+    /// The named location, or the default one.
+    fn location(&self, name: Option<&str>) -> Result<BackupStorageLocation, String> {
+        let r = resource::<BackupStorageLocation>();
+        let all = self
+            .cluster
+            .list(&r, Some(&self.namespace))
+            .map_err(|e| e.to_string())?;
+        let mut locations = Vec::new();
+        for o in all {
+            let l: BackupStorageLocation =
+                serde_json::from_value(Value::Object(o.as_value().clone())).map_err(|e| {
+                    format!("backup storage location {}: not readable: {e}", o.name())
+                })?;
+            locations.push(l);
+        }
+        match name {
+            Some(n) => locations.into_iter().find(|l| l.metadata.name == n).ok_or_else(|| {
+                format!("a backup storage location named {n:?} does not exist in namespace {}; create it, or name an existing one", self.namespace)
+            }),
+            None => locations.into_iter().find(|l| l.spec.default).ok_or_else(|| {
+                format!("no storage location was named and none in namespace {} is the default (spec.default: true); name one, or make one the default", self.namespace)
+            }),
+        }
+    }
+
+    fn back_up(
+        &self,
+        backup: &Backup,
+        location: &BackupStorageLocation,
+        ttl: Duration,
+    ) -> Result<repo_k8s::backup::BackupOutcome, String> {
+        let repo =
+            crate::repository::open(self.cluster, location, &self.namespace, &self.open_options)?;
+        let contents = self.cluster.read_all().map_err(|e| e.to_string())?;
+        let opts = BackupOptions {
+            filter: filter(backup),
+            ttl: Some(ttl),
+            discovery: contents.discovery,
+            ..Default::default()
+        };
+        let name = &backup.metadata.name;
+        repo_k8s::backup::backup(&repo, name, &contents.objects, &contents.problems, &opts)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Merges `status` into the Backup's status.
+    fn patch(&self, name: &str, status: Value) {
+        let r = resource::<Backup>();
+        // A refused status write leaves the Backup as it was; the next start or run sees it.
+        let _ = self.cluster.merge_patch(
+            &r,
+            Some(&self.namespace),
+            name,
+            &json!({ "status": status }),
+        );
+    }
+}
+
+/// A time as Kubernetes writes `metav1.Time`: RFC 3339 to the second.
+pub fn kube_time(t: std::time::SystemTime) -> String {
+    let full = repo_core::time::format_rfc3339(t);
+    match full.split_once('.') {
+        Some((seconds, _)) => format!("{seconds}Z"),
+        None => full,
+    }
+}
+
+/// The Backup's filters, as cairn's backup reads them.
+pub fn filter(b: &Backup) -> BackupFilter {
+    let s = &b.spec;
+    let list = |l: &Option<Vec<String>>| l.clone().unwrap_or_default();
+    BackupFilter {
+        include_namespaces: list(&s.included_namespaces),
+        exclude_namespaces: list(&s.excluded_namespaces),
+        include_resources: list(&s.included_resources),
+        exclude_resources: list(&s.excluded_resources),
+        include_cluster_resources: s.include_cluster_resources,
+        include_cluster_scoped_resources: list(&s.included_cluster_scoped_resources),
+        exclude_cluster_scoped_resources: list(&s.excluded_cluster_scoped_resources),
+        include_namespace_scoped_resources: list(&s.included_namespace_scoped_resources),
+        exclude_namespace_scoped_resources: list(&s.excluded_namespace_scoped_resources),
+        label_selector: s.label_selector.clone(),
+        or_label_selectors: s.or_label_selectors.clone().unwrap_or_default(),
+    }
+}
+
+/// The Backup's TTL (Velero's default 720h when unset).
+pub fn ttl(b: &Backup) -> Result<Duration, String> {
+    match b.spec.ttl.as_deref() {
+        None | Some("") => Ok(DEFAULT_TTL),
+        Some(t) => go_duration(t)
+            .ok_or_else(|| format!("invalid ttl {t:?}: expected a duration such as 720h0m0s")),
+    }
+}
+
+/// A Go duration (`720h0m0s`, `1.5h`, `90m`, `500ms`).
+pub fn go_duration(s: &str) -> Option<Duration> {
+    let mut rest = s.trim();
+    if rest == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let (num, tail) = rest.split_at(num_len);
+        let n: f64 = num.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let secs = match unit {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += n * secs;
+        rest = next;
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(
+            go_duration("720h0m0s"),
+            Some(Duration::from_secs(720 * 3600))
+        );
+        assert_eq!(go_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(go_duration("90m"), Some(Duration::from_secs(5400)));
+        assert_eq!(go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(go_duration("soon"), None);
+        assert_eq!(go_duration("5d"), None);
+    }
+}
