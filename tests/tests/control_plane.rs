@@ -379,20 +379,23 @@ fn without_the_password_secret_a_backup_fails_saying_what_to_create() {
 
 /// Polls a Backup with kubectl until it has one of `phases`; returns its JSON.
 fn wait_for_phase(cluster: &FakeCluster, name: &str, phases: &[&str]) -> serde_json::Value {
+    wait_for_kind(cluster, "backups.velero.io", name, phases)
+}
+
+fn wait_for_restore(cluster: &FakeCluster, name: &str, phases: &[&str]) -> serde_json::Value {
+    wait_for_kind(cluster, "restores.velero.io", name, phases)
+}
+
+fn wait_for_kind(
+    cluster: &FakeCluster,
+    kind: &str,
+    name: &str,
+    phases: &[&str],
+) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (ok, out, _) = cluster.kubectl(
-            &[
-                "get",
-                "backups.velero.io",
-                "-n",
-                "velero",
-                name,
-                "-o",
-                "json",
-            ],
-            None,
-        );
+        let (ok, out, _) =
+            cluster.kubectl(&["get", kind, "-n", "velero", name, "-o", "json"], None);
         if ok {
             let v: serde_json::Value = serde_json::from_str(&out).unwrap();
             if phases.iter().any(|p| v["status"]["phase"] == *p) {
@@ -401,7 +404,7 @@ fn wait_for_phase(cluster: &FakeCluster, name: &str, phases: &[&str]) -> serde_j
         }
         assert!(
             Instant::now() < deadline,
-            "backup {name} did not reach {phases:?}: {out}"
+            "{kind} {name} did not reach {phases:?}: {out}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -475,6 +478,37 @@ fn cairn_server_serve_runs_backups_applied_with_kubectl() {
         &["Completed", "PartiallyFailed", "Failed"],
     );
     assert_eq!(later["status"]["phase"], "Completed", "{later}");
+    // Disaster: the namespace goes. A Restore brings it back; another copies it elsewhere
+    // (namespaceMapping, existingResourcePolicy none); one naming no backup fails validation.
+    cluster.kubectl_ok(&["delete", "namespace", "shop"], None);
+    cluster.kubectl_ok(
+        &["apply", "--validate=false", "-f", "-"],
+        Some(
+            "apiVersion: velero.io/v1\nkind: Restore\nmetadata: {name: back, namespace: velero}\nspec: {backupName: nightly}\n---\n\
+             apiVersion: velero.io/v1\nkind: Restore\nmetadata: {name: copy, namespace: velero}\n\
+             spec: {backupName: nightly, namespaceMapping: {shop: shop-copy}, existingResourcePolicy: none}\n---\n\
+             apiVersion: velero.io/v1\nkind: Restore\nmetadata: {name: nothing, namespace: velero}\nspec: {}\n",
+        ),
+    );
+    for (name, phase) in [
+        ("back", "Completed"),
+        ("copy", "Completed"),
+        ("nothing", "FailedValidation"),
+    ] {
+        let r = wait_for_restore(
+            &cluster,
+            name,
+            &["Completed", "PartiallyFailed", "Failed", "FailedValidation"],
+        );
+        assert_eq!(r["status"]["phase"], phase, "{r}");
+    }
+    let cfg = cluster.kubectl_ok(
+        &["get", "configmap", "cfg", "-n", "shop", "-o", "json"],
+        None,
+    );
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["metadata"]["labels"]["velero.io/restore-name"], "back");
+    cluster.kubectl_ok(&["get", "configmap", "cfg", "-n", "shop-copy"], None);
     let _ = server.kill();
     let _ = server.wait();
 }

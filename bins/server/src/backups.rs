@@ -108,7 +108,7 @@ impl Controller<'_> {
     }
 
     /// The named location, or the default one.
-    fn location(&self, name: Option<&str>) -> Result<BackupStorageLocation, String> {
+    pub(crate) fn location(&self, name: Option<&str>) -> Result<BackupStorageLocation, String> {
         let r = resource::<BackupStorageLocation>();
         let all = self
             .cluster

@@ -5,5 +5,6 @@ pub mod backups;
 pub mod credentials;
 pub mod location;
 pub mod repository;
+pub mod restores;
 pub mod serve;
 pub mod startup;

@@ -66,8 +66,8 @@ enum Command {
     },
     /// Open the repository and say whether it is reachable.
     Ping,
-    /// Run in the cluster: serve the Backup objects of --namespace (Velero's velero.io/v1),
-    /// running each waiting one into its BackupStorageLocation's repository.
+    /// Run in the cluster: serve the Backup and Restore objects of --namespace (Velero's
+    /// velero.io/v1), running each waiting one with its BackupStorageLocation's repository.
     Serve(ServeArgs),
     /// Write the CustomResourceDefinitions of Velero's kinds, generated from cairn's types,
     /// into DIR (`deploy/crds` is made this way).
@@ -510,7 +510,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
         now: &now,
     };
     eprintln!(
-        "cairn-server: serving Backups in namespace {} (Restores, Schedules and the rest of Velero's kinds are not served yet)",
+        "cairn-server: serving Backups and Restores in namespace {} (Schedules, deletion requests and the rest of Velero's kinds are not served yet)",
         a.namespace
     );
     let found = cairn_server::startup::fail_interrupted(&cluster, &a.namespace, &now());

@@ -1,57 +1,85 @@
-//! The server's loop: run each waiting Backup, one at a time, woken by a watch of the
-//! namespace's Backups (a list, then a watch from its resourceVersion, listed again when
-//! the watch ends or is too old). Call [`crate::startup::fail_interrupted`] first.
+//! The server's loop: run each waiting Backup and Restore, one at a time (so a restore
+//! never overlaps a backup), woken by watches of the namespace's Backups and Restores (a
+//! list, then a watch from its resourceVersion, listed again when the watch ends or is too
+//! old), each watched for a second in turn. Call [`crate::startup::fail_interrupted`]
+//! first.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use repo_k8s::velero::{resource, Backup, BackupPhase};
+use repo_k8s::velero::{resource, Backup, BackupPhase, Kind, Restore, RestorePhase};
 use repo_k8s::Object;
 
 use crate::backups::Controller;
 
-/// How long one watch waits before the loop looks again (and notices a stop).
-const WAKE: Duration = Duration::from_secs(5);
+/// How long one watch waits before the loop watches the other kind (and notices a stop).
+const WAKE: Duration = Duration::from_secs(1);
 
-/// Runs waiting Backups until `stop` is set.
+/// Runs waiting Backups and Restores until `stop` is set.
 pub fn run(controller: &Controller, stop: &AtomicBool) {
-    let r = resource::<Backup>();
     while !stop.load(Ordering::Relaxed) {
-        let any_waiting = |objs: &[Object]| objs.iter().any(|o| waiting(o).is_some());
-        let objs = match controller.cluster.wait_for(
-            &r,
-            Some(&controller.namespace),
-            None,
-            Instant::now() + WAKE,
-            &any_waiting,
-        ) {
-            // Something waits: list again for the current objects.
-            Ok(()) => controller
-                .cluster
-                .list(&r, Some(&controller.namespace))
-                .unwrap_or_default(),
-            Err(_) => continue,
-        };
-        // Oldest first, as Velero takes them.
-        let mut ready: Vec<Backup> = objs.iter().filter_map(waiting).collect();
-        ready.sort_by(|a, b| {
-            let at = |x: &Backup| x.metadata.creation_timestamp.clone().unwrap_or_default();
-            at(a)
-                .cmp(&at(b))
-                .then_with(|| a.metadata.name.cmp(&b.metadata.name))
-        });
-        for b in ready {
+        for b in waiting::<Backup>(controller, backup_waits) {
             if stop.load(Ordering::Relaxed) {
-                break;
+                return;
             }
             controller.run(&b);
+        }
+        for r in waiting::<Restore>(controller, restore_waits) {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            controller.run_restore(&r);
         }
     }
 }
 
-/// The Backup, if it waits to run (phase empty or New).
-fn waiting(o: &Object) -> Option<Backup> {
-    let b: Backup = serde_json::from_value(serde_json::Value::Object(o.as_value().clone())).ok()?;
-    let phase = b.status.as_ref().and_then(|s| s.phase);
-    matches!(phase, None | Some(BackupPhase::New)).then_some(b)
+fn backup_waits(b: &Backup) -> bool {
+    matches!(
+        b.status.as_ref().and_then(|s| s.phase),
+        None | Some(BackupPhase::New)
+    )
+}
+
+fn restore_waits(r: &Restore) -> bool {
+    matches!(
+        r.status.as_ref().and_then(|s| s.phase),
+        None | Some(RestorePhase::New)
+    )
+}
+
+/// The objects of kind `K` that wait, oldest first (as Velero takes them), after watching
+/// for up to [`WAKE`] for one to appear.
+fn waiting<K: Kind>(controller: &Controller, waits: fn(&K) -> bool) -> Vec<K> {
+    let r = resource::<K>();
+    let typed = |o: &Object| -> Option<K> {
+        serde_json::from_value(serde_json::Value::Object(o.as_value().clone())).ok()
+    };
+    let any = |objs: &[Object]| objs.iter().filter_map(typed).any(|k| waits(&k));
+    let ns = Some(controller.namespace.as_str());
+    if controller
+        .cluster
+        .wait_for(&r, ns, None, Instant::now() + WAKE, &any)
+        .is_err()
+    {
+        return Vec::new();
+    }
+    let mut ready: Vec<K> = controller
+        .cluster
+        .list(&r, ns)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(typed)
+        .filter(|k| waits(k))
+        .collect();
+    ready.sort_by(|a, b| {
+        let key = |k: &K| {
+            let m = k.metadata();
+            (
+                m.creation_timestamp.clone().unwrap_or_default(),
+                m.name.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    ready
 }

@@ -65,6 +65,8 @@ pub trait Kind: JsonSchema + Serialize + for<'de> Deserialize<'de> {
     const KIND: &'static str;
     const PLURAL: &'static str;
     const SHORT_NAMES: &'static [&'static str];
+    /// The object's metadata.
+    fn metadata(&self) -> &ObjectMeta;
 }
 
 /// The API resource of a Velero kind, for the cluster adapter.
@@ -108,6 +110,9 @@ macro_rules! velero_kind {
             const KIND: &'static str = stringify!($kind);
             const PLURAL: &'static str = $plural;
             const SHORT_NAMES: &'static [&'static str] = &[$($short),*];
+            fn metadata(&self) -> &$crate::velero::ObjectMeta {
+                &self.metadata
+            }
         }
 
         impl $kind {

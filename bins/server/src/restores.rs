@@ -1,0 +1,282 @@
+//! The work of one Restore object, as Velero's restore controller does it: validate it
+//! (`FailedValidation` with every reason, in Velero's words), mark it `InProgress`, plan
+//! the backup's restore with the Restore's filters, mappings and policies, create the
+//! objects, and end `Completed`, `PartiallyFailed` or `Failed` with Velero's status fields.
+
+use std::time::Duration;
+
+use repo_k8s::phases::{ExistingResourcePolicy, ResolvedPhase};
+use repo_k8s::restore::RestoreOptions;
+use repo_k8s::restore_filter::RestoreFilter;
+use repo_k8s::velero::{resource, Backup, BackupPhase, Restore, RestorePhase};
+use serde_json::{json, Value};
+
+use crate::backups::Controller;
+
+/// Label Velero puts on the Backups a Schedule makes.
+pub const SCHEDULE_NAME_LABEL: &str = "velero.io/schedule-name";
+
+impl Controller<'_> {
+    /// Runs `restore` if it is waiting (phase empty or `New`); returns the phase it ended
+    /// in, or `None` if it was not one to run.
+    pub fn run_restore(&self, restore: &Restore) -> Option<RestorePhase> {
+        let phase = restore.status.as_ref().and_then(|s| s.phase);
+        if !matches!(phase, None | Some(RestorePhase::New)) {
+            return None;
+        }
+        let name = &restore.metadata.name;
+        let (backup, problems) = self.validate_restore(restore);
+        let Some(backup) = backup.filter(|_| problems.is_empty()) else {
+            self.patch_restore(
+                name,
+                json!({"phase": "FailedValidation", "validationErrors": problems}),
+            );
+            return Some(RestorePhase::FailedValidation);
+        };
+        self.patch_restore(
+            name,
+            json!({"phase": "InProgress", "startTimestamp": (self.now)()}),
+        );
+        let (phase, status) = match self.restore_backup(restore, &backup) {
+            Ok(r) => {
+                let restored = r
+                    .phases
+                    .iter()
+                    .map(|p| p.created + p.updated + p.unchanged)
+                    .sum::<usize>();
+                let total = r.phases.iter().map(|p| p.items).sum::<usize>();
+                let mut status = json!({"warnings": r.warnings.len(), "errors": r.errors.len(),
+                    "progress": {"totalItems": total, "itemsRestored": restored}});
+                if r.phase == RestorePhase::Failed {
+                    let reason = r
+                        .errors
+                        .messages()
+                        .map(|(_, m)| m)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    status["failureReason"] = reason.into();
+                }
+                (r.phase, status)
+            }
+            Err(reason) => (RestorePhase::Failed, json!({"failureReason": reason})),
+        };
+        let mut status = status;
+        status["phase"] = phase.to_string().into();
+        status["completionTimestamp"] = (self.now)().into();
+        self.patch_restore(name, status);
+        Some(phase)
+    }
+
+    /// The Backup the Restore restores, and every problem with the Restore.
+    fn validate_restore(&self, restore: &Restore) -> (Option<Backup>, Vec<String>) {
+        let spec = &restore.spec;
+        let mut problems = Vec::new();
+        if let Some(p) = spec
+            .existing_resource_policy
+            .as_deref()
+            .filter(|p| !p.is_empty())
+        {
+            if p.parse::<ExistingResourcePolicy>().is_err() {
+                problems.push(format!("Invalid ExistingResourcePolicy: {p}"));
+            }
+        }
+        // The filters' syntax, checked with the built-in resources (names of the backup's
+        // own custom resources are resolved when it is opened, and match nothing if unknown).
+        if let Err(e) = filter(restore).resolve(&repo_k8s::Discovery::built_in()) {
+            problems.extend(match e {
+                repo_k8s::Error::Invalid(p) => p,
+                other => vec![other.to_string()],
+            });
+        }
+        let named = |s: &Option<String>| s.as_deref().is_some_and(|n| !n.is_empty());
+        let backup = match (named(&spec.backup_name), named(&spec.schedule_name)) {
+            (true, false) => self.backup_object(spec.backup_name.as_deref().unwrap()),
+            (false, true) => self.latest_of_schedule(spec.schedule_name.as_deref().unwrap()),
+            _ => Err("Either a backup or schedule must be specified as a source for the restore, but not both".into()),
+        };
+        let backup = match backup {
+            Ok(b) => {
+                let phase = b.status.as_ref().and_then(|s| s.phase);
+                if !matches!(
+                    phase,
+                    Some(BackupPhase::Completed | BackupPhase::PartiallyFailed)
+                ) {
+                    problems.push(format!(
+                        "backup {:?} is in phase {}; only Completed or PartiallyFailed backups can be restored",
+                        b.metadata.name,
+                        phase.map(|p| p.to_string()).unwrap_or_else(|| "New".into())
+                    ));
+                }
+                Some(b)
+            }
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
+        (backup, problems)
+    }
+
+    fn backup_object(&self, name: &str) -> Result<Backup, String> {
+        let r = resource::<Backup>();
+        let o = self
+            .cluster
+            .get(&r, Some(&self.namespace), name)
+            .map_err(|e| format!("Error retrieving backup: {e}"))?
+            .ok_or_else(|| {
+                format!("Error retrieving backup: backups.velero.io {name:?} not found")
+            })?;
+        serde_json::from_value(Value::Object(o.as_value().clone()))
+            .map_err(|e| format!("Error retrieving backup: backup {name} is not readable: {e}"))
+    }
+
+    /// The newest Completed Backup of a Schedule (Velero: by its label, newest first).
+    fn latest_of_schedule(&self, schedule: &str) -> Result<Backup, String> {
+        let r = resource::<Backup>();
+        let list = self
+            .cluster
+            .list_selected(
+                &r,
+                Some(&self.namespace),
+                Some(&format!("{SCHEDULE_NAME_LABEL}={schedule}")),
+            )
+            .map_err(|_| "Unable to list backups for schedule".to_string())?;
+        let mut backups: Vec<Backup> = list
+            .into_iter()
+            .filter_map(|o| serde_json::from_value(Value::Object(o.as_value().clone())).ok())
+            .collect();
+        if backups.is_empty() {
+            return Err("No backups found for schedule".into());
+        }
+        backups.retain(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed));
+        let start = |b: &Backup| {
+            b.status
+                .as_ref()
+                .and_then(|s| s.start_timestamp.clone())
+                .unwrap_or_default()
+        };
+        backups.sort_by_key(start);
+        backups
+            .pop()
+            .ok_or_else(|| "No completed backups found for schedule".into())
+    }
+
+    fn restore_backup(
+        &self,
+        restore: &Restore,
+        backup: &Backup,
+    ) -> Result<repo_k8s::execute::RestoreResult, String> {
+        let spec = &restore.spec;
+        let location = self.location(backup.spec.storage_location.as_deref())?;
+        let repo =
+            crate::repository::open(self.cluster, &location, &self.namespace, &self.open_options)?;
+        let backup_name = &backup.metadata.name;
+        let snapshot =
+            repo_k8s::catalog::backup_snapshot(&repo, backup_name).map_err(|e| e.to_string())?;
+        let discovery =
+            repo_k8s::restore::backup_discovery(&repo, &snapshot).map_err(|e| e.to_string())?;
+        let list = |l: &Option<Vec<String>>| l.clone().unwrap_or_default();
+        let filter = filter(restore)
+            .resolve(&discovery)
+            .map_err(|e| e.to_string())?;
+        let resolve = |n: &String| match discovery.resolve(n) {
+            Ok(r) => r.group_resource(),
+            Err(_) => n.clone(),
+        };
+        let restore_status = spec
+            .restore_status
+            .as_ref()
+            .map(|s| list(&s.included_resources).iter().map(resolve).collect())
+            .unwrap_or_default();
+        let mut opts = RestoreOptions {
+            backup_name: backup_name.clone(),
+            restore_name: restore.metadata.name.clone(),
+            namespace_mappings: spec.namespace_mapping.clone(),
+            preserve_node_ports: spec.preserve_node_ports.unwrap_or(false),
+            restore_status,
+            filter,
+            ..Default::default()
+        };
+        if let Some(m) = &spec.resource_modifier {
+            opts.resource_modifiers = Some(self.resource_modifiers(&m.kind, &m.name)?);
+        }
+        let (plan, _notes) = repo_k8s::restore::plan_backup(&repo, &snapshot, &discovery, &opts)
+            .map_err(|e| e.to_string())?;
+        let policy = spec
+            .existing_resource_policy
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .and_then(|p| p.parse().ok());
+        let phases = vec![ResolvedPhase::everything(policy)];
+        Ok(repo_k8s::execute::execute(
+            self.cluster,
+            &plan,
+            &phases,
+            policy,
+            TERMINATING_TIMEOUT,
+        ))
+    }
+
+    /// The resource modifiers of the ConfigMap a Restore names (Velero: in the Restore's
+    /// namespace, kind `configmap` in any case).
+    fn resource_modifiers(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> Result<repo_k8s::modifiers::ResourceModifiers, String> {
+        if !kind.eq_ignore_ascii_case("configmap") {
+            return Err(format!(
+                "resourceModifier kind {kind:?} is not supported; name a ConfigMap"
+            ));
+        }
+        let cms = repo_k8s::Discovery::built_in()
+            .resolve("configmaps")
+            .expect("built in")
+            .clone();
+        let ns = &self.namespace;
+        let cm = self
+            .cluster
+            .get(&cms, Some(ns), name)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("failed to get resource modifiers configmap {ns}/{name}"))?;
+        let data: Vec<&str> = cm
+            .get(&["data"])
+            .and_then(Value::as_object)
+            .map(|d| d.values().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let [text] = data[..] else {
+            return Err(format!("illegal resource modifiers {ns}/{name} configmap: its data must have exactly one key"));
+        };
+        repo_k8s::modifiers::ResourceModifiers::from_file_text(text).map_err(|e| {
+            format!("Validation error in resource modifiers provided in configmap {ns}/{name}: {e}")
+        })
+    }
+
+    fn patch_restore(&self, name: &str, status: Value) {
+        let r = resource::<Restore>();
+        let _ = self.cluster.merge_patch(
+            &r,
+            Some(&self.namespace),
+            name,
+            &json!({ "status": status }),
+        );
+    }
+}
+
+/// The Restore's filters, as cairn's restore reads them.
+pub fn filter(restore: &Restore) -> RestoreFilter {
+    let spec = &restore.spec;
+    let list = |l: &Option<Vec<String>>| l.clone().unwrap_or_default();
+    RestoreFilter {
+        include_namespaces: list(&spec.included_namespaces),
+        exclude_namespaces: list(&spec.excluded_namespaces),
+        include_resources: list(&spec.included_resources),
+        exclude_resources: list(&spec.excluded_resources),
+        include_cluster_resources: spec.include_cluster_resources,
+        label_selector: spec.label_selector.clone(),
+        or_label_selectors: spec.or_label_selectors.clone().unwrap_or_default(),
+    }
+}
+
+/// How long a restore waits for a terminating namespace (Velero's default).
+const TERMINATING_TIMEOUT: Duration = Duration::from_secs(600);
