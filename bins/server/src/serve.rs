@@ -69,7 +69,7 @@ fn waiting<K: Kind>(controller: &Controller, waits: fn(&K) -> bool) -> Vec<K> {
         .unwrap_or_default()
         .iter()
         .filter_map(typed)
-        .filter(|k| waits(k))
+        .filter(waits)
         .collect();
     ready.sort_by(|a, b| {
         let key = |k: &K| {
