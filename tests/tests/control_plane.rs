@@ -410,48 +410,60 @@ fn wait_for_kind(
     }
 }
 
-/// `cairn-server serve` as a process against the simulated cluster, driven with kubectl as
-/// an operator would: a Backup left InProgress by a killed server is failed with Velero's
-/// reason at start; Backups applied before and while it runs complete.
-#[test]
-fn cairn_server_serve_runs_backups_applied_with_kubectl() {
+/// The simulated cluster with cairn's CRDs, the `velero` namespace with a filesystem
+/// location in `store` and its password Secret, and a namespace `shop` with a ConfigMap.
+fn cluster_for_serve(store: &std::path::Path) -> FakeCluster {
     let cluster = FakeCluster::start();
-    let store = tempfile::tempdir().unwrap();
-    cluster.kubectl_ok(
-        &[
-            "apply",
-            "--validate=false",
-            "-f",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds"),
-        ],
-        None,
-    );
+    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds");
+    cluster.kubectl_ok(&["apply", "--validate=false", "-f", crds], None);
     let setup = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: velero}}\n---\n\
          apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop}}\n---\n\
          apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: shop}}\ndata: {{k: v}}\n---\n\
          apiVersion: v1\nkind: Secret\nmetadata: {{name: velero-repo-credentials, namespace: velero}}\ndata: {{repository-password: Y29ycmVjdCBob3JzZQ==}}\n---\n\
          apiVersion: velero.io/v1\nkind: BackupStorageLocation\nmetadata: {{name: default, namespace: velero}}\n\
-         spec: {{provider: filesystem, default: true, objectStorage: {{bucket: backups}}, config: {{path: {}}}}}\n---\n\
-         apiVersion: velero.io/v1\nkind: Backup\nmetadata: {{name: left, namespace: velero}}\nspec: {{}}\nstatus: {{phase: InProgress}}\n---\n\
-         apiVersion: velero.io/v1\nkind: Backup\nmetadata: {{name: nightly, namespace: velero}}\nspec: {{includedNamespaces: [shop]}}\n",
-        store.path().display()
+         spec: {{provider: filesystem, default: true, objectStorage: {{bucket: backups}}, config: {{path: {}}}}}\n",
+        store.display()
     );
     cluster.kubectl_ok(&["apply", "--validate=false", "-f", "-"], Some(&setup));
+    cluster
+}
+
+/// `cairn-server serve` for the cluster, as replica `identity` with a 2-second Lease.
+fn spawn_serve(cluster: &FakeCluster, identity: &str) -> Child {
     let bin = cairn_tests::node_agent().with_file_name("cairn-server");
-    let mut server = Command::new(bin)
+    Command::new(bin)
         .args([
             "serve",
             "--namespace",
             "velero",
             "--no-cache",
-            "--kubeconfig",
+            "--lease-duration",
+            "2s",
         ])
+        .args(["--identity", identity, "--kubeconfig"])
         .arg(&cluster.kubeconfig)
         .env_remove("CAIRN_REPO")
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// `cairn-server serve` as a process against the simulated cluster, driven with kubectl as
+/// an operator would: a Backup left InProgress by a killed server is failed with Velero's
+/// reason at start; Backups applied before and while it runs complete.
+#[test]
+fn cairn_server_serve_runs_backups_applied_with_kubectl() {
+    let store = tempfile::tempdir().unwrap();
+    let cluster = cluster_for_serve(store.path());
+    cluster.kubectl_ok(
+        &["apply", "--validate=false", "-f", "-"],
+        Some(
+            "apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: left, namespace: velero}\nspec: {}\nstatus: {phase: InProgress}\n---\n\
+             apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: nightly, namespace: velero}\nspec: {includedNamespaces: [shop]}\n",
+        ),
+    );
+    let mut server = spawn_serve(&cluster, "replica-a");
     let left = wait_for_phase(&cluster, "left", &["Failed"]);
     assert_eq!(
         left["status"]["failureReason"],
@@ -511,4 +523,120 @@ fn cairn_server_serve_runs_backups_applied_with_kubectl() {
     cluster.kubectl_ok(&["get", "configmap", "cfg", "-n", "shop-copy"], None);
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// Leader election (coordination.k8s.io/v1 Lease): one replica holds it and renews it; the
+/// other follows; once renewals are overdue by the lease's duration the other takes over,
+/// and the first then follows. Time is given, not waited for.
+#[test]
+fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_stops() {
+    use cairn_server::lease::{Elector, Leadership};
+    use std::time::{Duration, SystemTime};
+    let server = cluster_with_crds();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = connect(&server, dir.path());
+    let d = Duration::from_secs(15);
+    let a = Elector::new(&cluster, "velero", "replica-a", d);
+    let b = Elector::new(&cluster, "velero", "replica-b", d);
+    let t0 = SystemTime::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    assert_eq!(a.try_lead(at(0)).unwrap(), Leadership::Leader);
+    assert_eq!(
+        b.try_lead(at(1)).unwrap(),
+        Leadership::Follower("replica-a".into())
+    );
+    assert_eq!(a.try_lead(at(10)).unwrap(), Leadership::Leader, "a renews");
+    assert_eq!(
+        b.try_lead(at(20)).unwrap(),
+        Leadership::Follower("replica-a".into()),
+        "renewed at 10: held until 25"
+    );
+    // a stops renewing.
+    assert_eq!(b.try_lead(at(26)).unwrap(), Leadership::Leader);
+    assert_eq!(
+        a.try_lead(at(27)).unwrap(),
+        Leadership::Follower("replica-b".into())
+    );
+    let lease = server
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("velero"),
+            "cairn-server",
+        )
+        .unwrap();
+    assert_eq!(lease["spec"]["holderIdentity"], "replica-b");
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+}
+
+/// Two `cairn-server serve` replicas: only the Lease holder runs Backups; kill it and the
+/// other takes over within the Lease's duration and runs the next one.
+#[test]
+fn two_serving_replicas_one_acts_and_the_other_takes_over() {
+    let store = tempfile::tempdir().unwrap();
+    let cluster = cluster_for_serve(store.path());
+    let holder = || {
+        let (ok, out, _) = cluster.kubectl(
+            &[
+                "get",
+                "leases.coordination.k8s.io",
+                "cairn-server",
+                "-n",
+                "velero",
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        ok.then(|| {
+            serde_json::from_str::<serde_json::Value>(&out).unwrap()["spec"]["holderIdentity"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+    };
+    let wait_holder = |who: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while holder().as_deref() != Some(who) {
+            assert!(
+                Instant::now() < deadline,
+                "{who} never held the Lease (holder {:?})",
+                holder()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut a = spawn_serve(&cluster, "replica-a");
+    wait_holder("replica-a");
+    let mut b = spawn_serve(&cluster, "replica-b");
+    let apply_backup = |name: &str| {
+        cluster.kubectl_ok(
+            &["apply", "--validate=false", "-f", "-"],
+            Some(&format!("apiVersion: velero.io/v1\nkind: Backup\nmetadata: {{name: {name}, namespace: velero}}\nspec: {{includedNamespaces: [shop]}}\n")),
+        );
+    };
+    apply_backup("first");
+    let first = wait_for_phase(
+        &cluster,
+        "first",
+        &["Completed", "PartiallyFailed", "Failed"],
+    );
+    assert_eq!(first["status"]["phase"], "Completed", "{first}");
+    assert_eq!(
+        holder().as_deref(),
+        Some("replica-a"),
+        "the follower did not take the Lease"
+    );
+    let _ = a.kill();
+    let _ = a.wait();
+    wait_holder("replica-b");
+    apply_backup("second");
+    let second = wait_for_phase(
+        &cluster,
+        "second",
+        &["Completed", "PartiallyFailed", "Failed"],
+    );
+    assert_eq!(second["status"]["phase"], "Completed", "{second}");
+    let _ = b.kill();
+    let _ = b.wait();
 }

@@ -3,6 +3,7 @@
 
 pub mod backups;
 pub mod credentials;
+pub mod lease;
 pub mod location;
 pub mod repository;
 pub mod restores;

@@ -83,6 +83,12 @@ struct ServeArgs {
     /// too).
     #[arg(long, default_value = "velero")]
     namespace: String,
+    /// This replica's name in the leader election (default: POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// How long the leader's Lease lasts without renewal; another replica takes over after.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    lease_duration: std::time::Duration,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -513,22 +519,47 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
         "cairn-server: serving Backups and Restores in namespace {} (Schedules, deletion requests and the rest of Velero's kinds are not served yet)",
         a.namespace
     );
-    let found = cairn_server::startup::fail_interrupted(&cluster, &a.namespace, &now());
-    for name in &found.backups {
-        eprintln!(
-            "cairn-server: backup {name} was InProgress when a server stopped: marked Failed"
-        );
-    }
-    for name in &found.restores {
-        eprintln!(
-            "cairn-server: restore {name} was InProgress when a server stopped: marked Failed"
-        );
-    }
-    for p in &found.problems {
-        eprintln!("cairn-server: {p}");
-    }
     let stop = std::sync::atomic::AtomicBool::new(false);
-    cairn_server::serve::run(&controller, &stop);
+    let leading = std::sync::atomic::AtomicBool::new(false);
+    let identity = a.identity.clone().unwrap_or_else(repo_core::time::hostname);
+    // The Lease is renewed on a connection of its own, so a long backup never delays it.
+    let lease_cluster = a.cluster.connect()?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let elector = cairn_server::lease::Elector::new(
+                &lease_cluster,
+                &a.namespace,
+                &identity,
+                a.lease_duration,
+            );
+            let report = |l: &cairn_server::lease::Leadership| match l {
+                cairn_server::lease::Leadership::Leader => {
+                    eprintln!(
+                        "cairn-server: {identity} leads (Lease {}/cairn-server)",
+                        a.namespace
+                    )
+                }
+                cairn_server::lease::Leadership::Follower(h) => {
+                    eprintln!(
+                        "cairn-server: {identity} follows {h}; it acts when the Lease is free"
+                    )
+                }
+            };
+            cairn_server::serve::keep_leading(&elector, &stop, &leading, &report);
+        });
+        let on_lead = |found: &cairn_server::startup::Interrupted| {
+            for name in &found.backups {
+                eprintln!("cairn-server: backup {name} was InProgress when the last leader stopped: marked Failed");
+            }
+            for name in &found.restores {
+                eprintln!("cairn-server: restore {name} was InProgress when the last leader stopped: marked Failed");
+            }
+            for p in &found.problems {
+                eprintln!("cairn-server: {p}");
+            }
+        };
+        cairn_server::serve::run(&controller, &stop, &leading, &on_lead);
+    });
     Ok(())
 }
 

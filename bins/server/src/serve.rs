@@ -15,22 +15,71 @@ use crate::backups::Controller;
 /// How long one watch waits before the loop watches the other kind (and notices a stop).
 const WAKE: Duration = Duration::from_secs(1);
 
-/// Runs waiting Backups and Restores until `stop` is set.
-pub fn run(controller: &Controller, stop: &AtomicBool) {
+/// Runs waiting Backups and Restores until `stop` is set, while `leading` is (the replica
+/// holds the Lease; see [`keep_leading`]). Work already started finishes. Each time the
+/// replica comes to lead, it first fails what was left InProgress (by a server that stopped,
+/// or a leader that lost the Lease) and tells `on_lead` what it found.
+pub fn run(
+    controller: &Controller,
+    stop: &AtomicBool,
+    leading: &AtomicBool,
+    on_lead: &dyn Fn(&crate::startup::Interrupted),
+) {
+    let go_on = || !stop.load(Ordering::Relaxed) && leading.load(Ordering::Relaxed);
+    let mut led = false;
     while !stop.load(Ordering::Relaxed) {
+        if !leading.load(Ordering::Relaxed) {
+            led = false;
+            std::thread::sleep(WAKE);
+            continue;
+        }
+        if !led {
+            led = true;
+            let now = (controller.now)();
+            on_lead(&crate::startup::fail_interrupted(
+                controller.cluster,
+                &controller.namespace,
+                &now,
+            ));
+        }
         for b in waiting::<Backup>(controller, backup_waits) {
-            if stop.load(Ordering::Relaxed) {
-                return;
+            if !go_on() {
+                break;
             }
             controller.run(&b);
         }
         for r in waiting::<Restore>(controller, restore_waits) {
-            if stop.load(Ordering::Relaxed) {
-                return;
+            if !go_on() {
+                break;
             }
             controller.run_restore(&r);
         }
     }
+}
+
+/// Takes and renews the Lease every third of its duration until `stop` is set, keeping
+/// `leading` true only while this replica holds it. `report` is told each change.
+pub fn keep_leading(
+    elector: &crate::lease::Elector,
+    stop: &AtomicBool,
+    leading: &AtomicBool,
+    report: &dyn Fn(&crate::lease::Leadership),
+) {
+    let mut last = None;
+    while !stop.load(Ordering::Relaxed) {
+        let now = std::time::SystemTime::now();
+        let state = elector.try_lead(now);
+        let leader = matches!(state, Ok(crate::lease::Leadership::Leader));
+        leading.store(leader, Ordering::Relaxed);
+        if let Ok(s) = &state {
+            if last.as_ref() != Some(s) {
+                report(s);
+                last = Some(s.clone());
+            }
+        }
+        std::thread::sleep(elector.duration / 3);
+    }
+    leading.store(false, Ordering::Relaxed);
 }
 
 fn backup_waits(b: &Backup) -> bool {
