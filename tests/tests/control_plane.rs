@@ -640,3 +640,110 @@ fn two_serving_replicas_one_acts_and_the_other_takes_over() {
     let _ = b.kill();
     let _ = b.wait();
 }
+
+/// Velero's location controller: locations are checked every validationFrequency (a minute
+/// by default) and marked Available, or Unavailable with what failed; a prefix holding a
+/// repository made with another password is refused, never overwritten; a Backup to an
+/// Unavailable location fails validation in Velero's words.
+#[test]
+fn locations_are_checked_and_an_unavailable_one_refuses_backups() {
+    use serde_json::json;
+    use std::time::{Duration, SystemTime};
+    let server = cluster_with_crds();
+    let store = tempfile::tempdir().unwrap();
+    // A repository made with another password where "other" points.
+    let theirs = store.path().join("theirs");
+    repo_core::Repository::init(
+        repo_core::storage::open_url(theirs.to_str().unwrap(), &Default::default()).unwrap(),
+        b"not ours",
+        repo_core::InitOptions {
+            kdf: repo_core::KdfParams {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..Default::default()
+        },
+        repo_core::OpenOptions {
+            no_cache: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut objects = location_and_secret(store.path(), true);
+    objects.push(json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+        "metadata": {"name": "other", "namespace": "velero"},
+        "spec": {"provider": "filesystem", "objectStorage": {"bucket": "theirs"}, "config": {"path": store.path().to_str().unwrap()}}}));
+    objects.push(json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "to-other", "namespace": "velero"},
+        "spec": {"storageLocation": "other"}}));
+    server.seed(&objects);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = connect(&server, dir.path());
+    let now = || "2026-12-01T00:00:00Z".to_string();
+    let controller = controller(&cluster, &now);
+    let t0 = SystemTime::now();
+    let mut checked = controller.check_locations(t0);
+    checked.sort();
+    assert_eq!(
+        checked,
+        [("default".to_string(), true), ("other".to_string(), false)]
+    );
+    let bsl = |n: &str| {
+        server
+            .get("velero.io/v1", "BackupStorageLocation", Some("velero"), n)
+            .unwrap()
+    };
+    assert_eq!(bsl("default")["status"]["phase"], "Available");
+    let other = bsl("other");
+    assert_eq!(other["status"]["phase"], "Unavailable");
+    assert!(
+        other["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another password"),
+        "{other}"
+    );
+    assert!(other["status"]["lastValidationTime"].is_string());
+    // Not due again before the minute is out; due after it.
+    assert!(controller
+        .check_locations(t0 + Duration::from_secs(10))
+        .is_empty());
+    assert_eq!(
+        controller
+            .check_locations(t0 + Duration::from_secs(61))
+            .len(),
+        2
+    );
+    // Their repository is untouched: still opens with its own password.
+    repo_core::Repository::open(
+        repo_core::storage::open_url(theirs.to_str().unwrap(), &Default::default()).unwrap(),
+        b"not ours",
+        repo_core::OpenOptions {
+            no_cache: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let b: repo_k8s::velero::Backup = serde_json::from_value(
+        server
+            .get("velero.io/v1", "Backup", Some("velero"), "to-other")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        controller.run(&b),
+        Some(repo_k8s::velero::BackupPhase::FailedValidation)
+    );
+    let got = server
+        .get("velero.io/v1", "Backup", Some("velero"), "to-other")
+        .unwrap();
+    assert!(
+        got["status"]["validationErrors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with(
+            "backup can't be created because BackupStorageLocation other is in Unavailable status."
+        ),
+        "{got}"
+    );
+}

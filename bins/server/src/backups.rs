@@ -12,6 +12,7 @@ use repo_k8s::cluster::Cluster;
 use repo_k8s::filter::{BackupFilter, Filter};
 use repo_k8s::velero::{
     resource, Backup, BackupPhase, BackupStorageLocation, BackupStorageLocationAccessMode,
+    BackupStorageLocationPhase,
 };
 use serde_json::{json, Value};
 
@@ -48,6 +49,16 @@ impl Controller<'_> {
         let ttl = ttl(backup).expect("validated");
         let start = (self.now)();
         let expiration = repo_core::time::parse_rfc3339(&start).map(|t| kube_time(t + ttl));
+        // As Velero: the location is recorded in the spec and a label.
+        let r = resource::<Backup>();
+        let loc = &location.metadata.name;
+        let _ = self.cluster.merge_patch(
+            &r,
+            Some(&self.namespace),
+            name,
+            &json!({"metadata": {"labels": {"velero.io/storage-location": repo_k8s::restore::valid_label_value(loc)}},
+                "spec": {"storageLocation": loc}}),
+        );
         self.patch(
             name,
             json!({"phase": "InProgress", "startTimestamp": start, "expiration": expiration,
@@ -100,6 +111,14 @@ impl Controller<'_> {
             if l.spec.access_mode == Some(BackupStorageLocationAccessMode::ReadOnly) {
                 problems.push(format!(
                     "backup can't be created because backup storage location {} is currently in read-only mode",
+                    l.metadata.name
+                ));
+            }
+            let phase = l.status.as_ref().and_then(|s| s.phase);
+            if phase == Some(BackupStorageLocationPhase::Unavailable) {
+                let why = l.status.as_ref().map(|s| s.message.as_str()).unwrap_or("");
+                problems.push(format!(
+                    "backup can't be created because BackupStorageLocation {} is in Unavailable status. ({why})",
                     l.metadata.name
                 ));
             }

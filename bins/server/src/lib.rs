@@ -5,6 +5,7 @@ pub mod backups;
 pub mod credentials;
 pub mod lease;
 pub mod location;
+pub mod location_status;
 pub mod repository;
 pub mod restores;
 pub mod serve;

@@ -42,6 +42,7 @@ pub fn run(
                 &now,
             ));
         }
+        controller.check_locations(std::time::SystemTime::now());
         for b in waiting::<Backup>(controller, backup_waits) {
             if !go_on() {
                 break;
