@@ -418,6 +418,18 @@ impl Cluster {
         }
     }
 
+    /// Deletes an object; `Ok(false)` if it was not there.
+    pub fn delete(&self, r: &Resource, ns: Option<&str>, name: &str) -> crate::Result<bool> {
+        let api = self.api(r, ns);
+        let what = format!("deleting {}", describe(r, ns, name));
+        let dp = kube::api::DeleteParams::default();
+        match self.with_retry(&what, || api.delete(name, &dp)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.code == Some(404) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Applies a JSON merge patch (RFC 7386).
     pub fn merge_patch(
         &self,

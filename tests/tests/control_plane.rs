@@ -226,6 +226,18 @@ fn controller<'a>(
     }
 }
 
+/// The repository of the filesystem location in `dir` ([`location_and_secret`]).
+fn open_store(dir: &std::path::Path) -> repo_core::Repository {
+    let storage =
+        repo_core::storage::open_url(dir.join("backups").to_str().unwrap(), &Default::default())
+            .unwrap();
+    let opts = repo_core::OpenOptions {
+        no_cache: true,
+        ..Default::default()
+    };
+    repo_core::Repository::open(storage, b"correct horse", opts).unwrap()
+}
+
 /// A filesystem location in `dir`, the default, and the password Secret.
 fn location_and_secret(dir: &std::path::Path, with_secret: bool) -> Vec<serde_json::Value> {
     use serde_json::json;
@@ -298,20 +310,7 @@ fn a_backup_object_is_validated_run_and_reported_as_velero_does() {
     // Done is done: it is not run again.
     assert_eq!(controller.run(&b), None);
     // The backup is in the location's repository, under its name.
-    let storage = repo_core::storage::open_url(
-        store.path().join("backups").to_str().unwrap(),
-        &Default::default(),
-    )
-    .unwrap();
-    let repo = repo_core::Repository::open(
-        storage,
-        b"correct horse",
-        repo_core::OpenOptions {
-            no_cache: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let repo = open_store(store.path());
     assert!(repo_k8s::catalog::find_backup(&repo, "b1")
         .unwrap()
         .is_some());
@@ -746,4 +745,100 @@ fn locations_are_checked_and_an_unavailable_one_refuses_backups() {
         ),
         "{got}"
     );
+}
+
+/// Velero's garbage collection and backup deletion: an expired Backup gets a
+/// DeleteBackupRequest (labelled with its name and uid); the request goes Processed, the
+/// backup's snapshots are forgotten in the repository, and its Backup object and the
+/// Restores made from it are deleted.
+#[test]
+fn expired_backups_are_deleted_through_delete_backup_requests() {
+    use serde_json::json;
+    use std::time::{Duration, SystemTime};
+    let server = cluster_with_crds();
+    let store = tempfile::tempdir().unwrap();
+    let mut objects = location_and_secret(store.path(), true);
+    objects.extend([
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"}}),
+        json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "old", "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"], "ttl": "1h"}}),
+        json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "young", "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"], "ttl": "720h"}}),
+        json!({"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": {"name": "from-old", "namespace": "velero"},
+            "spec": {"backupName": "old"}, "status": {"phase": "Completed"}}),
+    ]);
+    server.seed(&objects);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = connect(&server, dir.path());
+    let t0 = SystemTime::now();
+    let now = move || cairn_server::backups::kube_time(t0);
+    let controller = controller(&cluster, &now);
+    let get = |kind: &str, name: &str| server.get("velero.io/v1", kind, Some("velero"), name);
+    for name in ["old", "young"] {
+        let b: repo_k8s::velero::Backup =
+            serde_json::from_value(get("Backup", name).unwrap()).unwrap();
+        assert_eq!(
+            controller.run(&b),
+            Some(repo_k8s::velero::BackupPhase::Completed)
+        );
+    }
+    assert!(
+        controller
+            .collect_expired(t0 + Duration::from_secs(1800))
+            .is_empty(),
+        "not yet"
+    );
+    assert_eq!(
+        controller.collect_expired(t0 + Duration::from_secs(7200)),
+        ["old"]
+    );
+    assert!(
+        controller
+            .collect_expired(t0 + Duration::from_secs(7200))
+            .is_empty(),
+        "one request is enough"
+    );
+    // The request, as Velero labels it.
+    let dir2 = tempfile::tempdir().unwrap();
+    let c2 = connect(&server, dir2.path());
+    let list = c2
+        .list(
+            &repo_k8s::velero::resource::<repo_k8s::velero::DeleteBackupRequest>(),
+            Some("velero"),
+        )
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    let req: repo_k8s::velero::DeleteBackupRequest =
+        serde_json::from_value(serde_json::Value::Object(list[0].as_value().clone())).unwrap();
+    assert_eq!(req.metadata.labels["velero.io/backup-name"], "old");
+    assert!(!req.metadata.labels["velero.io/backup-uid"].is_empty());
+    assert_eq!(
+        controller.run_deletion(&req),
+        Some(repo_k8s::velero::DeleteBackupRequestPhase::Processed)
+    );
+    let processed = server
+        .get(
+            "velero.io/v1",
+            "DeleteBackupRequest",
+            Some("velero"),
+            &req.metadata.name,
+        )
+        .unwrap();
+    assert_eq!(processed["status"]["phase"], "Processed");
+    assert!(
+        processed["status"]["errors"]
+            .as_array()
+            .is_none_or(|e| e.is_empty()),
+        "{processed}"
+    );
+    assert!(get("Backup", "old").is_none() && get("Restore", "from-old").is_none());
+    assert!(get("Backup", "young").is_some());
+    let repo = open_store(store.path());
+    assert!(repo_k8s::catalog::find_backup(&repo, "old")
+        .unwrap()
+        .is_none());
+    assert!(repo_k8s::catalog::find_backup(&repo, "young")
+        .unwrap()
+        .is_some());
 }

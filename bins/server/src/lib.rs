@@ -3,6 +3,7 @@
 
 pub mod backups;
 pub mod credentials;
+pub mod deletions;
 pub mod lease;
 pub mod location;
 pub mod location_status;

@@ -89,6 +89,9 @@ struct ServeArgs {
     /// How long the leader's Lease lasts without renewal; another replica takes over after.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     lease_duration: std::time::Duration,
+    /// How often expired backups are looked for (each gets a DeleteBackupRequest).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    garbage_collection_frequency: std::time::Duration,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -516,7 +519,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
         now: &now,
     };
     eprintln!(
-        "cairn-server: serving Backups and Restores in namespace {} (Schedules, deletion requests and the rest of Velero's kinds are not served yet)",
+        "cairn-server: serving Backups, Restores, DeleteBackupRequests and BackupStorageLocations in namespace {} (Schedules and the request kinds are not served yet)",
         a.namespace
     );
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -558,7 +561,8 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
                 eprintln!("cairn-server: {p}");
             }
         };
-        cairn_server::serve::run(&controller, &stop, &leading, &on_lead);
+        let gc = a.garbage_collection_frequency;
+        cairn_server::serve::run(&controller, &stop, &leading, gc, &on_lead);
     });
     Ok(())
 }

@@ -7,7 +7,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use repo_k8s::velero::{resource, Backup, BackupPhase, Kind, Restore, RestorePhase};
+use repo_k8s::velero::{
+    resource, Backup, BackupPhase, DeleteBackupRequest, DeleteBackupRequestPhase, Kind, Restore,
+    RestorePhase,
+};
 use repo_k8s::Object;
 
 use crate::backups::Controller;
@@ -19,14 +22,17 @@ const WAKE: Duration = Duration::from_secs(1);
 /// holds the Lease; see [`keep_leading`]). Work already started finishes. Each time the
 /// replica comes to lead, it first fails what was left InProgress (by a server that stopped,
 /// or a leader that lost the Lease) and tells `on_lead` what it found.
+/// Expired backups are looked for every `gc_every`.
 pub fn run(
     controller: &Controller,
     stop: &AtomicBool,
     leading: &AtomicBool,
+    gc_every: Duration,
     on_lead: &dyn Fn(&crate::startup::Interrupted),
 ) {
     let go_on = || !stop.load(Ordering::Relaxed) && leading.load(Ordering::Relaxed);
     let mut led = false;
+    let mut last_gc: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         if !leading.load(Ordering::Relaxed) {
             led = false;
@@ -43,6 +49,10 @@ pub fn run(
             ));
         }
         controller.check_locations(std::time::SystemTime::now());
+        if last_gc.is_none_or(|t| t.elapsed() >= gc_every) {
+            controller.collect_expired(std::time::SystemTime::now());
+            last_gc = Some(Instant::now());
+        }
         for b in waiting::<Backup>(controller, backup_waits) {
             if !go_on() {
                 break;
@@ -55,7 +65,20 @@ pub fn run(
             }
             controller.run_restore(&r);
         }
+        for d in waiting::<DeleteBackupRequest>(controller, deletion_waits) {
+            if !go_on() {
+                break;
+            }
+            controller.run_deletion(&d);
+        }
     }
+}
+
+fn deletion_waits(d: &DeleteBackupRequest) -> bool {
+    matches!(
+        d.status.as_ref().and_then(|s| s.phase),
+        None | Some(DeleteBackupRequestPhase::New)
+    )
 }
 
 /// Takes and renews the Lease every third of its duration until `stop` is set, keeping
