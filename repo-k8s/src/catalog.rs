@@ -67,6 +67,32 @@ pub fn find_backup(repo: &Repository, name: &str) -> crate::Result<Option<(Objec
     Ok(repo.list_snapshots_lenient(&filter)?.0.pop())
 }
 
+/// A backup's `results.json` (its warnings and errors), as stored beside its objects.
+pub fn results(
+    repo: &repo_core::IndexedRepository,
+    snapshot: &ObjectId,
+) -> crate::Result<crate::velero::Results> {
+    let snap = repo.get_snapshot(snapshot)?;
+    let node = repo
+        .read_dir(&snap.root)?
+        .into_iter()
+        .find(|n| n.name.display() == "results.json" && n.kind == repo_core::tree::NodeKind::File);
+    let Some(node) = node else {
+        return Ok(Default::default());
+    };
+    let bytes = repo_core::reader::read_all(
+        repo,
+        &node.content,
+        crate::manifest::MAX_MANIFEST_BYTES as u64,
+    )?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        crate::Error::Object(crate::ObjectError {
+            origin: format!("snapshot {}: results.json", snapshot.short()),
+            reason: e.to_string(),
+        })
+    })
+}
+
 /// The snapshot of backup `name`, or [`crate::Error::BackupNotFound`].
 pub fn backup_snapshot(repo: &Repository, name: &str) -> crate::Result<ObjectId> {
     match find_backup(repo, name)? {

@@ -842,3 +842,85 @@ fn expired_backups_are_deleted_through_delete_backup_requests() {
         .unwrap()
         .is_some());
 }
+
+/// Disaster recovery (Velero's backup sync): a fresh cluster given the same location and
+/// password lists the backups its repository holds as Backup objects, and restores one; a
+/// Backup object whose backup is gone from the repository is removed.
+#[test]
+fn a_new_cluster_on_the_same_bucket_lists_and_restores_the_old_backups() {
+    use serde_json::json;
+    use std::time::{Duration, SystemTime};
+    let store = tempfile::tempdir().unwrap();
+    let now = || "2026-12-01T00:00:00Z".to_string();
+    // The old cluster backs up.
+    let old = cluster_with_crds();
+    let mut objects = location_and_secret(store.path(), true);
+    objects.extend([
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"k": "v"}}),
+        json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "before-the-fire", "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"]}}),
+    ]);
+    old.seed(&objects);
+    let d1 = tempfile::tempdir().unwrap();
+    let c1 = connect(&old, d1.path());
+    let b: repo_k8s::velero::Backup = serde_json::from_value(
+        old.get("velero.io/v1", "Backup", Some("velero"), "before-the-fire")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        controller(&c1, &now).run(&b),
+        Some(repo_k8s::velero::BackupPhase::Completed)
+    );
+    drop(old);
+    // A new cluster: the same location and Secret, nothing else.
+    let new = cluster_with_crds();
+    new.seed(&location_and_secret(store.path(), true));
+    let d2 = tempfile::tempdir().unwrap();
+    let c2 = connect(&new, d2.path());
+    let ctl = controller(&c2, &now);
+    let t0 = SystemTime::now();
+    ctl.check_locations(t0);
+    let synced = ctl.sync(t0);
+    assert_eq!(synced.created, ["before-the-fire"], "{synced:?}");
+    let listed = new
+        .get("velero.io/v1", "Backup", Some("velero"), "before-the-fire")
+        .unwrap();
+    assert_eq!(listed["status"]["phase"], "Completed", "{listed}");
+    assert_eq!(
+        listed["metadata"]["labels"]["velero.io/storage-location"],
+        "default"
+    );
+    assert!(
+        ctl.sync(t0 + Duration::from_secs(5)).created.is_empty(),
+        "not due, and nothing new"
+    );
+    // Restore it in the new cluster.
+    new.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": {"name": "after-the-fire", "namespace": "velero"},
+        "spec": {"backupName": "before-the-fire"}})]);
+    let r: repo_k8s::velero::Restore = serde_json::from_value(
+        new.get("velero.io/v1", "Restore", Some("velero"), "after-the-fire")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        ctl.run_restore(&r),
+        Some(repo_k8s::velero::RestorePhase::Completed)
+    );
+    assert_eq!(
+        new.get("v1", "ConfigMap", Some("shop"), "cfg").unwrap()["data"]["k"],
+        "v"
+    );
+    // The backup leaves the repository (forgotten elsewhere): its object goes at the next sync.
+    let repo = open_store(store.path());
+    let (id, _) = repo_k8s::catalog::find_backup(&repo, "before-the-fire")
+        .unwrap()
+        .unwrap();
+    repo.delete_snapshot(&id).unwrap();
+    let synced = ctl.sync(t0 + Duration::from_secs(61));
+    assert_eq!(synced.removed, ["before-the-fire"], "{synced:?}");
+    assert!(new
+        .get("velero.io/v1", "Backup", Some("velero"), "before-the-fire")
+        .is_none());
+}

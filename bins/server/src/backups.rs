@@ -221,6 +221,25 @@ pub fn ttl(b: &Backup) -> Result<Duration, String> {
     }
 }
 
+/// Whether periodic work is due at `now`: never done (`last` none), or `period` (a Go
+/// duration, `default` when unset; `0s`: never) has passed since.
+pub fn is_due(
+    period: Option<&str>,
+    default: Duration,
+    last: Option<&str>,
+    now: std::time::SystemTime,
+) -> bool {
+    let every = match period {
+        None | Some("") => default,
+        Some(p) => go_duration(p).unwrap_or(default),
+    };
+    if every.is_zero() {
+        return false;
+    }
+    let last = last.and_then(repo_core::time::parse_rfc3339);
+    last.is_none_or(|t| t + every <= now)
+}
+
 /// A Go duration (`720h0m0s`, `1.5h`, `90m`, `500ms`).
 pub fn go_duration(s: &str) -> Option<Duration> {
     let mut rest = s.trim();

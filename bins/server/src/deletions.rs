@@ -14,6 +14,7 @@ use repo_k8s::Object;
 use serde_json::{json, Value};
 
 use crate::backups::Controller;
+use crate::typed;
 
 /// Labels Velero puts on a DeleteBackupRequest.
 pub const BACKUP_NAME_LABEL: &str = "velero.io/backup-name";
@@ -179,8 +180,4 @@ impl Controller<'_> {
         }
         asked
     }
-}
-
-fn typed<K: serde::de::DeserializeOwned>(o: &Object) -> Option<K> {
-    serde_json::from_value(Value::Object(o.as_value().clone())).ok()
 }

@@ -11,3 +11,9 @@ pub mod repository;
 pub mod restores;
 pub mod serve;
 pub mod startup;
+pub mod sync;
+
+/// An object as a Velero kind (or any type it deserializes into); `None` if it does not read.
+pub(crate) fn typed<K: serde::de::DeserializeOwned>(o: &repo_k8s::Object) -> Option<K> {
+    serde_json::from_value(serde_json::Value::Object(o.as_value().clone())).ok()
+}

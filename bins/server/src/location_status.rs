@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use repo_k8s::velero::{resource, BackupStorageLocation};
 use serde_json::{json, Value};
 
-use crate::backups::{go_duration, Controller};
+use crate::backups::{is_due, Controller};
 
 /// Velero's default validation frequency.
 pub const DEFAULT_VALIDATION_FREQUENCY: Duration = Duration::from_secs(60);
@@ -53,17 +53,14 @@ impl Controller<'_> {
 
 /// Whether a location's check is due: never checked, or its frequency has passed.
 fn due(bsl: &BackupStorageLocation, now: SystemTime) -> bool {
-    let every = match bsl.spec.validation_frequency.as_deref() {
-        None | Some("") => DEFAULT_VALIDATION_FREQUENCY,
-        Some(f) => go_duration(f).unwrap_or(DEFAULT_VALIDATION_FREQUENCY),
-    };
-    if every.is_zero() {
-        return false;
-    }
     let last = bsl
         .status
         .as_ref()
-        .and_then(|s| s.last_validation_time.as_deref())
-        .and_then(repo_core::time::parse_rfc3339);
-    last.is_none_or(|t| t + every <= now)
+        .and_then(|s| s.last_validation_time.as_deref());
+    is_due(
+        bsl.spec.validation_frequency.as_deref(),
+        DEFAULT_VALIDATION_FREQUENCY,
+        last,
+        now,
+    )
 }
