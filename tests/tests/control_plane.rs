@@ -924,3 +924,50 @@ fn a_new_cluster_on_the_same_bucket_lists_and_restores_the_old_backups() {
         .get("velero.io/v1", "Backup", Some("velero"), "before-the-fire")
         .is_none());
 }
+
+/// Velero's ServerStatusRequest (what `velero version` creates): Processed with the
+/// server's version at once, removed a minute later.
+#[test]
+fn server_status_requests_are_answered_and_then_removed() {
+    use std::time::{Duration, SystemTime};
+    let server = cluster_with_crds();
+    server.seed(&[
+        serde_json::json!({"apiVersion": "velero.io/v1", "kind": "ServerStatusRequest",
+        "metadata": {"name": "velero-cli-abc", "namespace": "velero"}, "spec": {}}),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = connect(&server, dir.path());
+    let now = || "2026-12-01T00:00:00Z".to_string();
+    let ctl = controller(&cluster, &now);
+    let t0 = SystemTime::now();
+    assert_eq!(ctl.serve_status_requests(t0), (1, 0));
+    let got = server
+        .get(
+            "velero.io/v1",
+            "ServerStatusRequest",
+            Some("velero"),
+            "velero-cli-abc",
+        )
+        .unwrap();
+    assert_eq!(got["status"]["phase"], "Processed");
+    assert_eq!(
+        got["status"]["serverVersion"],
+        cairn_server::status_requests::server_version()
+    );
+    assert_eq!(
+        ctl.serve_status_requests(t0 + Duration::from_secs(30)),
+        (0, 0)
+    );
+    assert_eq!(
+        ctl.serve_status_requests(t0 + Duration::from_secs(61)),
+        (0, 1)
+    );
+    assert!(server
+        .get(
+            "velero.io/v1",
+            "ServerStatusRequest",
+            Some("velero"),
+            "velero-cli-abc"
+        )
+        .is_none());
+}

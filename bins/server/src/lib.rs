@@ -17,3 +17,4 @@ pub mod sync;
 pub(crate) fn typed<K: serde::de::DeserializeOwned>(o: &repo_k8s::Object) -> Option<K> {
     serde_json::from_value(serde_json::Value::Object(o.as_value().clone())).ok()
 }
+pub mod status_requests;

@@ -50,6 +50,7 @@ pub fn run(
         }
         controller.check_locations(std::time::SystemTime::now());
         controller.sync(std::time::SystemTime::now());
+        controller.serve_status_requests(std::time::SystemTime::now());
         if last_gc.is_none_or(|t| t.elapsed() >= gc_every) {
             controller.collect_expired(std::time::SystemTime::now());
             last_gc = Some(Instant::now());
