@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The Kubernetes demo on one machine, no real cluster: a simulated API server
+# (fake-apiserver, from the tests), cairn's CRDs from deploy/crds, `cairn-server serve`, and
+# kubectl as an operator would use it. It backs up a namespace with a Backup object, deletes
+# the namespace, restores it with a Restore object and shows the objects back.
+#
+#   bash benches/demo-k8s.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d /tmp/cairn-demo-k8s.XXXXXX)
+cleanup() { kill "${server_pid:-}" "${api_pid:-}" 2>/dev/null || true; }
+trap cleanup EXIT
+
+if ! command -v kubectl >/dev/null 2>&1 && [ ! -x target/kubectl/usr/bin/kubectl ]; then
+    echo "installing kubectl (Debian's kubernetes-client) into target/kubectl"
+    rm -rf target/kubectl && mkdir -p target/kubectl
+    (cd target/kubectl && { apt-get download kubernetes-client >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get download kubernetes-client; }; } &&
+        dpkg -x kubernetes-client_*.deb .)
+fi
+[ -x target/kubectl/usr/bin/kubectl ] && export PATH="$PWD/target/kubectl/usr/bin:$PATH"
+
+cargo build -q -p cairn-tests --bin fake-apiserver
+cargo build -q -p cairn-server
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export KUBECONFIG="$work/kubeconfig"
+target/debug/fake-apiserver --listen "127.0.0.1:$port" --kubeconfig "$KUBECONFIG" >"$work/apiserver.log" 2>&1 &
+api_pid=$!
+for _ in $(seq 1 100); do [ -f "$KUBECONFIG" ] && kubectl get --raw /version >/dev/null 2>&1 && break; sleep 0.1; done
+# The simulated server serves no OpenAPI schema, so kubectl's client-side validation is off.
+k() { kubectl "$@"; }
+apply() { kubectl apply --validate=false -f "$@"; }
+
+echo "== install: CRDs, the namespace, the repository password, a location"
+apply deploy/crds/ >/dev/null
+apply - <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: velero}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: velero-repo-credentials, namespace: velero}
+data: {repository-password: $(printf 'demo password' | base64)}
+---
+apiVersion: velero.io/v1
+kind: BackupStorageLocation
+metadata: {name: default, namespace: velero}
+spec: {provider: filesystem, default: true, objectStorage: {bucket: backups}, config: {path: $work/store}}
+YAML
+mkdir -p "$work/store"
+target/debug/cairn-server serve --namespace velero --cache-dir "$work/cache" 2>"$work/server.log" &
+server_pid=$!
+
+echo "== a workload"
+apply - <<'YAML'
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {team: payments}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: shop}
+data: {currency: EUR}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx:1.27}]}
+YAML
+
+wait_phase() { # kind name
+    for _ in $(seq 1 300); do
+        phase=$(k get "$1" "$2" -n velero -o jsonpath='{.status.phase}' 2>/dev/null || true)
+        case "$phase" in Completed | PartiallyFailed | Failed | FailedValidation) echo "$1/$2: $phase"; return 0 ;; esac
+        sleep 0.2
+    done
+    echo "$1/$2 did not finish; see $work/server.log" >&2
+    exit 1
+}
+
+echo "== back up the namespace with a Backup object"
+apply - <<'YAML'
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: shop-nightly, namespace: velero}
+spec: {includedNamespaces: [shop]}
+YAML
+wait_phase backups.velero.io shop-nightly
+k get backups.velero.io shop-nightly -n velero -o jsonpath='{.status}'; echo
+
+echo "== disaster: the namespace is deleted"
+k delete namespace shop
+k get configmap settings -n shop 2>&1 | sed 's/^/   /' || true
+
+echo "== restore it with a Restore object"
+apply - <<'YAML'
+apiVersion: velero.io/v1
+kind: Restore
+metadata: {name: shop-back, namespace: velero}
+spec: {backupName: shop-nightly}
+YAML
+wait_phase restores.velero.io shop-back
+k get namespace shop -o jsonpath='{.metadata.labels}'; echo
+k get configmap settings -n shop -o jsonpath='{.data}'; echo
+k get deployments -n shop
+echo "== done (logs in $work)"
