@@ -1,8 +1,10 @@
-//! The server's loop: run each waiting Backup and Restore, one at a time (so a restore
-//! never overlaps a backup), woken by watches of the namespace's Backups and Restores (a
-//! list, then a watch from its resourceVersion, listed again when the watch ends or is too
-//! old), each watched for a second in turn. Call [`crate::startup::fail_interrupted`]
-//! first.
+//! The server's loop, while this replica leads: on coming to lead, fail what was left
+//! InProgress; then, round after round, check the locations and sync them when due, answer
+//! ServerStatusRequests, ask for the deletion of expired backups, and run each waiting
+//! Backup, Restore and DeleteBackupRequest, one at a time (so a restore never overlaps a
+//! backup). Each kind is watched for a second in turn (a list, then a watch from its
+//! resourceVersion, listed again when the watch ends or is too old), so new objects are
+//! taken within a few seconds.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,14 +17,14 @@ use repo_k8s::Object;
 
 use crate::backups::Controller;
 
-/// How long one watch waits before the loop watches the other kind (and notices a stop).
+/// How long one watch waits before the loop watches the next kind (and notices a stop).
 const WAKE: Duration = Duration::from_secs(1);
 
-/// Runs waiting Backups and Restores until `stop` is set, while `leading` is (the replica
-/// holds the Lease; see [`keep_leading`]). Work already started finishes. Each time the
-/// replica comes to lead, it first fails what was left InProgress (by a server that stopped,
-/// or a leader that lost the Lease) and tells `on_lead` what it found.
-/// Expired backups are looked for every `gc_every`.
+/// Serves until `stop` is set, while `leading` is (the replica holds the Lease; see
+/// [`keep_leading`]). Work already started finishes. Each time the replica comes to lead,
+/// it first fails what was left InProgress (by a server that stopped, or a leader that lost
+/// the Lease) and tells `on_lead` what it found. Expired backups are looked for every
+/// `gc_every`.
 pub fn run(
     controller: &Controller,
     stop: &AtomicBool,
