@@ -1,5 +1,13 @@
 //! cairn-server's control plane, as a library that tests drive in-process: what the server
 //! does with Velero's objects in its namespace. `main.rs` parses arguments and wires.
+//!
+//! - [`serve`]: the loop, while this replica holds the Lease ([`lease`]);
+//! - [`startup`]: what a new leader fails first;
+//! - [`backups`], [`restores`], [`deletions`]: the work of one Backup, Restore or
+//!   DeleteBackupRequest, and the garbage collector;
+//! - [`location`], [`credentials`], [`repository`], [`location_status`], [`sync`]: storage
+//!   locations as repositories, their checks, and disaster-recovery sync;
+//! - [`status_requests`]: ServerStatusRequests.
 
 pub mod backups;
 pub mod credentials;
@@ -11,10 +19,10 @@ pub mod repository;
 pub mod restores;
 pub mod serve;
 pub mod startup;
+pub mod status_requests;
 pub mod sync;
 
 /// An object as a Velero kind (or any type it deserializes into); `None` if it does not read.
 pub(crate) fn typed<K: serde::de::DeserializeOwned>(o: &repo_k8s::Object) -> Option<K> {
     serde_json::from_value(serde_json::Value::Object(o.as_value().clone())).ok()
 }
-pub mod status_requests;

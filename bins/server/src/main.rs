@@ -1,7 +1,7 @@
 //! `cairn-server`: backs up Kubernetes objects into a cairn repository and restores them,
 //! with Velero's flags and semantics, from and to a directory of manifests or a cluster,
-//! and converts Velero tarballs both ways. It becomes a long-running server in a later
-//! issue; today it runs one command and exits.
+//! and converts Velero tarballs both ways; `serve` runs the control plane (the library
+//! `cairn_server`), which serves Velero's objects in the cluster.
 //!
 //! Exit codes: 0 success, 1 failure (a restore that is Velero's Failed), 2 usage, 3 wrong
 //! password, 5 no repository, 8 written with errors in its results (Velero's
