@@ -7,7 +7,7 @@
 //!   DeleteBackupRequest, and the garbage collector;
 //! - [`location`], [`credentials`], [`repository`], [`location_status`], [`sync`]: storage
 //!   locations as repositories, their checks, and disaster-recovery sync;
-//! - [`status_requests`]: ServerStatusRequests.
+//! - ServerStatusRequests: [`status_requests`].
 
 pub mod backups;
 pub mod credentials;
