@@ -55,6 +55,10 @@ pub struct BackupOptions {
     /// Velero's resource policies: the include/exclude policy joins `filter` once the
     /// backup's resources are known.
     pub resource_policies: Option<crate::resource_policy::ResourcePolicies>,
+    /// The Velero Backup object the backup was made for (its JSON), stored beside it as
+    /// `velero-backup.json` (as Velero keeps it beside its tarball), so a sync into another
+    /// cluster recreates it as it was.
+    pub backup_object: Option<Vec<u8>>,
 }
 
 /// What a backup did.
@@ -520,6 +524,9 @@ pub fn backup_from(
         &["results.json"],
         serde_json::to_vec(&results).expect("serializes"),
     )?;
+    if let Some(object) = &opts.backup_object {
+        add_file(&[crate::catalog::BACKUP_OBJECT_FILE], object.clone())?;
+    }
     // No times in the tree: an unchanged directory of objects is then the same tree blob
     // in the next backup (the snapshot has the time).
     let entries = root.entries();

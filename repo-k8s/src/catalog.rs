@@ -67,27 +67,61 @@ pub fn find_backup(repo: &Repository, name: &str) -> crate::Result<Option<(Objec
     Ok(repo.list_snapshots_lenient(&filter)?.0.pop())
 }
 
+/// The file beside a backup's objects that holds the Velero Backup object it was made for.
+pub const BACKUP_OBJECT_FILE: &str = "velero-backup.json";
+
 /// A backup's `results.json` (its warnings and errors), as stored beside its objects.
 pub fn results(
     repo: &repo_core::IndexedRepository,
     snapshot: &ObjectId,
 ) -> crate::Result<crate::velero::Results> {
+    match root_file(repo, snapshot, "results.json")? {
+        Some(bytes) => parse(snapshot, "results.json", &bytes),
+        None => Ok(Default::default()),
+    }
+}
+
+/// The Velero Backup object a backup was made for, if it was made by the control plane.
+pub fn backup_object(
+    repo: &repo_core::IndexedRepository,
+    snapshot: &ObjectId,
+) -> crate::Result<Option<crate::velero::Backup>> {
+    match root_file(repo, snapshot, BACKUP_OBJECT_FILE)? {
+        Some(bytes) => parse(snapshot, BACKUP_OBJECT_FILE, &bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A file at the root of a backup's tree, read whole (within the manifest size limit).
+fn root_file(
+    repo: &repo_core::IndexedRepository,
+    snapshot: &ObjectId,
+    name: &str,
+) -> crate::Result<Option<Vec<u8>>> {
     let snap = repo.get_snapshot(snapshot)?;
     let node = repo
         .read_dir(&snap.root)?
         .into_iter()
-        .find(|n| n.name.display() == "results.json" && n.kind == repo_core::tree::NodeKind::File);
+        .find(|n| n.name.display() == name && n.kind == repo_core::tree::NodeKind::File);
     let Some(node) = node else {
-        return Ok(Default::default());
+        return Ok(None);
     };
-    let bytes = repo_core::reader::read_all(
+    let limit = crate::manifest::MAX_MANIFEST_BYTES as u64;
+    Ok(Some(repo_core::reader::read_all(
         repo,
         &node.content,
-        crate::manifest::MAX_MANIFEST_BYTES as u64,
-    )?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+        limit,
+    )?))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    snapshot: &ObjectId,
+    name: &str,
+    bytes: &[u8],
+) -> crate::Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
         crate::Error::Object(crate::ObjectError {
-            origin: format!("snapshot {}: results.json", snapshot.short()),
+            origin: format!("snapshot {}: {name}", snapshot.short()),
             reason: e.to_string(),
         })
     })

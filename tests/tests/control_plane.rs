@@ -858,8 +858,8 @@ fn a_new_cluster_on_the_same_bucket_lists_and_restores_the_old_backups() {
     objects.extend([
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"k": "v"}}),
-        json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "before-the-fire", "namespace": "velero"},
-            "spec": {"includedNamespaces": ["shop"]}}),
+        json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "before-the-fire", "namespace": "velero", "labels": {"owner": "platform"}},
+            "spec": {"includedNamespaces": ["shop"], "ttl": "48h0m0s"}}),
     ]);
     old.seed(&objects);
     let d1 = tempfile::tempdir().unwrap();
@@ -892,6 +892,13 @@ fn a_new_cluster_on_the_same_bucket_lists_and_restores_the_old_backups() {
         listed["metadata"]["labels"]["velero.io/storage-location"],
         "default"
     );
+    // As it was asked for in the old cluster: its spec and labels came with it.
+    assert_eq!(
+        listed["metadata"]["labels"]["owner"], "platform",
+        "{listed}"
+    );
+    assert_eq!(listed["spec"]["includedNamespaces"], json!(["shop"]));
+    assert_eq!(listed["spec"]["ttl"], "48h0m0s");
     assert!(
         ctl.sync(t0 + Duration::from_secs(5)).created.is_empty(),
         "not due, and nothing new"

@@ -160,10 +160,22 @@ impl Controller<'_> {
         let repo =
             crate::repository::open(self.cluster, location, &self.namespace, &self.open_options)?;
         let contents = self.cluster.read_all().map_err(|e| e.to_string())?;
+        // The Backup as asked for (no status, no server fields), kept beside the backup.
+        let mut asked = backup.clone();
+        asked.status = None;
+        asked.metadata = repo_k8s::velero::ObjectMeta {
+            name: backup.metadata.name.clone(),
+            namespace: backup.metadata.namespace.clone(),
+            labels: backup.metadata.labels.clone(),
+            annotations: backup.metadata.annotations.clone(),
+            ..Default::default()
+        };
+        asked.spec.storage_location = Some(location.metadata.name.clone());
         let opts = BackupOptions {
             filter: filter(backup),
             ttl: Some(ttl),
             discovery: contents.discovery,
+            backup_object: Some(serde_json::to_vec(&asked).expect("a Backup is JSON")),
             ..Default::default()
         };
         let name = &backup.metadata.name;

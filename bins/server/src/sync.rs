@@ -89,10 +89,28 @@ impl Controller<'_> {
                 .as_deref()
                 .and_then(repo_core::time::parse_rfc3339)
                 .map(kube_time);
+            // The Backup as it was asked for, when the control plane made it.
+            let asked = repo_k8s::catalog::backup_object(&repo, &b.snapshot)
+                .ok()
+                .flatten();
+            let mut labels = asked
+                .as_ref()
+                .map(|a| a.metadata.labels.clone())
+                .unwrap_or_default();
+            labels.insert(
+                "velero.io/storage-location".into(),
+                repo_k8s::restore::valid_label_value(location),
+            );
+            let annotations = asked
+                .as_ref()
+                .map(|a| a.metadata.annotations.clone())
+                .unwrap_or_default();
+            let mut spec = asked.map(|a| a.spec).unwrap_or_default();
+            spec.storage_location = Some(location.clone());
             let object = json!({"apiVersion": "velero.io/v1", "kind": Backup::KIND,
                 "metadata": {"name": b.name, "namespace": self.namespace,
-                    "labels": {"velero.io/storage-location": repo_k8s::restore::valid_label_value(location)}},
-                "spec": {"storageLocation": location},
+                    "labels": labels, "annotations": annotations},
+                "spec": spec,
                 "status": {"phase": phase.to_string(), "version": 1, "formatVersion": repo_k8s::backup::FORMAT_VERSION,
                     "startTimestamp": start, "completionTimestamp": start, "expiration": expiration,
                     "warnings": results.warnings.len(), "errors": results.errors.len(),
