@@ -11,14 +11,7 @@ work=$(mktemp -d /tmp/cairn-demo-k8s.XXXXXX)
 cleanup() { kill "${server_pid:-}" "${api_pid:-}" 2>/dev/null || true; }
 trap cleanup EXIT
 
-if ! command -v kubectl >/dev/null 2>&1 && [ ! -x target/kubectl/usr/bin/kubectl ]; then
-    echo "installing kubectl (Debian's kubernetes-client) into target/kubectl"
-    rm -rf target/kubectl && mkdir -p target/kubectl
-    (cd target/kubectl && { apt-get download kubernetes-client >/dev/null 2>&1 ||
-        { apt-get update -qq && apt-get download kubernetes-client; }; } &&
-        dpkg -x kubernetes-client_*.deb .)
-fi
-[ -x target/kubectl/usr/bin/kubectl ] && export PATH="$PWD/target/kubectl/usr/bin:$PATH"
+source tests/kubectl.sh
 
 cargo build -q -p cairn-tests --bin fake-apiserver
 cargo build -q -p cairn-server

@@ -22,15 +22,7 @@ if [ ! -x "$azurite" ]; then
     npm install --silent --no-audit --no-fund --prefix target/azurite azurite@3
 fi
 
-if ! command -v kubectl >/dev/null 2>&1 && [ ! -x target/kubectl/usr/bin/kubectl ]; then
-    echo "installing kubectl (Debian's kubernetes-client) into target/kubectl"
-    rm -rf target/kubectl && mkdir -p target/kubectl
-    # Unpacked, not installed: needs no root once the package lists are there.
-    (cd target/kubectl && { apt-get download kubernetes-client >/dev/null 2>&1 ||
-        { apt-get update -qq && apt-get download kubernetes-client; }; } &&
-        dpkg -x kubernetes-client_*.deb .)
-fi
-[ -x target/kubectl/usr/bin/kubectl ] && export PATH="$PWD/target/kubectl/usr/bin:$PATH"
+source tests/kubectl.sh
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_http() { # url, log
