@@ -233,6 +233,29 @@ impl Repository {
         })
     }
 
+    /// The repository opened again with the key already unlocked, for processes that open
+    /// it many times (a server): no password and no key derivation, but the config is read
+    /// afresh, so a repository removed since is `NoRepository` again, and one replaced by
+    /// a repository with another key does not open.
+    pub fn reopen(&self) -> Result<Self> {
+        let config_bytes = match self.storage.get(CONFIG_KEY) {
+            Ok(b) => b,
+            Err(Error::NotFound { .. }) => {
+                return Err(Error::NoRepository {
+                    repo: self.storage.location().into(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Repository {
+            storage: self.storage.clone(),
+            key: self.key.clone(),
+            config: Config::decode(&self.key, &config_bytes)?,
+            key_id: self.key_id,
+            opts: self.opts.clone(),
+        })
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -59,6 +59,8 @@ pub struct BackupOptions {
     /// `velero-backup.json` (as Velero keeps it beside its tarball), so a sync into another
     /// cluster recreates it as it was.
     pub backup_object: Option<Vec<u8>>,
+    /// Cancellation and progress (objects stored out of those selected).
+    pub control: crate::control::Control,
 }
 
 /// What a backup did.
@@ -425,7 +427,10 @@ pub fn backup_from(
     let mut where_from: BTreeMap<Vec<String>, (&str, blake3::Hash)> = BTreeMap::new();
     let mut duplicates: BTreeMap<Vec<String>, usize> = BTreeMap::new();
     let mut items = 0;
-    for (i, _) in &selection.items {
+    let total = selection.items.len();
+    for (n, (i, _)) in selection.items.iter().enumerate() {
+        opts.control.check()?;
+        opts.control.report(n, total);
         let (summary, origin) = (&inventory.summaries[*i], &inventory.origins[*i]);
         let summary_ns = summary.namespace().unwrap_or_default();
         let o = match source.object(*i) {
@@ -527,6 +532,8 @@ pub fn backup_from(
     if let Some(object) = &opts.backup_object {
         add_file(&[crate::catalog::BACKUP_OBJECT_FILE], object.clone())?;
     }
+    let log = backup_log(name, total, items, &results);
+    add_file(&[crate::catalog::BACKUP_LOG_FILE], log.into_bytes())?;
     // No times in the tree: an unchanged directory of objects is then the same tree blob
     // in the next backup (the snapshot has the time).
     let entries = root.entries();
@@ -548,7 +555,11 @@ pub fn backup_from(
     snap.expires = opts
         .ttl
         .map(|t| repo_core::time::format_rfc3339(std::time::SystemTime::now() + t));
+    // The last moment to stop: nothing is committed, and what was written is unreferenced
+    // data that maintenance removes.
+    opts.control.check()?;
     let id = writer.commit(snap)?;
+    opts.control.report(total, total);
     Ok(BackupOutcome {
         snapshot: id,
         items,
@@ -556,6 +567,26 @@ pub fn backup_from(
         stored_bytes: stats.stored_bytes,
         results,
     })
+}
+
+/// The log stored beside a backup: one line per event, `level: message` (no times: the
+/// snapshot has the time, and the same backup then stores the same log).
+fn backup_log(name: &str, selected: usize, stored: usize, results: &Results) -> String {
+    let mut log = format!("info: backup {name}: {selected} objects selected\n");
+    let mut lines = |level: &str, r: &VeleroResult| {
+        for (ns, m) in r.messages() {
+            let at = ns.map(|ns| format!("namespace {ns}: ")).unwrap_or_default();
+            log.push_str(&format!("{level}: {at}{m}\n"));
+        }
+    };
+    lines("warning", &results.warnings);
+    lines("error", &results.errors);
+    log.push_str(&format!(
+        "info: backup {name}: {stored} objects stored, {} warnings, {} errors\n",
+        results.warnings.len(),
+        results.errors.len()
+    ));
+    log
 }
 
 /// The manifest files below `dir` (`.yaml`, `.yml`, `.json`), sorted so backups of the same

@@ -70,6 +70,29 @@ pub fn find_backup(repo: &Repository, name: &str) -> crate::Result<Option<(Objec
 /// The file beside a backup's objects that holds the Velero Backup object it was made for.
 pub const BACKUP_OBJECT_FILE: &str = "velero-backup.json";
 
+/// The backup's log, stored beside its objects: what it selected, each warning and error,
+/// and what it stored (Velero keeps a log beside each backup; `velero backup logs`).
+pub const BACKUP_LOG_FILE: &str = "backup.log";
+
+/// A backup's log (empty for backups made before logs were kept).
+pub fn backup_log(
+    repo: &repo_core::IndexedRepository,
+    snapshot: &ObjectId,
+) -> crate::Result<Vec<u8>> {
+    Ok(root_file(repo, snapshot, BACKUP_LOG_FILE)?.unwrap_or_default())
+}
+
+/// A backup's resource list (`resource-list.json`: `apiVersion/Kind` to `ns/name`s).
+pub fn resource_list(
+    repo: &repo_core::IndexedRepository,
+    snapshot: &ObjectId,
+) -> crate::Result<std::collections::BTreeMap<String, Vec<String>>> {
+    match root_file(repo, snapshot, "resource-list.json")? {
+        Some(bytes) => parse(snapshot, "resource-list.json", &bytes),
+        None => Ok(Default::default()),
+    }
+}
+
 /// A backup's `results.json` (its warnings and errors), as stored beside its objects.
 pub fn results(
     repo: &repo_core::IndexedRepository,

@@ -103,6 +103,8 @@ pub enum Created {
 pub struct Cluster {
     rt: tokio::runtime::Runtime,
     client: kube::Client,
+    /// How to connect again (informers run on threads with clients of their own).
+    pub(crate) config: kube::Config,
     pub retry: Retry,
     /// Page size of lists (Velero's default, 500).
     pub page_size: u32,
@@ -129,7 +131,7 @@ where
     }
 }
 
-fn api_resource(r: &Resource) -> ApiResource {
+pub(crate) fn api_resource(r: &Resource) -> ApiResource {
     ApiResource {
         group: r.group.clone(),
         version: r.version.clone(),
@@ -139,7 +141,7 @@ fn api_resource(r: &Resource) -> ApiResource {
     }
 }
 
-fn to_object(d: DynamicObject, r: &Resource) -> Result<Object, String> {
+pub(crate) fn to_object(d: DynamicObject, r: &Resource) -> Result<Object, String> {
     let mut v = serde_json::to_value(d).map_err(|e| e.to_string())?;
     // List items come without kind and apiVersion.
     if let Some(m) = v.as_object_mut() {
@@ -186,11 +188,13 @@ impl Cluster {
         })?;
         let client = {
             let _guard = rt.enter();
-            kube::Client::try_from(config).map_err(|e| ClusterError::new("connecting", e))?
+            kube::Client::try_from(config.clone())
+                .map_err(|e| ClusterError::new("connecting", e))?
         };
         Ok(Cluster {
             rt,
             client,
+            config,
             retry: Retry::default(),
             page_size: 500,
         })

@@ -33,6 +33,9 @@ pub enum Error {
     /// says which.
     #[error(transparent)]
     Repository(#[from] repo_core::Error),
+    /// The work was cancelled (see [`crate::control::Control`]); nothing was committed.
+    #[error("cancelled before it finished; nothing of it was kept")]
+    Cancelled,
 }
 
 impl Error {

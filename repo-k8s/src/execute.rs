@@ -100,6 +100,7 @@ pub fn execute(
     phases: &[ResolvedPhase],
     default_policy: Option<ExistingResourcePolicy>,
     terminating_timeout: Duration,
+    control: &crate::control::Control,
 ) -> RestoreResult {
     let mut result = RestoreResult {
         errors: plan.errors.clone(),
@@ -133,6 +134,8 @@ pub fn execute(
     let mut classes = StorageClasses::default();
     let mut crds_restored = false;
     let mut failed_gate = false;
+    let total: usize = assigned.iter().map(Vec::len).sum();
+    let mut done = 0;
     for (phase, items) in phases.iter().zip(&assigned) {
         let mut report = PhaseReport {
             name: phase.phase.name.clone(),
@@ -149,6 +152,11 @@ pub fn execute(
         let mut restored_namespaces = BTreeSet::new();
         let mut restored_crds = Vec::new();
         for item in items {
+            if control.cancelled() {
+                break;
+            }
+            control.report(done, total);
+            done += 1;
             let ns = item.namespace.as_deref().unwrap_or("");
             let Some(r) = served.find(cluster, &item.resource, patience(crds_restored)) else {
                 fail(&mut result, &mut report, ns, format!("{}: the cluster does not serve {} (restore its CRD first, or install the API it belongs to)", describe_item(item), item.resource));
@@ -222,6 +230,15 @@ pub fn execute(
                 Err(e) => fail(&mut result, &mut report, ns, e.to_string()),
             }
         }
+        if control.cancelled() {
+            result.errors.add(
+                "",
+                format!("the restore was cancelled in phase {:?}, after {done} of {total} objects; objects created before are left in the cluster", phase.phase.name),
+            );
+            result.phases.push(report);
+            failed_gate = true;
+            break;
+        }
         if let Some(gate) = &phase.phase.wait {
             match wait(
                 cluster,
@@ -247,6 +264,7 @@ pub fn execute(
         }
         result.phases.push(report);
     }
+    control.report(done, total);
     result.phase = if failed_gate {
         RestorePhase::Failed
     } else if !result.errors.is_empty() {

@@ -8,12 +8,15 @@ pub mod backup_actions;
 pub mod catalog;
 #[cfg(feature = "cluster")]
 pub mod cluster;
+pub mod control;
 pub mod discovery;
 pub mod error;
 #[cfg(feature = "cluster")]
 pub mod execute;
 pub mod existing;
 pub mod filter;
+#[cfg(feature = "cluster")]
+pub mod informer;
 pub mod manifest;
 pub mod modifiers;
 pub mod object;

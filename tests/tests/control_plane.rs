@@ -213,7 +213,7 @@ fn connect(
 /// The backup controller of namespace `velero`, without a local cache.
 fn controller<'a>(
     cluster: &'a repo_k8s::cluster::Cluster,
-    now: &'a dyn Fn() -> String,
+    now: &'a (dyn Fn() -> String + Sync),
 ) -> cairn_server::backups::Controller<'a> {
     cairn_server::backups::Controller {
         cluster,
@@ -223,6 +223,7 @@ fn controller<'a>(
             ..Default::default()
         },
         now,
+        unlocked: Default::default(),
     }
 }
 

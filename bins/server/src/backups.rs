@@ -4,17 +4,23 @@
 //! with Velero's status fields. Status is written with merge patches of `status` only, so
 //! whatever else the object holds (an operator's labels, fields cairn does not know) stays.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use repo_core::OpenOptions;
 use repo_k8s::backup::{BackupOptions, FORMAT_VERSION};
 use repo_k8s::cluster::Cluster;
+use repo_k8s::control::{Control, Progress};
 use repo_k8s::filter::{BackupFilter, Filter};
 use repo_k8s::velero::{
     resource, Backup, BackupPhase, BackupStorageLocation, BackupStorageLocationAccessMode,
     BackupStorageLocationPhase,
 };
 use serde_json::{json, Value};
+
+/// The failure reason of a cancelled backup or restore.
+pub const CANCELLED: &str = "cancelled: its object was deleted, or a DeleteBackupRequest named it, while it ran; nothing of it was committed to the repository";
 
 /// Velero's default TTL.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(720 * 3600);
@@ -26,13 +32,25 @@ pub struct Controller<'a> {
     pub namespace: String,
     pub open_options: OpenOptions,
     /// The time now, RFC 3339 (a seam for tests).
-    pub now: &'a dyn Fn() -> String,
+    pub now: &'a (dyn Fn() -> String + Sync),
+    /// Repositories unlocked so far.
+    pub unlocked: crate::repository::Unlocked,
 }
 
 impl Controller<'_> {
     /// Runs `backup` if it is waiting (phase empty or `New`); returns the phase it ended in,
     /// or `None` if it was not one to run.
     pub fn run(&self, backup: &Backup) -> Option<BackupPhase> {
+        self.run_cancellable(backup, &Arc::default())
+    }
+
+    /// [`Controller::run`], stopped once `cancel` is set: the backup then ends `Failed`
+    /// (if its object still exists) and commits nothing.
+    pub fn run_cancellable(
+        &self,
+        backup: &Backup,
+        cancel: &Arc<AtomicBool>,
+    ) -> Option<BackupPhase> {
         let phase = backup.status.as_ref().and_then(|s| s.phase);
         if !matches!(phase, None | Some(BackupPhase::New)) {
             return None;
@@ -64,7 +82,15 @@ impl Controller<'_> {
             json!({"phase": "InProgress", "startTimestamp": start, "expiration": expiration,
                 "version": 1, "formatVersion": FORMAT_VERSION}),
         );
-        let ended = self.back_up(backup, &location, ttl);
+        let write = |p: Progress| {
+            self.patch(
+                name,
+                json!({"progress": {"totalItems": p.total, "itemsBackedUp": p.done}}),
+            )
+        };
+        let ended = crate::progress::reporting(cancel, &write, |control| {
+            self.back_up(backup, &location, ttl, control)
+        });
         let done = (self.now)();
         match ended {
             Ok(out) => {
@@ -126,6 +152,20 @@ impl Controller<'_> {
         (location, problems)
     }
 
+    /// The repository of `location` (see [`crate::repository::open`]).
+    pub(crate) fn open_repository(
+        &self,
+        location: &BackupStorageLocation,
+    ) -> Result<repo_core::IndexedRepository, String> {
+        crate::repository::open(
+            self.cluster,
+            location,
+            &self.namespace,
+            &self.open_options,
+            &self.unlocked,
+        )
+    }
+
     /// The named location, or the default one.
     pub(crate) fn location(&self, name: Option<&str>) -> Result<BackupStorageLocation, String> {
         let r = resource::<BackupStorageLocation>();
@@ -156,10 +196,13 @@ impl Controller<'_> {
         backup: &Backup,
         location: &BackupStorageLocation,
         ttl: Duration,
+        control: Control,
     ) -> Result<repo_k8s::backup::BackupOutcome, String> {
-        let repo =
-            crate::repository::open(self.cluster, location, &self.namespace, &self.open_options)?;
+        let repo = self.open_repository(location)?;
         let contents = self.cluster.read_all().map_err(|e| e.to_string())?;
+        if control.cancelled() {
+            return Err(CANCELLED.into());
+        }
         // The Backup as asked for (no status, no server fields), kept beside the backup.
         let mut asked = backup.clone();
         asked.status = None;
@@ -176,11 +219,15 @@ impl Controller<'_> {
             ttl: Some(ttl),
             discovery: contents.discovery,
             backup_object: Some(serde_json::to_vec(&asked).expect("a Backup is JSON")),
+            control,
             ..Default::default()
         };
         let name = &backup.metadata.name;
-        repo_k8s::backup::backup(&repo, name, &contents.objects, &contents.problems, &opts)
-            .map_err(|e| e.to_string())
+        match repo_k8s::backup::backup(&repo, name, &contents.objects, &contents.problems, &opts) {
+            Ok(out) => Ok(out),
+            Err(repo_k8s::Error::Cancelled) => Err(CANCELLED.into()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Merges `status` into the Backup's status.

@@ -55,7 +55,7 @@ impl Controller<'_> {
         if let Some(b) = &backup {
             if b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::InProgress) {
                 return vec![format!(
-                    "backup {name} is in progress; delete it once it has ended (cancelling a running backup is not supported yet)"
+                    "backup {name} is InProgress but no backup of that name runs on this server (a server that stopped left it so); the next server to lead marks it Failed, ask again then"
                 )];
             }
         }
@@ -73,8 +73,7 @@ impl Controller<'_> {
             )];
         }
         let mut errors = Vec::new();
-        match crate::repository::open(self.cluster, &location, &self.namespace, &self.open_options)
-        {
+        match self.open_repository(&location) {
             Ok(repo) => {
                 let tag = format!("{}={name}", repo_k8s::catalog::BACKUP_NAME_TAG);
                 let filter = repo_core::SnapshotFilter {

@@ -15,6 +15,8 @@ pub mod deletions;
 pub mod lease;
 pub mod location;
 pub mod location_status;
+pub mod progress;
+pub mod queue;
 pub mod repository;
 pub mod restores;
 pub mod serve;

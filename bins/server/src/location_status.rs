@@ -31,8 +31,7 @@ impl Controller<'_> {
             if !due(&bsl, now) {
                 continue;
             }
-            let outcome =
-                crate::repository::open(self.cluster, &bsl, &self.namespace, &self.open_options);
+            let outcome = self.open_repository(&bsl);
             let status = match &outcome {
                 Ok(_) => json!({"phase": "Available", "message": ""}),
                 Err(e) => json!({"phase": "Unavailable", "message": e}),

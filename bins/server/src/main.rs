@@ -92,6 +92,10 @@ struct ServeArgs {
     /// How often expired backups are looked for (each gets a DeleteBackupRequest).
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     garbage_collection_frequency: std::time::Duration,
+    /// Backups run at once. A waiting backup starts only when it shares no namespace with
+    /// a running backup or restore or an earlier waiting backup (Velero 1.18's rule).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrent_backups: u16,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -517,10 +521,11 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
         namespace: a.namespace.clone(),
         open_options: cli.repo.open_options(),
         now: &now,
+        unlocked: Default::default(),
     };
     eprintln!(
-        "cairn-server: serving Backups, Restores, DeleteBackupRequests and BackupStorageLocations in namespace {} (Schedules and the request kinds are not served yet)",
-        a.namespace
+        "cairn-server: serving Backups, Restores, DeleteBackupRequests, ServerStatusRequests and BackupStorageLocations in namespace {}, {} backup(s) at once",
+        a.namespace, a.concurrent_backups
     );
     let stop = std::sync::atomic::AtomicBool::new(false);
     let leading = std::sync::atomic::AtomicBool::new(false);
@@ -561,8 +566,11 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
                 eprintln!("cairn-server: {p}");
             }
         };
-        let gc = a.garbage_collection_frequency;
-        cairn_server::serve::run(&controller, &stop, &leading, gc, &on_lead);
+        let options = cairn_server::serve::Options {
+            gc_every: a.garbage_collection_frequency,
+            concurrent_backups: a.concurrent_backups.into(),
+        };
+        cairn_server::serve::run(&controller, &stop, &leading, &options, &on_lead);
     });
     Ok(())
 }
@@ -737,6 +745,7 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
             &phases,
             a.existing_resource_policy,
             a.resource_terminating_timeout,
+            &repo_k8s::control::Control::default(),
         );
         return report_restore(cli, &a.name, &result, &notes, &plan.skipped);
     }

@@ -2,6 +2,9 @@
 //! password from Secrets in the server's namespace. There is no default password: without
 //! the Secret the location cannot be used, and the error says what to create.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use repo_core::{IndexedRepository, InitOptions, NoProgress, OpenOptions, Repository};
 use repo_k8s::cluster::Cluster;
 use repo_k8s::velero::BackupStorageLocation;
@@ -35,6 +38,13 @@ pub fn secret_value(
         .map_err(|_| format!("Secret {namespace}/{name}: key {key} is not base64"))
 }
 
+/// Repositories already unlocked, by location URL and password. The key derivation costs
+/// about a quarter of a second by design; a server pays it once per location and password,
+/// not once per backup. Each use reads the config and the index afresh
+/// ([`Repository::reopen`]), so a repository removed or replaced since is noticed.
+#[derive(Default)]
+pub struct Unlocked(Mutex<HashMap<(String, Vec<u8>), Repository>>);
+
 /// Opens the repository of `bsl`, creating it when its place holds none and the location
 /// may be written. A place holding a repository made with another password is refused,
 /// never overwritten.
@@ -43,6 +53,7 @@ pub fn open(
     bsl: &BackupStorageLocation,
     namespace: &str,
     opts: &OpenOptions,
+    unlocked: &Unlocked,
 ) -> Result<IndexedRepository, String> {
     let credentials =
         match &bsl.spec.credential {
@@ -59,12 +70,48 @@ pub fn open(
     let password = secret_value(cluster, namespace, secret, key).map_err(|e| {
         format!("{e}; the repository password of location {} (key {PASSWORD_KEY}) is required, cairn has no default password", bsl.metadata.name)
     })?;
+    let cache_key = (target.url.clone(), password.clone());
+    let cached = unlocked
+        .0
+        .lock()
+        .expect("not poisoned")
+        .get(&cache_key)
+        .map(Repository::reopen);
+    let repo = match cached {
+        Some(Ok(repo)) => repo,
+        Some(Err(_)) | None => {
+            unlocked.0.lock().expect("not poisoned").remove(&cache_key);
+            let repo = unlock(bsl, namespace, opts, &target, &password)?;
+            let again = repo
+                .reopen()
+                .map_err(|e| format!("location {}: {e}", bsl.metadata.name))?;
+            unlocked
+                .0
+                .lock()
+                .expect("not poisoned")
+                .insert(cache_key, again);
+            repo
+        }
+    };
+    repo.load_index(&NoProgress)
+        .map_err(|e| format!("location {}: {e}", bsl.metadata.name))
+}
+
+/// Opens (or creates) the repository with its password.
+fn unlock(
+    bsl: &BackupStorageLocation,
+    namespace: &str,
+    opts: &OpenOptions,
+    target: &location::Target,
+    password: &[u8],
+) -> Result<Repository, String> {
+    let secret = &target.password_secret.0;
     let storage = repo_core::storage::open_url(&target.url, &target.storage)
         .map_err(|e| format!("location {}: {e}", bsl.metadata.name))?;
-    let repo = match Repository::open(storage.clone(), &password, opts.clone()) {
+    let repo = match Repository::open(storage.clone(), password, opts.clone()) {
         Ok(r) => r,
         Err(repo_core::Error::NoRepository { .. }) if !target.read_only => {
-            Repository::init(storage, &password, InitOptions::default(), opts.clone())
+            Repository::init(storage, password, InitOptions::default(), opts.clone())
                 .map_err(|e| format!("creating the repository of location {}: {e}", bsl.metadata.name))?
         }
         Err(repo_core::Error::WrongPassword { .. }) => {
@@ -75,6 +122,5 @@ pub fn open(
         }
         Err(e) => return Err(format!("location {}: {e}", bsl.metadata.name)),
     };
-    repo.load_index(&NoProgress)
-        .map_err(|e| format!("location {}: {e}", bsl.metadata.name))
+    Ok(repo)
 }

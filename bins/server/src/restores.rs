@@ -3,7 +3,11 @@
 //! the backup's restore with the Restore's filters, mappings and policies, create the
 //! objects, and end `Completed`, `PartiallyFailed` or `Failed` with Velero's status fields.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
+
+use repo_k8s::control::{Control, Progress};
 
 use repo_k8s::phases::{ExistingResourcePolicy, ResolvedPhase};
 use repo_k8s::restore::RestoreOptions;
@@ -20,6 +24,16 @@ impl Controller<'_> {
     /// Runs `restore` if it is waiting (phase empty or `New`); returns the phase it ended
     /// in, or `None` if it was not one to run.
     pub fn run_restore(&self, restore: &Restore) -> Option<RestorePhase> {
+        self.run_restore_cancellable(restore, &Arc::default())
+    }
+
+    /// [`Controller::run_restore`], stopped between objects once `cancel` is set (what
+    /// was created stays; the Restore ends `Failed` if it still exists).
+    pub fn run_restore_cancellable(
+        &self,
+        restore: &Restore,
+        cancel: &Arc<AtomicBool>,
+    ) -> Option<RestorePhase> {
         let phase = restore.status.as_ref().and_then(|s| s.phase);
         if !matches!(phase, None | Some(RestorePhase::New)) {
             return None;
@@ -37,7 +51,16 @@ impl Controller<'_> {
             name,
             json!({"phase": "InProgress", "startTimestamp": (self.now)()}),
         );
-        let (phase, status) = match self.restore_backup(restore, &backup) {
+        let write = |p: Progress| {
+            self.patch_restore(
+                name,
+                json!({"progress": {"totalItems": p.total, "itemsRestored": p.done}}),
+            )
+        };
+        let ended = crate::progress::reporting(cancel, &write, |control| {
+            self.restore_backup(restore, &backup, &control)
+        });
+        let (phase, status) = match ended {
             Ok(r) => {
                 let restored = r
                     .phases
@@ -165,11 +188,11 @@ impl Controller<'_> {
         &self,
         restore: &Restore,
         backup: &Backup,
+        control: &Control,
     ) -> Result<repo_k8s::execute::RestoreResult, String> {
         let spec = &restore.spec;
         let location = self.location(backup.spec.storage_location.as_deref())?;
-        let repo =
-            crate::repository::open(self.cluster, &location, &self.namespace, &self.open_options)?;
+        let repo = self.open_repository(&location)?;
         let backup_name = &backup.metadata.name;
         let snapshot =
             repo_k8s::catalog::backup_snapshot(&repo, backup_name).map_err(|e| e.to_string())?;
@@ -214,6 +237,7 @@ impl Controller<'_> {
             &phases,
             policy,
             TERMINATING_TIMEOUT,
+            control,
         ))
     }
 

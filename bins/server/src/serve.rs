@@ -1,88 +1,292 @@
-//! The server's loop, while this replica leads: on coming to lead, fail what was left
-//! InProgress; then, round after round, check the locations and sync them when due, answer
-//! ServerStatusRequests, ask for the deletion of expired backups, and run each waiting
-//! Backup, Restore and DeleteBackupRequest, one at a time (so a restore never overlaps a
-//! backup). Each kind is watched for a second in turn (a list, then a watch from its
-//! resourceVersion, listed again when the watch ends or is too old), so new objects are
-//! taken within a few seconds.
+//! The server's loop, while this replica leads. Informers (kube-rs watchers) keep a local
+//! copy of the Backups, Restores, DeleteBackupRequests and Namespaces; the loop wakes on
+//! each change (or every [`WAKE`]) and:
+//!
+//! - on coming to lead, fails what was left InProgress ([`crate::startup`]);
+//! - checks the locations and syncs them when due, answers ServerStatusRequests, and asks
+//!   for the deletion of expired backups every `gc_every`;
+//! - cancels a running Backup or Restore whose object was deleted, or a Backup a
+//!   DeleteBackupRequest names (the request is processed once the backup has stopped);
+//! - starts waiting Backups by the queue rule of [`crate::queue`] (`concurrent_backups`
+//!   at once) and waiting Restores one at a time, each on a thread of its own.
+//!
+//! Losing the Lease or being stopped cancels what runs: the next leader would fail it
+//! anyway, and two servers must never write the same object.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
+use repo_k8s::informer::{Changes, Informer};
 use repo_k8s::velero::{
     resource, Backup, BackupPhase, DeleteBackupRequest, DeleteBackupRequestPhase, Kind, Restore,
     RestorePhase,
 };
-use repo_k8s::Object;
 
 use crate::backups::Controller;
+use crate::queue::{self, Namespaces};
 
-/// How long one watch waits before the loop watches the next kind (and notices a stop).
+/// The longest the loop sleeps without a change (periodic work and the Lease are checked
+/// at least this often).
 const WAKE: Duration = Duration::from_secs(1);
 
-/// Serves until `stop` is set, while `leading` is (the replica holds the Lease; see
-/// [`keep_leading`]). Work already started finishes. Each time the replica comes to lead,
-/// it first fails what was left InProgress (by a server that stopped, or a leader that lost
-/// the Lease) and tells `on_lead` what it found. Expired backups are looked for every
-/// `gc_every`.
-pub fn run(
-    controller: &Controller,
-    stop: &AtomicBool,
-    leading: &AtomicBool,
-    gc_every: Duration,
-    on_lead: &dyn Fn(&crate::startup::Interrupted),
-) {
-    let go_on = || !stop.load(Ordering::Relaxed) && leading.load(Ordering::Relaxed);
-    let mut led = false;
-    let mut last_gc: Option<Instant> = None;
-    while !stop.load(Ordering::Relaxed) {
-        if !leading.load(Ordering::Relaxed) {
-            led = false;
-            std::thread::sleep(WAKE);
-            continue;
-        }
-        if !led {
-            led = true;
-            let now = (controller.now)();
-            on_lead(&crate::startup::fail_interrupted(
-                controller.cluster,
-                &controller.namespace,
-                &now,
-            ));
-        }
-        controller.check_locations(std::time::SystemTime::now());
-        controller.sync(std::time::SystemTime::now());
-        controller.serve_status_requests(std::time::SystemTime::now());
-        if last_gc.is_none_or(|t| t.elapsed() >= gc_every) {
-            controller.collect_expired(std::time::SystemTime::now());
-            last_gc = Some(Instant::now());
-        }
-        for b in waiting::<Backup>(controller, backup_waits) {
-            if !go_on() {
-                break;
-            }
-            controller.run(&b);
-        }
-        for r in waiting::<Restore>(controller, restore_waits) {
-            if !go_on() {
-                break;
-            }
-            controller.run_restore(&r);
-        }
-        for d in waiting::<DeleteBackupRequest>(controller, deletion_waits) {
-            if !go_on() {
-                break;
-            }
-            controller.run_deletion(&d);
+/// How the loop runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How often expired backups are looked for (`--garbage-collection-frequency`).
+    pub gc_every: Duration,
+    /// Backups run at once (`--concurrent-backups`, Velero's default 1).
+    pub concurrent_backups: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            gc_every: Duration::from_secs(3600),
+            concurrent_backups: 1,
         }
     }
 }
 
-fn deletion_waits(d: &DeleteBackupRequest) -> bool {
-    matches!(
-        d.status.as_ref().and_then(|s| s.phase),
-        None | Some(DeleteBackupRequestPhase::New)
-    )
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Work {
+    Backup,
+    Restore,
+}
+
+/// A Backup or Restore running on its own thread.
+struct Job<'s> {
+    work: Work,
+    name: String,
+    namespaces: Namespaces,
+    cancel: Arc<AtomicBool>,
+    thread: ScopedJoinHandle<'s, ()>,
+}
+
+/// The local copies the loop reads.
+struct Watched {
+    changes: Arc<Changes>,
+    backups: Informer,
+    restores: Informer,
+    deletions: Informer,
+    namespaces: Informer,
+}
+
+impl Watched {
+    fn start(controller: &Controller) -> Watched {
+        let changes = Changes::new();
+        let ns = Some(controller.namespace.as_str());
+        let c = controller.cluster;
+        let namespaces = repo_k8s::Discovery::built_in()
+            .resolve("namespaces")
+            .expect("built in")
+            .clone();
+        Watched {
+            backups: c.informer(&resource::<Backup>(), ns, changes.clone()),
+            restores: c.informer(&resource::<Restore>(), ns, changes.clone()),
+            deletions: c.informer(&resource::<DeleteBackupRequest>(), ns, changes.clone()),
+            namespaces: c.informer(&namespaces, None, changes.clone()),
+            changes,
+        }
+    }
+
+    fn synced(&self) -> bool {
+        [
+            &self.backups,
+            &self.restores,
+            &self.deletions,
+            &self.namespaces,
+        ]
+        .iter()
+        .all(|i| i.is_synced())
+    }
+}
+
+/// Serves until `stop` is set, acting only while `leading` is (the replica holds the
+/// Lease; see [`keep_leading`]). Each time the replica comes to lead, it first fails what
+/// was left InProgress and tells `on_lead` what it found.
+pub fn run(
+    controller: &Controller,
+    stop: &AtomicBool,
+    leading: &AtomicBool,
+    options: &Options,
+    on_lead: &dyn Fn(&crate::startup::Interrupted),
+) {
+    let watched = Watched::start(controller);
+    std::thread::scope(|s| {
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut led = false;
+        let mut last_gc: Option<Instant> = None;
+        let mut seen = 0;
+        while !stop.load(Ordering::Relaxed) {
+            seen = watched.changes.wait_past(seen, WAKE);
+            jobs.retain(|j| !j.thread.is_finished());
+            if !leading.load(Ordering::Relaxed) {
+                cancel_all(&jobs);
+                led = false;
+                continue;
+            }
+            if !watched.synced() {
+                continue;
+            }
+            if !led {
+                led = true;
+                let now = (controller.now)();
+                on_lead(&crate::startup::fail_interrupted(
+                    controller.cluster,
+                    &controller.namespace,
+                    &now,
+                ));
+            }
+            let now = std::time::SystemTime::now();
+            controller.check_locations(now);
+            controller.sync(now);
+            controller.serve_status_requests(now);
+            if last_gc.is_none_or(|t| t.elapsed() >= options.gc_every) {
+                controller.collect_expired(now);
+                last_gc = Some(Instant::now());
+            }
+            cancel_deleted(&jobs, &watched, &controller.namespace);
+            run_deletions(controller, &jobs, &watched);
+            start_backups(
+                s,
+                controller,
+                &mut jobs,
+                &watched,
+                options.concurrent_backups,
+            );
+            start_restores(s, controller, &mut jobs, &watched);
+        }
+        cancel_all(&jobs);
+    });
+}
+
+fn cancel_all(jobs: &[Job]) {
+    for j in jobs {
+        j.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Cancels the jobs whose objects are gone.
+fn cancel_deleted(jobs: &[Job], watched: &Watched, namespace: &str) {
+    for j in jobs {
+        let informer = match j.work {
+            Work::Backup => &watched.backups,
+            Work::Restore => &watched.restores,
+        };
+        if informer.get(Some(namespace), &j.name).is_none() {
+            j.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Processes waiting DeleteBackupRequests, oldest first; one naming a running backup
+/// cancels it and waits until it has stopped.
+fn run_deletions(controller: &Controller, jobs: &[Job], watched: &Watched) {
+    let waiting = waiting::<DeleteBackupRequest>(&watched.deletions, |d| {
+        matches!(
+            d.status.as_ref().and_then(|s| s.phase),
+            None | Some(DeleteBackupRequestPhase::New)
+        )
+    });
+    for d in waiting {
+        let running = jobs
+            .iter()
+            .find(|j| j.work == Work::Backup && j.name == d.spec.backup_name);
+        match running {
+            Some(j) => j.cancel.store(true, Ordering::Relaxed),
+            None => {
+                controller.run_deletion(&d);
+            }
+        }
+    }
+}
+
+fn start_backups<'s>(
+    s: &'s std::thread::Scope<'s, '_>,
+    controller: &'s Controller,
+    jobs: &mut Vec<Job<'s>>,
+    watched: &Watched,
+    concurrent: usize,
+) {
+    let waiting = waiting::<Backup>(&watched.backups, |b| {
+        matches!(
+            b.status.as_ref().and_then(|s| s.phase),
+            None | Some(BackupPhase::New)
+        )
+    });
+    let waiting: Vec<Backup> = waiting
+        .into_iter()
+        .filter(|b| {
+            jobs.iter()
+                .all(|j| j.name != b.metadata.name || j.work != Work::Backup)
+        })
+        .collect();
+    if waiting.is_empty() {
+        return;
+    }
+    let cluster_namespaces: Vec<String> = watched
+        .namespaces
+        .objects()
+        .iter()
+        .map(|o| o.name().to_string())
+        .collect();
+    let wanted: Vec<Namespaces> = waiting
+        .iter()
+        .map(|b| queue::of_backup(b, &cluster_namespaces))
+        .collect();
+    let running: Vec<Namespaces> = jobs.iter().map(|j| j.namespaces.clone()).collect();
+    let running_backups = jobs.iter().filter(|j| j.work == Work::Backup).count();
+    for i in queue::startable_backups(&wanted, &running, running_backups, concurrent) {
+        let backup = waiting[i].clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let c = cancel.clone();
+        jobs.push(Job {
+            work: Work::Backup,
+            name: backup.metadata.name.clone(),
+            namespaces: wanted[i].clone(),
+            cancel,
+            thread: s.spawn(move || {
+                controller.run_cancellable(&backup, &c);
+            }),
+        });
+    }
+}
+
+fn start_restores<'s>(
+    s: &'s std::thread::Scope<'s, '_>,
+    controller: &'s Controller,
+    jobs: &mut Vec<Job<'s>>,
+    watched: &Watched,
+) {
+    if jobs.iter().any(|j| j.work == Work::Restore) {
+        return;
+    }
+    let waiting = waiting::<Restore>(&watched.restores, |r| {
+        matches!(
+            r.status.as_ref().and_then(|s| s.phase),
+            None | Some(RestorePhase::New)
+        )
+    });
+    for restore in waiting {
+        let namespaces = queue::of_restore(&restore);
+        if jobs.iter().any(|j| j.namespaces.overlaps(&namespaces)) {
+            continue;
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let c = cancel.clone();
+        jobs.push(Job {
+            work: Work::Restore,
+            name: restore.metadata.name.clone(),
+            namespaces,
+            cancel,
+            thread: s.spawn(move || {
+                controller.run_restore_cancellable(&restore, &c);
+            }),
+        });
+        return;
+    }
 }
 
 /// Takes and renews the Lease every third of its duration until `stop` is set, keeping
@@ -110,53 +314,20 @@ pub fn keep_leading(
     leading.store(false, Ordering::Relaxed);
 }
 
-fn backup_waits(b: &Backup) -> bool {
-    matches!(
-        b.status.as_ref().and_then(|s| s.phase),
-        None | Some(BackupPhase::New)
-    )
-}
-
-fn restore_waits(r: &Restore) -> bool {
-    matches!(
-        r.status.as_ref().and_then(|s| s.phase),
-        None | Some(RestorePhase::New)
-    )
-}
-
-/// The objects of kind `K` that wait, oldest first (as Velero takes them), after watching
-/// for up to [`WAKE`] for one to appear.
-fn waiting<K: Kind>(controller: &Controller, waits: fn(&K) -> bool) -> Vec<K> {
-    let r = resource::<K>();
-    let typed = |o: &Object| -> Option<K> {
-        serde_json::from_value(serde_json::Value::Object(o.as_value().clone())).ok()
-    };
-    let any = |objs: &[Object]| objs.iter().filter_map(typed).any(|k| waits(&k));
-    let ns = Some(controller.namespace.as_str());
-    if controller
-        .cluster
-        .wait_for(&r, ns, None, Instant::now() + WAKE, &any)
-        .is_err()
-    {
-        return Vec::new();
-    }
-    let mut ready: Vec<K> = controller
-        .cluster
-        .list(&r, ns)
-        .unwrap_or_default()
+/// The objects of an informer that wait, oldest first (as Velero takes them).
+fn waiting<K: Kind>(informer: &Informer, waits: fn(&K) -> bool) -> Vec<K> {
+    let mut ready: Vec<K> = informer
+        .objects()
         .iter()
-        .filter_map(typed)
+        .filter_map(crate::typed)
         .filter(waits)
         .collect();
-    ready.sort_by(|a, b| {
-        let key = |k: &K| {
-            let m = k.metadata();
-            (
-                m.creation_timestamp.clone().unwrap_or_default(),
-                m.name.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
+    ready.sort_by_cached_key(|k: &K| {
+        let m = k.metadata();
+        (
+            m.creation_timestamp.clone().unwrap_or_default(),
+            m.name.clone(),
+        )
     });
     ready
 }

@@ -60,7 +60,7 @@ impl Controller<'_> {
 
     fn sync_location(&self, l: &BackupStorageLocation, out: &mut Synced) -> Result<(), String> {
         let ns = Some(self.namespace.as_str());
-        let repo = crate::repository::open(self.cluster, l, &self.namespace, &self.open_options)?;
+        let repo = self.open_repository(l)?;
         let stored = repo_k8s::catalog::list_backups(&repo).map_err(|e| e.to_string())?;
         let objects: Vec<Backup> = self
             .cluster

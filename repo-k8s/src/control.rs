@@ -1,0 +1,87 @@
+//! How a caller watches and stops long work (a backup, a restore): a cancel flag the work
+//! checks between objects, and a progress callback it calls as it goes. The control plane
+//! sets the flag when the Backup or Restore object is deleted, and writes the progress
+//! into the object's status.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Progress of a backup or restore: objects done out of the objects it will handle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+}
+
+/// A cancel flag and a progress callback; the default has neither (never cancelled,
+/// progress unreported).
+#[derive(Clone, Default)]
+pub struct Control {
+    cancel: Option<Arc<AtomicBool>>,
+    progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("cancelled", &self.cancelled())
+            .field("reports_progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl Control {
+    /// Work stopped by `cancel` (once set) that reports to `progress`.
+    pub fn new(
+        cancel: Arc<AtomicBool>,
+        progress: impl Fn(Progress) + Send + Sync + 'static,
+    ) -> Control {
+        Control {
+            cancel: Some(cancel),
+            progress: Some(Arc::new(progress)),
+        }
+    }
+
+    /// Whether the work was asked to stop.
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// `Err(Error::Cancelled)` once the work was asked to stop.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.cancelled() {
+            Err(crate::Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Tells the caller how far the work is.
+    pub fn report(&self, done: usize, total: usize) {
+        if let Some(p) = &self.progress {
+            p(Progress { done, total });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn reports_and_cancels() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let s = seen.clone();
+        let c = Control::new(cancel.clone(), move |p| s.lock().unwrap().push(p));
+        c.report(1, 2);
+        assert!(c.check().is_ok());
+        cancel.store(true, Ordering::Relaxed);
+        assert!(matches!(c.check(), Err(crate::Error::Cancelled)));
+        assert_eq!(*seen.lock().unwrap(), [Progress { done: 1, total: 2 }]);
+        assert!(!Control::default().cancelled());
+    }
+}
