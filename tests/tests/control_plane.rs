@@ -979,3 +979,223 @@ fn server_status_requests_are_answered_and_then_removed() {
         )
         .is_none());
 }
+
+/// Sets a flag when dropped: a serving loop in a scope stops even when the test panics.
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Waits up to `secs` for `f` to give something.
+fn eventually<T>(secs: u64, what: &str, f: impl Fn() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn phase_of(server: &cairn_tests::apiserver::ApiServer, kind: &str, name: &str) -> Option<String> {
+    let o = server.get("velero.io/v1", kind, Some("velero"), name)?;
+    o["status"]["phase"].as_str().map(str::to_string)
+}
+
+/// Velero #2098 (no way to cancel a backup): deleting a running Backup stops it within
+/// seconds and commits nothing; a DeleteBackupRequest for a running backup cancels it
+/// (Velero refuses) and then deletes it; the repository checks clean, sync does not bring
+/// either back, and the next backup is fine.
+#[test]
+fn a_running_backup_is_cancelled_by_deleting_it_or_by_a_delete_backup_request() {
+    use serde_json::json;
+    use std::sync::atomic::AtomicBool;
+    let server = cluster_with_crds();
+    let store = tempfile::tempdir().unwrap();
+    let mut objects = location_and_secret(store.path(), true);
+    objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "big"}}));
+    // Enough objects that a backup runs for seconds.
+    for i in 0..30_000 {
+        objects.push(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("cm-{i}"), "namespace": "big"}, "data": {"i": i.to_string()}}));
+    }
+    server.seed(&objects);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = connect(&server, dir.path());
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let controller = controller(&cluster, &now);
+    let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));
+    let backup = |name: &str| {
+        json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+            "metadata": {"name": name, "namespace": "velero"}, "spec": {"includedNamespaces": ["big"]}})
+    };
+    let options = cairn_server::serve::Options::default();
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| cairn_server::serve::run(&controller, &stop, &leading, &options, &|_| {}));
+        // Deleted while it runs.
+        server.seed(&[backup("deleted")]);
+        eventually(30, "deleted InProgress", || {
+            (phase_of(&server, "Backup", "deleted").as_deref() == Some("InProgress")).then_some(())
+        });
+        server.delete("velero.io/v1", "Backup", Some("velero"), "deleted");
+        // A DeleteBackupRequest for a running backup.
+        server.seed(&[backup("requested")]);
+        eventually(60, "requested InProgress", || {
+            (phase_of(&server, "Backup", "requested").as_deref() == Some("InProgress"))
+                .then_some(())
+        });
+        let asked = std::time::Instant::now();
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
+            "metadata": {"name": "del-requested", "namespace": "velero"}, "spec": {"backupName": "requested"}})]);
+        eventually(30, "the request processed", || {
+            (phase_of(&server, "DeleteBackupRequest", "del-requested").as_deref()
+                == Some("Processed"))
+            .then_some(())
+        });
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(10),
+            "cancelled within seconds, not run to its end: {:?}",
+            asked.elapsed()
+        );
+        let req = server
+            .get(
+                "velero.io/v1",
+                "DeleteBackupRequest",
+                Some("velero"),
+                "del-requested",
+            )
+            .unwrap();
+        assert_eq!(req["status"]["errors"], json!([]), "{req}");
+        assert!(server
+            .get("velero.io/v1", "Backup", Some("velero"), "requested")
+            .is_none());
+        // The next backup runs to its end.
+        server.seed(&[backup("after")]);
+        eventually(120, "after Completed", || {
+            (phase_of(&server, "Backup", "after").as_deref() == Some("Completed")).then_some(())
+        });
+    });
+    let repo = open_store(store.path());
+    let names: Vec<String> = repo_k8s::catalog::list_backups(&repo)
+        .unwrap()
+        .backups
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert_eq!(names, ["after"], "cancelled backups commit nothing");
+    let report = repo
+        .load_index(&repo_core::NoProgress)
+        .unwrap()
+        .check(&repo_core::CheckOptions::read_all(), &repo_core::NoProgress)
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    // Sync finds nothing to bring back.
+    let synced =
+        controller.sync(std::time::SystemTime::now() + std::time::Duration::from_secs(3600));
+    assert!(synced.created.is_empty(), "{synced:?}");
+}
+
+/// Velero #487 with 1.18's rule: 200 Backups created at once with `--concurrent-backups 4`
+/// all complete, none is lost, at most four run at once, and two backups sharing a
+/// namespace never run at the same time. The states are read from the watch stream, so
+/// every state the API server went through is checked.
+#[test]
+fn two_hundred_backups_run_four_at_a_time_never_two_on_one_namespace() {
+    use serde_json::json;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Mutex;
+    let server = cluster_with_crds();
+    let store = tempfile::tempdir().unwrap();
+    let mut objects = location_and_secret(store.path(), true);
+    for n in 0..10 {
+        objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("ns{n}")}}));
+        objects.push(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cfg", "namespace": format!("ns{n}")}, "data": {"n": n.to_string()}}));
+    }
+    server.seed(&objects);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = connect(&server, dir.path());
+    let watcher = connect(&server, dir.path());
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let controller = controller(&cluster, &now);
+    let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));
+    let total = 200;
+    let backups: Vec<serde_json::Value> = (0..total)
+        .map(|i| {
+            json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+                "metadata": {"name": format!("b{i:03}"), "namespace": "velero"},
+                "spec": {"includedNamespaces": [format!("ns{}", i % 10), format!("ns{}", (i + 3) % 10)]}})
+        })
+        .collect();
+    let violations = Mutex::new(Vec::new());
+    let most_at_once = Mutex::new(0usize);
+    let options = cairn_server::serve::Options {
+        concurrent_backups: 4,
+        ..Default::default()
+    };
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        server.seed(&backups);
+        s.spawn(|| cairn_server::serve::run(&controller, &stop, &leading, &options, &|_| {}));
+        let r = repo_k8s::velero::resource::<repo_k8s::velero::Backup>();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        let done = |objects: &[repo_k8s::Object]| {
+            let running: Vec<&repo_k8s::Object> = objects
+                .iter()
+                .filter(|o| {
+                    o.get(&["status", "phase"]).and_then(|p| p.as_str()) == Some("InProgress")
+                })
+                .collect();
+            let mut most = most_at_once.lock().unwrap();
+            *most = (*most).max(running.len());
+            if running.len() > 4 {
+                violations
+                    .lock()
+                    .unwrap()
+                    .push(format!("{} at once", running.len()));
+            }
+            let mut seen = std::collections::BTreeMap::new();
+            for o in &running {
+                for ns in o
+                    .get(&["spec", "includedNamespaces"])
+                    .and_then(|v| v.as_array())
+                    .unwrap()
+                {
+                    if let Some(other) =
+                        seen.insert(ns.as_str().unwrap().to_string(), o.name().to_string())
+                    {
+                        violations
+                            .lock()
+                            .unwrap()
+                            .push(format!("{other} and {} both on {ns}", o.name()));
+                    }
+                }
+            }
+            objects.len() == total
+                && objects.iter().all(|o| {
+                    o.get(&["status", "phase"]).and_then(|p| p.as_str()) == Some("Completed")
+                })
+        };
+        let finished = watcher.wait_for(&r, Some("velero"), None, deadline, &done);
+        assert!(finished.is_ok(), "not all backups completed");
+    });
+    assert_eq!(*violations.lock().unwrap(), Vec::<String>::new());
+    let most = *most_at_once.lock().unwrap();
+    assert!(
+        most > 1,
+        "backups ran side by side (at most {most} at once)"
+    );
+    let repo = open_store(store.path());
+    assert_eq!(
+        repo_k8s::catalog::list_backups(&repo)
+            .unwrap()
+            .backups
+            .len(),
+        total
+    );
+}
