@@ -1199,3 +1199,241 @@ fn two_hundred_backups_run_four_at_a_time_never_two_on_one_namespace() {
         total
     );
 }
+
+/// Velero's schedule controller with a controllable clock (the rounds are given their
+/// time; nothing sleeps): `@every 1h` makes five backups an hour apart, named
+/// `<schedule>-YYYYMMDDhhmmss` with Velero's labels and owner; a due run waits while the
+/// schedule's backup is New, with one Warning Event (Velero is silent, #9559); paused
+/// schedules make nothing; skipImmediately skips the run due now; an invalid cron is
+/// FailedValidation; the backups expire by their TTL and are deleted through
+/// DeleteBackupRequests.
+#[test]
+fn schedules_run_on_a_controlled_clock_defer_while_busy_and_expire() {
+    use repo_k8s::velero::{Backup, DeleteBackupRequest, Schedule};
+    use serde_json::json;
+    use std::time::Duration;
+    let server = cluster_with_crds();
+    let store = tempfile::tempdir().unwrap();
+    let mut objects = location_and_secret(store.path(), true);
+    objects.extend([
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"k": "v"}}),
+        json!({"apiVersion": "velero.io/v1", "kind": "Schedule",
+            "metadata": {"name": "hourly", "namespace": "velero", "labels": {"team": "shop"}, "annotations": {"note": "n"}},
+            "spec": {"schedule": "@every 1h", "useOwnerReferencesInBackup": true,
+                "template": {"includedNamespaces": ["shop"], "ttl": "3h"}}}),
+        json!({"apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": {"name": "paused", "namespace": "velero"},
+            "spec": {"schedule": "@every 1m", "paused": true, "template": {"includedNamespaces": ["shop"]}}}),
+        // Last ran long ago: due at once, but told to skip that run.
+        json!({"apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": {"name": "skipper", "namespace": "velero"},
+            "spec": {"schedule": "@every 1h", "skipImmediately": true, "template": {"includedNamespaces": ["shop"]}},
+            "status": {"phase": "Enabled", "lastBackup": "2020-01-01T00:00:00Z"}}),
+        json!({"apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": {"name": "broken", "namespace": "velero"},
+            "spec": {"schedule": "61 * * * *", "template": {}}}),
+    ]);
+    server.seed(&objects);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = connect(&server, dir.path());
+    let created = server
+        .get("velero.io/v1", "Schedule", Some("velero"), "hourly")
+        .unwrap()["metadata"]["creationTimestamp"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t0 = repo_core::time::parse_rfc3339(&created).unwrap();
+    let clock = std::sync::Mutex::new(t0);
+    let now = || cairn_server::backups::kube_time(*clock.lock().unwrap());
+    let controller = controller(&cluster, &now);
+    let mut schedules = cairn_server::schedules::Schedules::new(false);
+    let typed = |kind: &str| -> Vec<serde_json::Value> {
+        let res = match kind {
+            "Schedule" => repo_k8s::velero::resource::<Schedule>(),
+            _ => repo_k8s::velero::resource::<Backup>(),
+        };
+        cluster
+            .list(&res, Some("velero"))
+            .unwrap()
+            .into_iter()
+            .map(|o| serde_json::Value::Object(o.as_value().clone()))
+            .collect()
+    };
+    let mut round = |minutes: u64| {
+        let at = t0 + Duration::from_secs(minutes * 60);
+        *clock.lock().unwrap() = at;
+        let s: Vec<Schedule> = typed("Schedule")
+            .into_iter()
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect();
+        let b: Vec<Backup> = typed("Backup")
+            .into_iter()
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect();
+        schedules.run(&controller, at, &s, &b)
+    };
+    let schedule = |name: &str| {
+        server
+            .get("velero.io/v1", "Schedule", Some("velero"), name)
+            .unwrap()
+    };
+    let named = |schedule: &str, minutes: u64| {
+        cairn_server::schedules::backup_name(schedule, t0 + Duration::from_secs(minutes * 60))
+    };
+
+    // Half an hour in: nothing due; skipper's due run is skipped; broken is refused.
+    let r = round(30);
+    assert_eq!(r.created, Vec::<String>::new());
+    assert_eq!(r.invalid, ["broken"]);
+    let skipper = schedule("skipper");
+    assert_eq!(
+        skipper["spec"]["skipImmediately"],
+        json!(false),
+        "reset, as Velero does"
+    );
+    assert_eq!(
+        skipper["status"]["lastSkipped"],
+        json!(cairn_server::backups::kube_time(
+            t0 + Duration::from_secs(1800)
+        ))
+    );
+    let broken = schedule("broken");
+    assert_eq!(broken["status"]["phase"], "FailedValidation");
+    assert!(
+        broken["status"]["validationErrors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid schedule: "),
+        "{broken}"
+    );
+    assert_eq!(schedule("hourly")["status"]["phase"], "Enabled");
+    assert!(
+        schedule("paused").get("status").is_none(),
+        "paused schedules are left alone"
+    );
+
+    // An hour and a minute in: hourly's first backup; skipper's (an hour after its skip) not yet.
+    let r = round(61);
+    let first = named("hourly", 61);
+    assert_eq!(r.created, std::slice::from_ref(&first));
+    let b = server
+        .get("velero.io/v1", "Backup", Some("velero"), &first)
+        .unwrap();
+    assert_eq!(
+        b["metadata"]["labels"],
+        json!({"team": "shop", "velero.io/schedule-name": "hourly"})
+    );
+    assert_eq!(b["metadata"]["annotations"], json!({"note": "n"}));
+    assert_eq!(b["metadata"]["ownerReferences"][0]["kind"], "Schedule");
+    assert_eq!(
+        b["metadata"]["ownerReferences"][0]["uid"],
+        schedule("hourly")["metadata"]["uid"]
+    );
+    assert_eq!(b["spec"]["includedNamespaces"], json!(["shop"]));
+    assert_eq!(
+        schedule("hourly")["status"]["lastBackup"],
+        json!(cairn_server::backups::kube_time(
+            t0 + Duration::from_secs(61 * 60)
+        ))
+    );
+    let r = round(91);
+    assert_eq!(r.created, [named("skipper", 91)], "an hour after the skip");
+
+    // Due again while the first backup is still New: deferred, one Event however many rounds.
+    assert_eq!(round(125).deferred, ["hourly"]);
+    assert_eq!(round(126).deferred, ["hourly"]);
+    let events: Vec<repo_k8s::Object> = cluster
+        .list(
+            repo_k8s::Discovery::built_in().resolve("events").unwrap(),
+            Some("velero"),
+        )
+        .unwrap();
+    let deferred: Vec<&repo_k8s::Object> = events
+        .iter()
+        .filter(|e| e.get(&["reason"]).and_then(|r| r.as_str()) == Some("RunDeferred"))
+        .collect();
+    assert_eq!(deferred.len(), 1, "{events:?}");
+    assert_eq!(
+        deferred[0].get(&["involvedObject", "name"]).unwrap(),
+        "hourly"
+    );
+    assert!(deferred[0]
+        .get(&["message"])
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .contains(&first));
+    assert!(events
+        .iter()
+        .any(|e| e.get(&["reason"]).and_then(|r| r.as_str()) == Some("FailedValidation")));
+
+    // Run each backup as it comes: five in all, no catch-up of the deferred hour.
+    let get_backup = |name: &str| -> Backup {
+        serde_json::from_value(
+            server
+                .get("velero.io/v1", "Backup", Some("velero"), name)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    *clock.lock().unwrap() = t0 + Duration::from_secs(127 * 60);
+    assert_eq!(
+        controller.run(&get_backup(&first)),
+        Some(repo_k8s::velero::BackupPhase::Completed)
+    );
+    let mut made = vec![first];
+    let mut minute = 127;
+    while made.len() < 5 {
+        let r = round(minute);
+        assert!(r.created.len() <= 1, "{r:?}");
+        if let Some(name) = r.created.first() {
+            assert_eq!(name, &named("hourly", minute));
+            assert_eq!(
+                controller.run(&get_backup(name)),
+                Some(repo_k8s::velero::BackupPhase::Completed)
+            );
+            made.push(name.clone());
+            minute += 61;
+        } else {
+            minute += 1;
+        }
+        assert!(minute < 127 + 61 * 6, "five runs in six hours");
+    }
+    assert_eq!(
+        round(minute - 60).created,
+        Vec::<String>::new(),
+        "not due an hour early"
+    );
+
+    // Expiry: three hours after each ran, its backup is deleted through a request.
+    let expired = controller.collect_expired(t0 + Duration::from_secs((minute + 4 * 60) * 60));
+    for name in &made {
+        assert!(expired.contains(name), "{name} expired: {expired:?}");
+    }
+    let requests: Vec<DeleteBackupRequest> = cluster
+        .list(
+            &repo_k8s::velero::resource::<DeleteBackupRequest>(),
+            Some("velero"),
+        )
+        .unwrap()
+        .iter()
+        .map(|o| serde_json::from_value(serde_json::Value::Object(o.as_value().clone())).unwrap())
+        .collect();
+    for req in &requests {
+        controller.run_deletion(req);
+    }
+    for name in &made {
+        assert!(
+            server
+                .get("velero.io/v1", "Backup", Some("velero"), name)
+                .is_none(),
+            "{name} deleted"
+        );
+    }
+    let repo = open_store(store.path());
+    let left: Vec<String> = repo_k8s::catalog::list_backups(&repo)
+        .unwrap()
+        .backups
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert!(made.iter().all(|m| !left.contains(m)), "{left:?}");
+}

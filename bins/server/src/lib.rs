@@ -11,7 +11,9 @@
 
 pub mod backups;
 pub mod credentials;
+pub mod cron;
 pub mod deletions;
+pub mod events;
 pub mod lease;
 pub mod location;
 pub mod location_status;
@@ -19,6 +21,7 @@ pub mod progress;
 pub mod queue;
 pub mod repository;
 pub mod restores;
+pub mod schedules;
 pub mod serve;
 pub mod startup;
 pub mod status_requests;

@@ -96,6 +96,10 @@ struct ServeArgs {
     /// a running backup or restore or an earlier waiting backup (Velero 1.18's rule).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     concurrent_backups: u16,
+    /// Schedules that do not set skipImmediately skip the run due when they are created
+    /// or unpaused (Velero's --schedule-skip-immediately).
+    #[arg(long)]
+    schedule_skip_immediately: bool,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -524,7 +528,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
         unlocked: Default::default(),
     };
     eprintln!(
-        "cairn-server: serving Backups, Restores, DeleteBackupRequests, ServerStatusRequests and BackupStorageLocations in namespace {}, {} backup(s) at once",
+        "cairn-server: serving Backups, Restores, Schedules, DeleteBackupRequests, ServerStatusRequests and BackupStorageLocations in namespace {}, {} backup(s) at once",
         a.namespace, a.concurrent_backups
     );
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -569,6 +573,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
         let options = cairn_server::serve::Options {
             gc_every: a.garbage_collection_frequency,
             concurrent_backups: a.concurrent_backups.into(),
+            schedule_skip_immediately: a.schedule_skip_immediately,
         };
         cairn_server::serve::run(&controller, &stop, &leading, &options, &on_lead);
     });

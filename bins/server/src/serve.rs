@@ -3,8 +3,9 @@
 //! each change (or every [`WAKE`]) and:
 //!
 //! - on coming to lead, fails what was left InProgress ([`crate::startup`]);
-//! - checks the locations and syncs them when due, answers ServerStatusRequests, and asks
-//!   for the deletion of expired backups every `gc_every`;
+//! - checks the locations and syncs them when due, answers ServerStatusRequests, asks
+//!   for the deletion of expired backups every `gc_every`, and creates the Backups of
+//!   Schedules that are due ([`crate::schedules`]);
 //! - cancels a running Backup or Restore whose object was deleted, or a Backup a
 //!   DeleteBackupRequest names (the request is processed once the backup has stopped);
 //! - starts waiting Backups by the queue rule of [`crate::queue`] (`concurrent_backups`
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use repo_k8s::informer::{Changes, Informer};
 use repo_k8s::velero::{
     resource, Backup, BackupPhase, DeleteBackupRequest, DeleteBackupRequestPhase, Kind, Restore,
-    RestorePhase,
+    RestorePhase, Schedule,
 };
 
 use crate::backups::Controller;
@@ -38,6 +39,9 @@ pub struct Options {
     pub gc_every: Duration,
     /// Backups run at once (`--concurrent-backups`, Velero's default 1).
     pub concurrent_backups: usize,
+    /// Whether Schedules that do not say skip the run due when they are created or
+    /// unpaused (`--schedule-skip-immediately`).
+    pub schedule_skip_immediately: bool,
 }
 
 impl Default for Options {
@@ -45,6 +49,7 @@ impl Default for Options {
         Options {
             gc_every: Duration::from_secs(3600),
             concurrent_backups: 1,
+            schedule_skip_immediately: false,
         }
     }
 }
@@ -70,6 +75,7 @@ struct Watched {
     backups: Informer,
     restores: Informer,
     deletions: Informer,
+    schedules: Informer,
     namespaces: Informer,
 }
 
@@ -86,6 +92,7 @@ impl Watched {
             backups: c.informer(&resource::<Backup>(), ns, changes.clone()),
             restores: c.informer(&resource::<Restore>(), ns, changes.clone()),
             deletions: c.informer(&resource::<DeleteBackupRequest>(), ns, changes.clone()),
+            schedules: c.informer(&resource::<Schedule>(), ns, changes.clone()),
             namespaces: c.informer(&namespaces, None, changes.clone()),
             changes,
         }
@@ -119,6 +126,7 @@ pub fn run(
         let mut led = false;
         let mut last_gc: Option<Instant> = None;
         let mut seen = 0;
+        let mut schedules = crate::schedules::Schedules::new(options.schedule_skip_immediately);
         while !stop.load(Ordering::Relaxed) {
             seen = watched.changes.wait_past(seen, WAKE);
             jobs.retain(|j| !j.thread.is_finished());
@@ -147,6 +155,12 @@ pub fn run(
                 controller.collect_expired(now);
                 last_gc = Some(Instant::now());
             }
+            schedules.run(
+                controller,
+                now,
+                &all::<Schedule>(&watched.schedules),
+                &all::<Backup>(&watched.backups),
+            );
             cancel_deleted(&jobs, &watched, &controller.namespace);
             run_deletions(controller, &jobs, &watched);
             start_backups(
@@ -314,14 +328,14 @@ pub fn keep_leading(
     leading.store(false, Ordering::Relaxed);
 }
 
+/// The objects of an informer, typed (those that do not read as `K` are left out).
+fn all<K: Kind>(informer: &Informer) -> Vec<K> {
+    informer.objects().iter().filter_map(crate::typed).collect()
+}
+
 /// The objects of an informer that wait, oldest first (as Velero takes them).
 fn waiting<K: Kind>(informer: &Informer, waits: fn(&K) -> bool) -> Vec<K> {
-    let mut ready: Vec<K> = informer
-        .objects()
-        .iter()
-        .filter_map(crate::typed)
-        .filter(waits)
-        .collect();
+    let mut ready: Vec<K> = all(informer).into_iter().filter(waits).collect();
     ready.sort_by_cached_key(|k: &K| {
         let m = k.metadata();
         (
