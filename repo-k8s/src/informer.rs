@@ -79,6 +79,15 @@ impl Informer {
         self.lock().objects.values().cloned().collect()
     }
 
+    /// How many objects there are.
+    pub fn len(&self) -> usize {
+        self.lock().objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// One object, if it exists.
     pub fn get(&self, ns: Option<&str>, name: &str) -> Option<Object> {
         let key = (ns.unwrap_or("").to_string(), name.to_string());

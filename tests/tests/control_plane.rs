@@ -215,16 +215,11 @@ fn controller<'a>(
     cluster: &'a repo_k8s::cluster::Cluster,
     now: &'a (dyn Fn() -> String + Sync),
 ) -> cairn_server::backups::Controller<'a> {
-    cairn_server::backups::Controller {
-        cluster,
-        namespace: "velero".into(),
-        open_options: repo_core::OpenOptions {
-            no_cache: true,
-            ..Default::default()
-        },
-        now,
-        unlocked: Default::default(),
-    }
+    let open_options = repo_core::OpenOptions {
+        no_cache: true,
+        ..Default::default()
+    };
+    cairn_server::backups::Controller::new(cluster, "velero", open_options, now)
 }
 
 /// The repository of the filesystem location in `dir` ([`location_and_secret`]).

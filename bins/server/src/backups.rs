@@ -12,6 +12,8 @@ use repo_core::OpenOptions;
 use repo_k8s::backup::{BackupOptions, FORMAT_VERSION};
 use repo_k8s::cluster::Cluster;
 use repo_k8s::control::{Control, Progress};
+
+use crate::events::Level;
 use repo_k8s::filter::{BackupFilter, Filter};
 use repo_k8s::velero::{
     resource, Backup, BackupPhase, BackupStorageLocation, BackupStorageLocationAccessMode,
@@ -35,6 +37,26 @@ pub struct Controller<'a> {
     pub now: &'a (dyn Fn() -> String + Sync),
     /// Repositories unlocked so far.
     pub unlocked: crate::repository::Unlocked,
+    pub metrics: crate::metrics::Metrics,
+}
+
+impl<'a> Controller<'a> {
+    /// The controller of the Velero objects in `namespace`.
+    pub fn new(
+        cluster: &'a Cluster,
+        namespace: &str,
+        open_options: OpenOptions,
+        now: &'a (dyn Fn() -> String + Sync),
+    ) -> Controller<'a> {
+        Controller {
+            cluster,
+            namespace: namespace.to_string(),
+            open_options,
+            now,
+            unlocked: Default::default(),
+            metrics: Default::default(),
+        }
+    }
 }
 
 impl Controller<'_> {
@@ -56,11 +78,21 @@ impl Controller<'_> {
             return None;
         }
         let name = &backup.metadata.name;
+        let schedule = schedule_of(&backup.metadata);
+        let m = &self.metrics;
+        m.inc("velero_backup_attempt_total", schedule);
         let (location, problems) = self.validate(backup);
         let Some(location) = location.filter(|_| problems.is_empty()) else {
             self.patch(
                 name,
                 json!({"phase": "FailedValidation", "validationErrors": problems}),
+            );
+            m.inc("velero_backup_validation_failure_total", schedule);
+            self.event(
+                backup,
+                Level::Warning,
+                "FailedValidation",
+                &problems.join("; "),
             );
             return Some(BackupPhase::FailedValidation);
         };
@@ -88,20 +120,63 @@ impl Controller<'_> {
                 json!({"progress": {"totalItems": p.total, "itemsBackedUp": p.done}}),
             )
         };
+        let began = std::time::Instant::now();
         let ended = crate::progress::reporting(cancel, &write, |control| {
             self.back_up(backup, &location, ttl, control)
         });
         let done = (self.now)();
+        m.observe(
+            "velero_backup_duration_seconds",
+            schedule,
+            began.elapsed().as_secs_f64(),
+        );
         match ended {
             Ok(out) => {
                 let phase = out.phase();
                 let items = out.items as i64;
+                let (warnings, errors) = (out.results.warnings.len(), out.results.errors.len());
                 self.patch(
                     name,
                     json!({"phase": phase.to_string(), "completionTimestamp": done,
-                        "warnings": out.results.warnings.len(), "errors": out.results.errors.len(),
+                        "warnings": warnings, "errors": errors,
                         "progress": {"totalItems": items, "itemsBackedUp": items}}),
                 );
+                let counter = match phase {
+                    BackupPhase::Completed => "velero_backup_success_total",
+                    _ => "velero_backup_partial_failure_total",
+                };
+                m.inc(counter, schedule);
+                if warnings > 0 {
+                    m.inc("velero_backup_warning_total", schedule);
+                }
+                m.set("velero_backup_items_total", schedule, items as f64);
+                m.set("velero_backup_items_errors", schedule, errors as f64);
+                m.set("velero_backup_last_status", schedule, 1.0);
+                let unix = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                m.set("velero_backup_last_successful_timestamp", schedule, unix);
+                m.set(
+                    "velero_backup_tarball_size_bytes",
+                    schedule,
+                    out.stored_bytes as f64,
+                );
+                m.set(
+                    "cairn_backup_stored_bytes",
+                    schedule,
+                    out.stored_bytes as f64,
+                );
+                m.set("cairn_backup_new_bytes", schedule, out.new_bytes as f64);
+                let summary = format!(
+                    "{phase}: {items} items, {} new bytes in the repository, {warnings} warnings, {errors} errors",
+                    out.new_bytes
+                );
+                let level = match phase {
+                    BackupPhase::Completed => Level::Normal,
+                    _ => Level::Warning,
+                };
+                self.event(backup, level, &phase.to_string(), &summary);
                 Some(phase)
             }
             Err(reason) => {
@@ -109,6 +184,12 @@ impl Controller<'_> {
                     name,
                     json!({"phase": "Failed", "completionTimestamp": done, "failureReason": reason}),
                 );
+                m.inc("velero_backup_failure_total", schedule);
+                m.set("velero_backup_last_status", schedule, 0.0);
+                if reason == CANCELLED {
+                    m.inc("cairn_backup_cancelled_total", schedule);
+                }
+                self.event(backup, Level::Warning, "Failed", &reason);
                 Some(BackupPhase::Failed)
             }
         }
@@ -241,6 +322,15 @@ impl Controller<'_> {
             &json!({ "status": status }),
         );
     }
+}
+
+/// The schedule an object came from (its `velero.io/schedule-name` label; empty for one
+/// made by hand), as Velero labels its metrics.
+pub fn schedule_of(meta: &repo_k8s::velero::ObjectMeta) -> &str {
+    meta.labels
+        .get(crate::restores::SCHEDULE_NAME_LABEL)
+        .map(String::as_str)
+        .unwrap_or("")
 }
 
 /// A time as Kubernetes writes `metav1.Time`: RFC 3339 to the second.

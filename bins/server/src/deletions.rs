@@ -38,8 +38,37 @@ impl Controller<'_> {
             );
         };
         patch(json!({"phase": "InProgress"}));
-        let errors = self.delete_backup(&req.spec.backup_name);
+        let backup_name = &req.spec.backup_name;
+        let schedule = self
+            .cluster
+            .get(&resource::<Backup>(), Some(&self.namespace), backup_name)
+            .ok()
+            .flatten()
+            .as_ref()
+            .and_then(typed::<Backup>)
+            .map(|b| crate::backups::schedule_of(&b.metadata).to_string())
+            .unwrap_or_default();
+        self.metrics
+            .inc("velero_backup_deletion_attempt_total", &schedule);
+        let errors = self.delete_backup(backup_name);
         patch(json!({"phase": "Processed", "errors": errors}));
+        if errors.is_empty() {
+            self.metrics
+                .inc("velero_backup_deletion_success_total", &schedule);
+        } else {
+            self.metrics
+                .inc("velero_backup_deletion_failure_total", &schedule);
+            let message = format!(
+                "backup {backup_name} was not deleted: {}",
+                errors.join("; ")
+            );
+            self.event(
+                req,
+                crate::events::Level::Warning,
+                "DeletionFailed",
+                &message,
+            );
+        }
         Some(DeleteBackupRequestPhase::Processed)
     }
 

@@ -17,6 +17,7 @@ pub mod events;
 pub mod lease;
 pub mod location;
 pub mod location_status;
+pub mod metrics;
 pub mod progress;
 pub mod queue;
 pub mod repository;

@@ -44,6 +44,18 @@ impl Controller<'_> {
                 &bsl.metadata.name,
                 &json!({ "status": status }),
             );
+            let available = if outcome.is_ok() { 1.0 } else { 0.0 };
+            self.metrics.set(
+                "velero_backup_location_status_gauge",
+                &bsl.metadata.name,
+                available,
+            );
+            let was = bsl.status.as_ref().and_then(|s| s.phase);
+            if let Err(e) = &outcome {
+                if was != Some(repo_k8s::velero::BackupStorageLocationPhase::Unavailable) {
+                    self.event(&bsl, crate::events::Level::Warning, "Unavailable", e);
+                }
+            }
             checked.push((bsl.metadata.name.clone(), outcome.is_ok()));
         }
         checked

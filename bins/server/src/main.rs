@@ -520,13 +520,12 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
     let cluster = a.cluster.connect()?;
     let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
-    let controller = cairn_server::backups::Controller {
-        cluster: &cluster,
-        namespace: a.namespace.clone(),
-        open_options: cli.repo.open_options(),
-        now: &now,
-        unlocked: Default::default(),
-    };
+    let controller = cairn_server::backups::Controller::new(
+        &cluster,
+        &a.namespace,
+        cli.repo.open_options(),
+        &now,
+    );
     eprintln!(
         "cairn-server: serving Backups, Restores, Schedules, DeleteBackupRequests, ServerStatusRequests and BackupStorageLocations in namespace {}, {} backup(s) at once",
         a.namespace, a.concurrent_backups

@@ -16,6 +16,7 @@ use repo_k8s::velero::{resource, Backup, BackupPhase, Restore, RestorePhase};
 use serde_json::{json, Value};
 
 use crate::backups::Controller;
+use crate::events::Level;
 
 /// Label Velero puts on the Backups a Schedule makes.
 pub const SCHEDULE_NAME_LABEL: &str = "velero.io/schedule-name";
@@ -39,11 +40,22 @@ impl Controller<'_> {
             return None;
         }
         let name = &restore.metadata.name;
+        // Velero labels restore metrics with the Restore's schedule.
+        let schedule = restore.spec.schedule_name.as_deref().unwrap_or("");
+        let m = &self.metrics;
+        m.inc("velero_restore_attempt_total", schedule);
         let (backup, problems) = self.validate_restore(restore);
         let Some(backup) = backup.filter(|_| problems.is_empty()) else {
             self.patch_restore(
                 name,
                 json!({"phase": "FailedValidation", "validationErrors": problems}),
+            );
+            m.inc("velero_restore_validation_failed_total", schedule);
+            self.event(
+                restore,
+                Level::Warning,
+                "FailedValidation",
+                &problems.join("; "),
             );
             return Some(RestorePhase::FailedValidation);
         };
@@ -86,7 +98,26 @@ impl Controller<'_> {
         let mut status = status;
         status["phase"] = phase.to_string().into();
         status["completionTimestamp"] = (self.now)().into();
-        self.patch_restore(name, status);
+        self.patch_restore(name, status.clone());
+        let (counter, level) = match phase {
+            RestorePhase::Completed => ("velero_restore_success_total", Level::Normal),
+            RestorePhase::PartiallyFailed => {
+                ("velero_restore_partial_failure_total", Level::Warning)
+            }
+            _ => ("velero_restore_failed_total", Level::Warning),
+        };
+        m.inc(counter, schedule);
+        let summary = match status["failureReason"].as_str() {
+            Some(reason) => format!("{phase}: {reason}"),
+            None => format!(
+                "{phase}: {} of {} items restored, {} warnings, {} errors",
+                status["progress"]["itemsRestored"],
+                status["progress"]["totalItems"],
+                status["warnings"],
+                status["errors"]
+            ),
+        };
+        self.event(restore, level, &phase.to_string(), &summary);
         Some(phase)
     }
 

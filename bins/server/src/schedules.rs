@@ -149,6 +149,9 @@ impl Schedules {
             if self.reported.get(name) != Some(&due) {
                 self.reported.insert(name.clone(), due);
                 *self.deferred_runs.entry(name.clone()).or_default() += 1;
+                controller
+                    .metrics
+                    .inc("cairn_schedule_deferred_runs_total", name);
                 let message = format!(
                     "the run due at {} waits: backup {} of this schedule is still {}; it runs once that ends (missed runs are not caught up)",
                     kube_time(due),

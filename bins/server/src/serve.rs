@@ -22,15 +22,18 @@ use std::time::{Duration, Instant};
 use repo_k8s::informer::{Changes, Informer};
 use repo_k8s::velero::{
     resource, Backup, BackupPhase, DeleteBackupRequest, DeleteBackupRequestPhase, Kind, Restore,
-    RestorePhase, Schedule,
+    RestorePhase, Schedule, ServerStatusRequest,
 };
 
 use crate::backups::Controller;
 use crate::queue::{self, Namespaces};
 
-/// The longest the loop sleeps without a change (periodic work and the Lease are checked
-/// at least this often).
+/// The longest the loop sleeps without a change (the Lease is checked this often).
 const WAKE: Duration = Duration::from_secs(1);
+
+/// How often work driven by the clock is looked at when nothing changes: schedules,
+/// location checks and syncs (each with its own period), expiry.
+const TICK: Duration = Duration::from_secs(5);
 
 /// How the loop runs.
 #[derive(Clone, Debug)]
@@ -76,6 +79,7 @@ struct Watched {
     restores: Informer,
     deletions: Informer,
     schedules: Informer,
+    status_requests: Informer,
     namespaces: Informer,
 }
 
@@ -93,6 +97,7 @@ impl Watched {
             restores: c.informer(&resource::<Restore>(), ns, changes.clone()),
             deletions: c.informer(&resource::<DeleteBackupRequest>(), ns, changes.clone()),
             schedules: c.informer(&resource::<Schedule>(), ns, changes.clone()),
+            status_requests: c.informer(&resource::<ServerStatusRequest>(), ns, changes.clone()),
             namespaces: c.informer(&namespaces, None, changes.clone()),
             changes,
         }
@@ -126,11 +131,21 @@ pub fn run(
         let mut led = false;
         let mut last_gc: Option<Instant> = None;
         let mut seen = 0;
+        let mut last_tick: Option<Instant> = None;
         let mut schedules = crate::schedules::Schedules::new(options.schedule_skip_immediately);
         while !stop.load(Ordering::Relaxed) {
-            seen = watched.changes.wait_past(seen, WAKE);
+            let count = watched.changes.wait_past(seen, WAKE);
+            let changed = count != seen;
+            seen = count;
+            let running = jobs.len();
             jobs.retain(|j| !j.thread.is_finished());
-            if !leading.load(Ordering::Relaxed) {
+            let finished = jobs.len() != running;
+            let m = &controller.metrics;
+            m.set("velero_backup_total", "", watched.backups.len() as f64);
+            m.set("velero_restore_total", "", watched.restores.len() as f64);
+            let leads = leading.load(Ordering::Relaxed);
+            m.set("cairn_server_leader", "", if leads { 1.0 } else { 0.0 });
+            if !leads {
                 cancel_all(&jobs);
                 led = false;
                 continue;
@@ -140,6 +155,7 @@ pub fn run(
             }
             if !led {
                 led = true;
+                last_tick = None;
                 let now = (controller.now)();
                 on_lead(&crate::startup::fail_interrupted(
                     controller.cluster,
@@ -147,13 +163,23 @@ pub fn run(
                     &now,
                 ));
             }
+            // Idle, nothing changed: only the clock's work, every TICK.
+            let tick = last_tick.is_none_or(|t| t.elapsed() >= TICK);
+            if !(changed || finished || tick) {
+                continue;
+            }
             let now = std::time::SystemTime::now();
-            controller.check_locations(now);
-            controller.sync(now);
-            controller.serve_status_requests(now);
-            if last_gc.is_none_or(|t| t.elapsed() >= options.gc_every) {
-                controller.collect_expired(now);
-                last_gc = Some(Instant::now());
+            if tick {
+                last_tick = Some(Instant::now());
+                controller.check_locations(now);
+                controller.sync(now);
+                if last_gc.is_none_or(|t| t.elapsed() >= options.gc_every) {
+                    controller.collect_expired(now);
+                    last_gc = Some(Instant::now());
+                }
+            }
+            if !watched.status_requests.is_empty() {
+                controller.serve_status_requests(now);
             }
             schedules.run(
                 controller,
