@@ -438,6 +438,7 @@ fn spawn_serve(cluster: &FakeCluster, identity: &str) -> Child {
         ])
         .args(["--identity", identity, "--kubeconfig"])
         .arg(&cluster.kubeconfig)
+        .args(["--metrics-address", &format!("127.0.0.1:{}", free_port())])
         .env_remove("CAIRN_REPO")
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -1431,4 +1432,149 @@ fn schedules_run_on_a_controlled_clock_defer_while_busy_and_expire() {
         .map(|b| b.name)
         .collect();
     assert!(made.iter().all(|m| !left.contains(m)), "{left:?}");
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GETs `url` (`http://host:port/path`); the status code and body.
+fn http_get(url: &str) -> (u16, Vec<u8>) {
+    try_http_get(url).unwrap_or_else(|| panic!("nothing listens at {url}"))
+}
+
+/// [`http_get`], `None` when nothing listens.
+fn try_http_get(url: &str) -> Option<(u16, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut conn = std::net::TcpStream::connect(host).ok()?;
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply).unwrap();
+    let end = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&reply[..end]).to_string();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    Some((code, reply[end + 4..].to_vec()))
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    use std::io::Read;
+    let mut out = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut out)
+        .unwrap();
+    out
+}
+
+/// The server's HTTP port as Velero's tools use it: `/metrics` with Velero's names after a
+/// backup and a restore, the probes, and DownloadRequests (what `velero backup logs`,
+/// `describe --details`, `download` and `velero restore describe` create) answered with an
+/// unguessable URL on this server that serves the gzipped log, results and resource list
+/// and the backup's tarball; kinds cairn has no data for answer 404 ("none").
+#[test]
+fn metrics_probes_and_download_requests_are_served_over_http() {
+    use serde_json::json;
+    use std::sync::atomic::AtomicBool;
+    let server = cluster_with_crds();
+    let store = tempfile::tempdir().unwrap();
+    let mut objects = location_and_secret(store.path(), true);
+    objects.extend([
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"k": "v"}}),
+    ]);
+    server.seed(&objects);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = connect(&server, dir.path());
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let controller = controller(&cluster, &now);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    *controller.downloads.base_url.lock().unwrap() = base.clone();
+    let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));
+    let options = cairn_server::serve::Options::default();
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        let shared = controller.http_shared();
+        let address = format!("127.0.0.1:{port}").parse().unwrap();
+        let stop_ref = &stop;
+        s.spawn(move || cairn_server::http::serve(address, shared, stop_ref).unwrap());
+        s.spawn(|| cairn_server::serve::run(&controller, &stop, &leading, &options, &|_| {}));
+        eventually(30, "ready", || {
+            try_http_get(&format!("{base}/readyz")).filter(|r| r.0 == 200)
+        });
+        assert_eq!(
+            http_get(&format!("{base}/healthz")),
+            (200, b"ok\n".to_vec())
+        );
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+            "metadata": {"name": "b1", "namespace": "velero"}, "spec": {"includedNamespaces": ["shop"]}})]);
+        eventually(30, "b1 Completed", || {
+            (phase_of(&server, "Backup", "b1").as_deref() == Some("Completed")).then_some(())
+        });
+        server.delete("v1", "ConfigMap", Some("shop"), "cfg");
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Restore",
+            "metadata": {"name": "r1", "namespace": "velero"}, "spec": {"backupName": "b1"}})]);
+        eventually(30, "r1 Completed", || {
+            (phase_of(&server, "Restore", "r1").as_deref() == Some("Completed")).then_some(())
+        });
+
+        let (code, text) = http_get(&format!("{base}/metrics"));
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(code, 200);
+        for line in [
+            "velero_backup_attempt_total{schedule=\"\"} 1",
+            "velero_backup_success_total{schedule=\"\"} 1",
+            "velero_backup_duration_seconds_count{schedule=\"\"} 1",
+            "velero_backup_location_status_gauge{backup_location_name=\"default\"} 1",
+            "velero_restore_success_total{schedule=\"\"} 1",
+            "velero_backup_total 1",
+            "cairn_server_leader 1",
+        ] {
+            assert!(text.contains(&format!("{line}\n")), "{line} in\n{text}");
+        }
+
+        let request = |name: &str, kind: &str, target: &str| -> (u16, Vec<u8>) {
+            server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "DownloadRequest",
+                "metadata": {"name": name, "namespace": "velero"}, "spec": {"target": {"kind": kind, "name": target}}})]);
+            let url = eventually(30, "downloadURL", || {
+                let o = server.get("velero.io/v1", "DownloadRequest", Some("velero"), name)?;
+                assert!(
+                    o["status"]["phase"] != "Processed" || o["status"]["expiration"].is_string(),
+                    "{o}"
+                );
+                o["status"]["downloadURL"].as_str().map(str::to_string)
+            });
+            assert!(url.starts_with(&base), "{url}");
+            http_get(&url)
+        };
+        let (code, log) = request("b1-log", "BackupLog", "b1");
+        assert_eq!(code, 200);
+        let log = gunzip(&log);
+        assert!(log.contains("backup b1: 2 objects selected"), "{log}");
+        let (_, results) = request("b1-results", "BackupResults", "b1");
+        let results: serde_json::Value = serde_json::from_str(&gunzip(&results)).unwrap();
+        assert!(results.get("errors").is_some(), "{results}");
+        let (_, list) = request("b1-list", "BackupResourceList", "b1");
+        let list: serde_json::Value = serde_json::from_str(&gunzip(&list)).unwrap();
+        assert_eq!(list["v1/ConfigMap"], json!(["shop/cfg"]), "{list}");
+        let (code, tarball) = request("b1-contents", "BackupContents", "b1");
+        assert_eq!(code, 200);
+        assert_eq!(&tarball[..2], &[0x1f, 0x8b], "a gzipped tarball");
+        let (_, restore) = request("r1-results", "RestoreResults", "r1");
+        let restore: serde_json::Value = serde_json::from_str(&gunzip(&restore)).unwrap();
+        assert!(restore.get("warnings").is_some(), "{restore}");
+        let (code, _) = request("b1-snapshots", "BackupVolumeSnapshots", "b1");
+        assert_eq!(code, 404, "no volume snapshots: the CLI reads 404 as none");
+        // A guessed token finds nothing.
+        assert_eq!(
+            http_get(&format!("{base}/download/{}", "0".repeat(64))).0,
+            404
+        );
+    });
 }

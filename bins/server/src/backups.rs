@@ -37,7 +37,10 @@ pub struct Controller<'a> {
     pub now: &'a (dyn Fn() -> String + Sync),
     /// Repositories unlocked so far.
     pub unlocked: crate::repository::Unlocked,
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Files prepared for DownloadRequests, and restores' logs and results.
+    pub downloads: Arc<crate::downloads::Downloads>,
+    pub health: Arc<crate::http::Health>,
 }
 
 impl<'a> Controller<'a> {
@@ -55,11 +58,22 @@ impl<'a> Controller<'a> {
             now,
             unlocked: Default::default(),
             metrics: Default::default(),
+            downloads: Default::default(),
+            health: Default::default(),
         }
     }
 }
 
 impl Controller<'_> {
+    /// What the HTTP port serves.
+    pub fn http_shared(&self) -> crate::http::Shared {
+        crate::http::Shared {
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+            downloads: self.downloads.clone(),
+        }
+    }
+
     /// Runs `backup` if it is waiting (phase empty or `New`); returns the phase it ended in,
     /// or `None` if it was not one to run.
     pub fn run(&self, backup: &Backup) -> Option<BackupPhase> {

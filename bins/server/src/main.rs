@@ -100,6 +100,15 @@ struct ServeArgs {
     /// or unpaused (Velero's --schedule-skip-immediately).
     #[arg(long)]
     schedule_skip_immediately: bool,
+    /// Where /metrics, /healthz, /readyz and DownloadRequests' files are served
+    /// (`:PORT` for every interface, or `IP:PORT`).
+    #[arg(long, default_value = ":8085")]
+    metrics_address: String,
+    /// The base of DownloadRequests' URLs, as Velero's CLI reaches this server (default:
+    /// `http://$POD_IP:PORT`, else the host name; behind a Service or port-forward, give
+    /// that address).
+    #[arg(long)]
+    download_url: Option<String>,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -533,9 +542,22 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
     let stop = std::sync::atomic::AtomicBool::new(false);
     let leading = std::sync::atomic::AtomicBool::new(false);
     let identity = a.identity.clone().unwrap_or_else(repo_core::time::hostname);
+    let address =
+        cairn_server::http::parse_address(&a.metrics_address).map_err(|e| Failure(2, e))?;
+    let base_url = a.download_url.clone().unwrap_or_else(|| {
+        let host = std::env::var("POD_IP").unwrap_or_else(|_| repo_core::time::hostname());
+        format!("http://{host}:{}", address.port())
+    });
+    *controller.downloads.base_url.lock().expect("not poisoned") = base_url;
     // The Lease is renewed on a connection of its own, so a long backup never delays it.
     let lease_cluster = a.cluster.connect()?;
     std::thread::scope(|s| {
+        let shared = controller.http_shared();
+        s.spawn(|| {
+            if let Err(e) = cairn_server::http::serve(address, shared, &stop) {
+                eprintln!("cairn-server: {e}; metrics, probes and downloads are not served");
+            }
+        });
         s.spawn(|| {
             let elector = cairn_server::lease::Elector::new(
                 &lease_cluster,

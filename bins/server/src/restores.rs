@@ -72,6 +72,7 @@ impl Controller<'_> {
         let ended = crate::progress::reporting(cancel, &write, |control| {
             self.restore_backup(restore, &backup, &control)
         });
+        let kept = ended.as_ref().ok().cloned();
         let (phase, status) = match ended {
             Ok(r) => {
                 let restored = r
@@ -118,6 +119,21 @@ impl Controller<'_> {
             ),
         };
         self.event(restore, level, &phase.to_string(), &summary);
+        let results = json!({"warnings": kept.as_ref().map(|r| &r.warnings), "errors": kept.as_ref().map(|r| &r.errors)});
+        let mut log = format!("info: restore {name}: {summary}\n");
+        if let Some(r) = &kept {
+            for p in &r.phases {
+                log.push_str(&format!("info: phase {:?}: {} items, {} created, {} unchanged, {} updated, {} skipped (existing), {} failed, gate {}\n",
+                    p.name, p.items, p.created, p.unchanged, p.updated, p.skipped_existing, p.failed, p.gate));
+            }
+            for (level, list) in [("warning", &r.warnings), ("error", &r.errors)] {
+                for (ns, m) in list.messages() {
+                    let at = ns.map(|ns| format!("namespace {ns}: ")).unwrap_or_default();
+                    log.push_str(&format!("{level}: {at}{m}\n"));
+                }
+            }
+        }
+        self.downloads.keep_restore(name, &log, &results);
         Some(phase)
     }
 

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use repo_k8s::informer::{Changes, Informer};
 use repo_k8s::velero::{
-    resource, Backup, BackupPhase, DeleteBackupRequest, DeleteBackupRequestPhase, Kind, Restore,
-    RestorePhase, Schedule, ServerStatusRequest,
+    resource, Backup, BackupPhase, DeleteBackupRequest, DeleteBackupRequestPhase, DownloadRequest,
+    Kind, Restore, RestorePhase, Schedule, ServerStatusRequest,
 };
 
 use crate::backups::Controller;
@@ -80,6 +80,7 @@ struct Watched {
     deletions: Informer,
     schedules: Informer,
     status_requests: Informer,
+    download_requests: Informer,
     namespaces: Informer,
 }
 
@@ -98,6 +99,7 @@ impl Watched {
             deletions: c.informer(&resource::<DeleteBackupRequest>(), ns, changes.clone()),
             schedules: c.informer(&resource::<Schedule>(), ns, changes.clone()),
             status_requests: c.informer(&resource::<ServerStatusRequest>(), ns, changes.clone()),
+            download_requests: c.informer(&resource::<DownloadRequest>(), ns, changes.clone()),
             namespaces: c.informer(&namespaces, None, changes.clone()),
             changes,
         }
@@ -140,6 +142,7 @@ pub fn run(
             let running = jobs.len();
             jobs.retain(|j| !j.thread.is_finished());
             let finished = jobs.len() != running;
+            controller.health.turned(watched.synced());
             let m = &controller.metrics;
             m.set("velero_backup_total", "", watched.backups.len() as f64);
             m.set("velero_restore_total", "", watched.restores.len() as f64);
@@ -180,6 +183,9 @@ pub fn run(
             }
             if !watched.status_requests.is_empty() {
                 controller.serve_status_requests(now);
+            }
+            if !watched.download_requests.is_empty() {
+                controller.serve_download_requests(now);
             }
             schedules.run(
                 controller,
