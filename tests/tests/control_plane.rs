@@ -424,9 +424,11 @@ fn cluster_for_serve(store: &std::path::Path) -> FakeCluster {
     cluster
 }
 
-/// `cairn-server serve` for the cluster, as replica `identity` with a 2-second Lease.
+/// `cairn-server serve` for the cluster, as replica `identity` with a 2-second Lease; its
+/// JSON log goes to [`serve_log`].
 fn spawn_serve(cluster: &FakeCluster, identity: &str) -> Child {
     let bin = cairn_tests::node_agent().with_file_name("cairn-server");
+    let log = std::fs::File::create(serve_log(cluster, identity)).unwrap();
     Command::new(bin)
         .args([
             "serve",
@@ -439,10 +441,16 @@ fn spawn_serve(cluster: &FakeCluster, identity: &str) -> Child {
         .args(["--identity", identity, "--kubeconfig"])
         .arg(&cluster.kubeconfig)
         .args(["--metrics-address", &format!("127.0.0.1:{}", free_port())])
+        .args(["--log-format", "json"])
         .env_remove("CAIRN_REPO")
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
+}
+
+/// Where [`spawn_serve`] writes replica `identity`'s log.
+fn serve_log(cluster: &FakeCluster, identity: &str) -> std::path::PathBuf {
+    cluster.kubeconfig.with_file_name(format!("{identity}.log"))
 }
 
 /// `cairn-server serve` as a process against the simulated cluster, driven with kubectl as
@@ -519,6 +527,24 @@ fn cairn_server_serve_runs_backups_applied_with_kubectl() {
     cluster.kubectl_ok(&["get", "configmap", "cfg", "-n", "shop-copy"], None);
     let _ = server.kill();
     let _ = server.wait();
+    // `--log-format json`: one JSON object a line, with the objects as fields.
+    let log = std::fs::read_to_string(serve_log(&cluster, "replica-a")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["backup"] == "nightly"
+            && l["fields"]["message"] == "backup ended"
+            && l["fields"]["phase"] == "Completed"),
+        "{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["backup"] == "left" && l["level"] == "WARN"),
+        "{log}"
+    );
 }
 
 /// Leader election (coordination.k8s.io/v1 Lease): one replica holds it and renews it; the

@@ -102,6 +102,7 @@ impl Controller<'_> {
                 json!({"phase": "FailedValidation", "validationErrors": problems}),
             );
             m.inc("velero_backup_validation_failure_total", schedule);
+            tracing::warn!(backup = %name, problems = %problems.join("; "), "backup failed validation");
             self.event(
                 backup,
                 Level::Warning,
@@ -134,6 +135,7 @@ impl Controller<'_> {
                 json!({"progress": {"totalItems": p.total, "itemsBackedUp": p.done}}),
             )
         };
+        tracing::info!(backup = %name, location = %loc, "backup started");
         let began = std::time::Instant::now();
         let ended = crate::progress::reporting(cancel, &write, |control| {
             self.back_up(backup, &location, ttl, control)
@@ -190,6 +192,7 @@ impl Controller<'_> {
                     BackupPhase::Completed => Level::Normal,
                     _ => Level::Warning,
                 };
+                tracing::info!(backup = %name, %phase, items, new_bytes = out.new_bytes, warnings, errors, seconds = began.elapsed().as_secs_f64(), "backup ended");
                 self.event(backup, level, &phase.to_string(), &summary);
                 Some(phase)
             }
@@ -203,6 +206,7 @@ impl Controller<'_> {
                 if reason == CANCELLED {
                     m.inc("cairn_backup_cancelled_total", schedule);
                 }
+                tracing::warn!(backup = %name, %reason, "backup failed");
                 self.event(backup, Level::Warning, "Failed", &reason);
                 Some(BackupPhase::Failed)
             }

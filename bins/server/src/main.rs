@@ -109,8 +109,18 @@ struct ServeArgs {
     /// that address).
     #[arg(long)]
     download_url: Option<String>,
+    /// How log lines are written to stderr: `text`, or `json` (one object a line, for log
+    /// collectors).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(flatten)]
     cluster: ClusterArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args)]
@@ -527,6 +537,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 /// Serves until killed (SIGTERM or SIGINT end it: the process stops, and a Backup it was
 /// running is failed at the next start, as Velero does).
 fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match a.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
     let cluster = a.cluster.connect()?;
     let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
     let controller = cairn_server::backups::Controller::new(
@@ -535,9 +552,11 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
         cli.repo.open_options(),
         &now,
     );
-    eprintln!(
-        "cairn-server: serving Backups, Restores, Schedules, DeleteBackupRequests, ServerStatusRequests and BackupStorageLocations in namespace {}, {} backup(s) at once",
-        a.namespace, a.concurrent_backups
+    tracing::info!(
+        namespace = %a.namespace,
+        concurrent_backups = a.concurrent_backups,
+        version = %cairn_server::status_requests::server_version(),
+        "serving Backups, Restores, Schedules, DeleteBackupRequests, DownloadRequests, ServerStatusRequests and BackupStorageLocations"
     );
     let stop = std::sync::atomic::AtomicBool::new(false);
     let leading = std::sync::atomic::AtomicBool::new(false);
@@ -555,7 +574,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
         let shared = controller.http_shared();
         s.spawn(|| {
             if let Err(e) = cairn_server::http::serve(address, shared, &stop) {
-                eprintln!("cairn-server: {e}; metrics, probes and downloads are not served");
+                tracing::error!("{e}; metrics, probes and downloads are not served");
             }
         });
         s.spawn(|| {
@@ -567,28 +586,23 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
             );
             let report = |l: &cairn_server::lease::Leadership| match l {
                 cairn_server::lease::Leadership::Leader => {
-                    eprintln!(
-                        "cairn-server: {identity} leads (Lease {}/cairn-server)",
-                        a.namespace
-                    )
+                    tracing::info!(%identity, lease = %format!("{}/cairn-server", a.namespace), "this replica leads")
                 }
                 cairn_server::lease::Leadership::Follower(h) => {
-                    eprintln!(
-                        "cairn-server: {identity} follows {h}; it acts when the Lease is free"
-                    )
+                    tracing::info!(%identity, leader = %h, "this replica follows; it acts when the Lease is free")
                 }
             };
             cairn_server::serve::keep_leading(&elector, &stop, &leading, &report);
         });
         let on_lead = |found: &cairn_server::startup::Interrupted| {
             for name in &found.backups {
-                eprintln!("cairn-server: backup {name} was InProgress when the last leader stopped: marked Failed");
+                tracing::warn!(backup = %name, "was InProgress when the last leader stopped: marked Failed");
             }
             for name in &found.restores {
-                eprintln!("cairn-server: restore {name} was InProgress when the last leader stopped: marked Failed");
+                tracing::warn!(restore = %name, "was InProgress when the last leader stopped: marked Failed");
             }
             for p in &found.problems {
-                eprintln!("cairn-server: {p}");
+                tracing::error!("{p}");
             }
         };
         let options = cairn_server::serve::Options {

@@ -51,6 +51,7 @@ impl Controller<'_> {
                 json!({"phase": "FailedValidation", "validationErrors": problems}),
             );
             m.inc("velero_restore_validation_failed_total", schedule);
+            tracing::warn!(restore = %name, problems = %problems.join("; "), "restore failed validation");
             self.event(
                 restore,
                 Level::Warning,
@@ -118,6 +119,7 @@ impl Controller<'_> {
                 status["errors"]
             ),
         };
+        tracing::info!(restore = %name, %phase, "{summary}");
         self.event(restore, level, &phase.to_string(), &summary);
         let results = json!({"warnings": kept.as_ref().map(|r| &r.warnings), "errors": kept.as_ref().map(|r| &r.errors)});
         let mut log = format!("info: restore {name}: {summary}\n");

@@ -158,6 +158,7 @@ impl Schedules {
                     busy.metadata.name,
                     busy.status.as_ref().and_then(|s| s.phase).unwrap_or_default()
                 );
+                tracing::warn!(schedule = %name, "{message}");
                 controller.event(schedule, Level::Warning, "RunDeferred", &message);
             }
             return;
@@ -184,6 +185,7 @@ impl Schedules {
                     "BackupCreated",
                     &format!("created Backup {backup_name}"),
                 );
+                tracing::info!(schedule = %name, backup = %backup_name, "scheduled backup created");
                 out.created.push(backup_name);
             }
             Err(e) => controller.event(

@@ -221,7 +221,8 @@ fn cancel_deleted(jobs: &[Job], watched: &Watched, namespace: &str) {
             Work::Backup => &watched.backups,
             Work::Restore => &watched.restores,
         };
-        if informer.get(Some(namespace), &j.name).is_none() {
+        if informer.get(Some(namespace), &j.name).is_none() && !j.cancel.load(Ordering::Relaxed) {
+            tracing::info!(name = %j.name, work = ?j.work, "its object was deleted: cancelling");
             j.cancel.store(true, Ordering::Relaxed);
         }
     }
@@ -241,7 +242,11 @@ fn run_deletions(controller: &Controller, jobs: &[Job], watched: &Watched) {
             .iter()
             .find(|j| j.work == Work::Backup && j.name == d.spec.backup_name);
         match running {
-            Some(j) => j.cancel.store(true, Ordering::Relaxed),
+            Some(j) => {
+                if !j.cancel.swap(true, Ordering::Relaxed) {
+                    tracing::info!(backup = %j.name, request = %d.metadata.name, "a DeleteBackupRequest names the running backup: cancelling it first");
+                }
+            }
             None => {
                 controller.run_deletion(&d);
             }
