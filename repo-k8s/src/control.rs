@@ -19,7 +19,12 @@ pub struct Progress {
 pub struct Control {
     cancel: Option<Arc<AtomicBool>>,
     progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+    phases: Option<Arc<PhaseHook>>,
 }
+
+/// Told where a phased restore is: a sentence on the current phase, and the reports of the
+/// phases so far (JSON, as `restore --json` prints them).
+type PhaseHook = dyn Fn(&str, &serde_json::Value) + Send + Sync;
 
 impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,6 +44,23 @@ impl Control {
         Control {
             cancel: Some(cancel),
             progress: Some(Arc::new(progress)),
+            phases: None,
+        }
+    }
+
+    /// Also tells `hook` where a phased restore is, at each phase's start, gate and end.
+    pub fn on_phase(
+        mut self,
+        hook: impl Fn(&str, &serde_json::Value) + Send + Sync + 'static,
+    ) -> Control {
+        self.phases = Some(Arc::new(hook));
+        self
+    }
+
+    /// Where a phased restore is (see [`Control::on_phase`]).
+    pub fn phase(&self, current: &str, reports: &serde_json::Value) {
+        if let Some(h) = &self.phases {
+            h(current, reports);
         }
     }
 

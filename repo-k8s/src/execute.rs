@@ -136,7 +136,18 @@ pub fn execute(
     let mut failed_gate = false;
     let total: usize = assigned.iter().map(Vec::len).sum();
     let mut done = 0;
-    for (phase, items) in phases.iter().zip(&assigned) {
+    let count = phases.len();
+    let reports = |r: &RestoreResult| serde_json::to_value(&r.phases).expect("JSON");
+    for (n, (phase, items)) in phases.iter().zip(&assigned).enumerate() {
+        let name = &phase.phase.name;
+        if count > 1 && !failed_gate {
+            let current = format!(
+                "{name} ({} of {count}): restoring {} items",
+                n + 1,
+                items.len()
+            );
+            control.phase(&current, &reports(&result));
+        }
         let mut report = PhaseReport {
             name: phase.phase.name.clone(),
             items: items.len(),
@@ -240,6 +251,12 @@ pub fn execute(
             break;
         }
         if let Some(gate) = &phase.phase.wait {
+            let current = format!(
+                "{name} ({} of {count}): waiting for its gate (timeout {})",
+                n + 1,
+                humantime::format_duration(gate.timeout)
+            );
+            control.phase(&current, &reports(&result));
             match wait(
                 cluster,
                 &mut served,
@@ -265,6 +282,9 @@ pub fn execute(
         result.phases.push(report);
     }
     control.report(done, total);
+    if count > 1 {
+        control.phase("done", &reports(&result));
+    }
     result.phase = if failed_gate {
         RestorePhase::Failed
     } else if !result.errors.is_empty() {

@@ -222,6 +222,15 @@ fn controller<'a>(
     cairn_server::backups::Controller::new(cluster, "velero", open_options, now)
 }
 
+/// Namespace `shop` with ConfigMap `cfg`: what most tests back up.
+fn shop() -> [serde_json::Value; 2] {
+    use serde_json::json;
+    [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"k": "v"}}),
+    ]
+}
+
 /// The repository of the filesystem location in `dir` ([`location_and_secret`]).
 fn open_store(dir: &std::path::Path) -> repo_core::Repository {
     let storage =
@@ -261,9 +270,8 @@ fn a_backup_object_is_validated_run_and_reported_as_velero_does() {
     let server = cluster_with_crds();
     let store = tempfile::tempdir().unwrap();
     let mut objects = location_and_secret(store.path(), true);
+    objects.extend(shop());
     objects.extend([
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"k": "v"}}),
         json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "b1", "namespace": "velero", "labels": {"owner": "platform"}},
             "spec": {"includedNamespaces": ["shop"], "ttl": "24h0m0s", "unknownField": 1}}),
         json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "bad", "namespace": "velero"},
@@ -878,9 +886,8 @@ fn a_new_cluster_on_the_same_bucket_lists_and_restores_the_old_backups() {
     // The old cluster backs up.
     let old = cluster_with_crds();
     let mut objects = location_and_secret(store.path(), true);
+    objects.extend(shop());
     objects.extend([
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"k": "v"}}),
         json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "before-the-fire", "namespace": "velero", "labels": {"owner": "platform"}},
             "spec": {"includedNamespaces": ["shop"], "ttl": "48h0m0s"}}),
     ]);
@@ -1237,9 +1244,8 @@ fn schedules_run_on_a_controlled_clock_defer_while_busy_and_expire() {
     let server = cluster_with_crds();
     let store = tempfile::tempdir().unwrap();
     let mut objects = location_and_secret(store.path(), true);
+    objects.extend(shop());
     objects.extend([
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"k": "v"}}),
         json!({"apiVersion": "velero.io/v1", "kind": "Schedule",
             "metadata": {"name": "hourly", "namespace": "velero", "labels": {"team": "shop"}, "annotations": {"note": "n"}},
             "spec": {"schedule": "@every 1h", "useOwnerReferencesInBackup": true,
@@ -1510,10 +1516,7 @@ fn metrics_probes_and_download_requests_are_served_over_http() {
     let server = cluster_with_crds();
     let store = tempfile::tempdir().unwrap();
     let mut objects = location_and_secret(store.path(), true);
-    objects.extend([
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"k": "v"}}),
-    ]);
+    objects.extend(shop());
     server.seed(&objects);
     let dir = tempfile::tempdir().unwrap();
     let cluster = connect(&server, dir.path());
@@ -1602,5 +1605,106 @@ fn metrics_probes_and_download_requests_are_served_over_http() {
             http_get(&format!("{base}/download/{}", "0".repeat(64))).0,
             404
         );
+    });
+}
+
+/// A phased restore from a Restore object: the ConfigMap its `cairn.io/phases` annotation
+/// names holds `restore --phases` YAML; the Restore's annotations show the current phase
+/// while it runs and each phase's report and gate at the end. A gate that fails fails the
+/// Restore, names the phase, and leaves later phases not run; a missing ConfigMap fails
+/// validation.
+#[test]
+fn a_restore_object_restores_in_phases_with_gates_visible_on_it() {
+    use serde_json::json;
+    use std::sync::atomic::AtomicBool;
+    let server = cluster_with_crds();
+    let store = tempfile::tempdir().unwrap();
+    let mut objects = location_and_secret(store.path(), true);
+    objects.extend(shop());
+    objects.extend([
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "two-phases", "namespace": "velero"},
+            "data": {"phases.yaml": "phases:\n- name: config\n  includeResources: [namespaces, configmaps]\n- name: apps\n  includeResources: [deployments]\n  wait: {timeout: 30s, deploymentsAvailable: [{namespaces: [shop]}]}\n"}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad-gate", "namespace": "velero"},
+            "data": {"phases.yaml": "phases:\n- name: config\n  includeResources: [namespaces, configmaps]\n  wait: {timeout: 1s, podsReady: [{namespaces: [shop], selector: \"app=never\"}]}\n- name: apps\n  includeResources: [deployments]\n"}}),
+    ]);
+    server.seed(&objects);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = connect(&server, dir.path());
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let controller = controller(&cluster, &now);
+    let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));
+    let options = cairn_server::serve::Options::default();
+    let restore = |name: &str, phases: &str, ns: &str| {
+        json!({"apiVersion": "velero.io/v1", "kind": "Restore",
+            "metadata": {"name": name, "namespace": "velero", "annotations": {"cairn.io/phases": phases}},
+            "spec": {"backupName": "b1", "namespaceMapping": {"shop": ns}}})
+    };
+    let ended = |name: &str| {
+        eventually(60, name, || {
+            let o = server.get("velero.io/v1", "Restore", Some("velero"), name)?;
+            let phase = o["status"]["phase"].as_str()?;
+            (!matches!(phase, "New" | "InProgress")).then_some(o)
+        })
+    };
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| cairn_server::serve::run(&controller, &stop, &leading, &options, &|_| {}));
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+            "metadata": {"name": "b1", "namespace": "velero"}, "spec": {"includedNamespaces": ["shop"]}})]);
+        eventually(30, "b1 Completed", || {
+            (phase_of(&server, "Backup", "b1").as_deref() == Some("Completed")).then_some(())
+        });
+
+        server.seed(&[restore("phased", "two-phases", "shop-a")]);
+        let r = ended("phased");
+        assert_eq!(r["status"]["phase"], "Completed", "{r}");
+        let annotations = &r["metadata"]["annotations"];
+        assert_eq!(annotations["cairn.io/current-phase"], "done", "{r}");
+        let report: serde_json::Value =
+            serde_json::from_str(annotations["cairn.io/phase-report"].as_str().unwrap()).unwrap();
+        assert_eq!(report[0]["name"], "config");
+        assert_eq!(report[0]["gate"], "none");
+        assert_eq!(report[1]["name"], "apps");
+        assert_eq!(report[1]["gate"], "passed", "{report}");
+        assert_eq!(report[1]["created"], 1);
+        assert!(server
+            .get("apps/v1", "Deployment", Some("shop-a"), "web")
+            .is_some());
+
+        server.seed(&[restore("gated", "bad-gate", "shop-b")]);
+        let r = ended("gated");
+        assert_eq!(r["status"]["phase"], "Failed", "{r}");
+        assert!(
+            r["status"]["failureReason"]
+                .as_str()
+                .unwrap()
+                .contains("phase \"config\": not ready after 1s"),
+            "{r}"
+        );
+        let report: serde_json::Value = serde_json::from_str(
+            r["metadata"]["annotations"]["cairn.io/phase-report"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            report[0]["gate"].as_str().unwrap().starts_with("failed: "),
+            "{report}"
+        );
+        assert_eq!(report[1]["gate"], "not run");
+        assert!(
+            server
+                .get("apps/v1", "Deployment", Some("shop-b"), "web")
+                .is_none(),
+            "later phases not run"
+        );
+
+        server.seed(&[restore("missing", "no-such-config-map", "shop-c")]);
+        let r = ended("missing");
+        assert_eq!(r["status"]["phase"], "FailedValidation", "{r}");
+        assert!(r["status"]["validationErrors"][0].as_str().unwrap().contains("ConfigMap velero/no-such-config-map, named by the cairn.io/phases annotation, does not exist"), "{r}");
     });
 }

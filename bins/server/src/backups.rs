@@ -137,7 +137,11 @@ impl Controller<'_> {
         };
         tracing::info!(backup = %name, location = %loc, "backup started");
         let began = std::time::Instant::now();
-        let ended = crate::progress::reporting(cancel, &write, |control| {
+        let writers = crate::progress::Writers {
+            progress: &write,
+            phase: &|_| {},
+        };
+        let ended = crate::progress::reporting(cancel, &writers, |control| {
             self.back_up(backup, &location, ttl, control)
         });
         let done = (self.now)();

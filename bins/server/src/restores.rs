@@ -18,6 +18,15 @@ use serde_json::{json, Value};
 use crate::backups::Controller;
 use crate::events::Level;
 
+/// Annotation naming the ConfigMap (in the server's namespace) of a phased restore's
+/// phases, in the format of `cairn-server restore --phases`.
+pub const PHASES_ANNOTATION: &str = "cairn.io/phases";
+/// Annotation saying which phase a phased restore is in (`done` at the end).
+pub const CURRENT_PHASE_ANNOTATION: &str = "cairn.io/current-phase";
+/// Annotation with each phase's report so far: counts and its gate (`passed`, `failed:
+/// …`, `not run`, `none`), as JSON.
+pub const PHASE_REPORT_ANNOTATION: &str = "cairn.io/phase-report";
+
 /// Label Velero puts on the Backups a Schedule makes.
 pub const SCHEDULE_NAME_LABEL: &str = "velero.io/schedule-name";
 
@@ -70,9 +79,22 @@ impl Controller<'_> {
                 json!({"progress": {"totalItems": p.total, "itemsRestored": p.done}}),
             )
         };
-        let ended = crate::progress::reporting(cancel, &write, |control| {
+        let phase_written = |(current, reports): &crate::progress::PhaseState| {
+            self.annotate_phases(name, current, reports)
+        };
+        let writers = crate::progress::Writers {
+            progress: &write,
+            phase: &phase_written,
+        };
+        let ended = crate::progress::reporting(cancel, &writers, |control| {
             self.restore_backup(restore, &backup, &control)
         });
+        if let Ok(r) = &ended {
+            if r.phases.len() > 1 {
+                let reports = serde_json::to_value(&r.phases).expect("JSON");
+                self.annotate_phases(name, "done", &reports);
+            }
+        }
         let kept = ended.as_ref().ok().cloned();
         let (phase, status) = match ended {
             Ok(r) => {
@@ -159,6 +181,9 @@ impl Controller<'_> {
                 repo_k8s::Error::Invalid(p) => p,
                 other => vec![other.to_string()],
             });
+        }
+        if let Err(e) = self.phases(restore, &repo_k8s::Discovery::built_in()) {
+            problems.push(e);
         }
         let named = |s: &Option<String>| s.as_deref().is_some_and(|n| !n.is_empty());
         let backup = match (named(&spec.backup_name), named(&spec.schedule_name)) {
@@ -279,7 +304,9 @@ impl Controller<'_> {
             .as_deref()
             .filter(|p| !p.is_empty())
             .and_then(|p| p.parse().ok());
-        let phases = vec![ResolvedPhase::everything(policy)];
+        let phases = self
+            .phases(restore, &discovery)?
+            .unwrap_or_else(|| vec![ResolvedPhase::everything(policy)]);
         Ok(repo_k8s::execute::execute(
             self.cluster,
             &plan,
@@ -302,27 +329,90 @@ impl Controller<'_> {
                 "resourceModifier kind {kind:?} is not supported; name a ConfigMap"
             ));
         }
-        let cms = repo_k8s::Discovery::built_in()
-            .resolve("configmaps")
-            .expect("built in")
-            .clone();
         let ns = &self.namespace;
-        let cm = self
-            .cluster
-            .get(&cms, Some(ns), name)
-            .map_err(|e| e.to_string())?
+        let values = self
+            .config_map_values(name)?
             .ok_or_else(|| format!("failed to get resource modifiers configmap {ns}/{name}"))?;
-        let data: Vec<&str> = cm
-            .get(&["data"])
-            .and_then(Value::as_object)
-            .map(|d| d.values().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let [text] = data[..] else {
+        let [text] = &values[..] else {
             return Err(format!("illegal resource modifiers {ns}/{name} configmap: its data must have exactly one key"));
         };
         repo_k8s::modifiers::ResourceModifiers::from_file_text(text).map_err(|e| {
             format!("Validation error in resource modifiers provided in configmap {ns}/{name}: {e}")
         })
+    }
+
+    /// The phases of the ConfigMap the Restore names in its `cairn.io/phases` annotation
+    /// (`None` without one), resolved with `discovery`.
+    fn phases(
+        &self,
+        restore: &Restore,
+        discovery: &repo_k8s::Discovery,
+    ) -> Result<Option<Vec<ResolvedPhase>>, String> {
+        let Some(cm_name) = restore.metadata.annotations.get(PHASES_ANNOTATION) else {
+            return Ok(None);
+        };
+        let text = self.config_map_text(cm_name, &format!("the {PHASES_ANNOTATION} annotation"))?;
+        repo_k8s::phases::parse(&text, discovery)
+            .map(Some)
+            .map_err(|e| {
+                format!(
+                    "phases in ConfigMap {}/{cm_name} (annotation {PHASES_ANNOTATION}): {e}",
+                    self.namespace
+                )
+            })
+    }
+
+    /// The single value of ConfigMap `name` in the server's namespace, which `why` names.
+    fn config_map_text(&self, name: &str, why: &str) -> Result<String, String> {
+        let ns = &self.namespace;
+        let values = self.config_map_values(name)?.ok_or_else(|| {
+            format!("ConfigMap {ns}/{name}, named by {why}, does not exist; create it in namespace {ns}")
+        })?;
+        match <[String; 1]>::try_from(values) {
+            Ok([text]) => Ok(text),
+            Err(_) => Err(format!(
+                "ConfigMap {ns}/{name}, named by {why}: its data must have exactly one key"
+            )),
+        }
+    }
+
+    /// The values of ConfigMap `name` in the server's namespace; `None` if it does not
+    /// exist.
+    fn config_map_values(&self, name: &str) -> Result<Option<Vec<String>>, String> {
+        let cms = repo_k8s::Discovery::built_in()
+            .resolve("configmaps")
+            .expect("built in")
+            .clone();
+        let Some(cm) = self
+            .cluster
+            .get(&cms, Some(&self.namespace), name)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let values = cm
+            .get(&["data"])
+            .and_then(Value::as_object)
+            .map(|d| {
+                d.values()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(values))
+    }
+
+    /// Shows where a phased restore is on the Restore (annotations: Velero's status schema
+    /// has no place for it, and an API server would drop unknown status fields).
+    fn annotate_phases(&self, name: &str, current: &str, reports: &Value) {
+        let patch = json!({"metadata": {"annotations": {
+            CURRENT_PHASE_ANNOTATION: current,
+            PHASE_REPORT_ANNOTATION: reports.to_string(),
+        }}});
+        let _ =
+            self.cluster
+                .merge_patch(&resource::<Restore>(), Some(&self.namespace), name, &patch);
     }
 
     fn patch_restore(&self, name: &str, status: Value) {
