@@ -137,6 +137,38 @@ fn the_simulated_cluster_takes_veleros_crds_and_objects_from_kubectl() {
     }
 }
 
+/// `deploy/` as an operator installs it, `kubectl apply -k deploy/`, then the example
+/// Secrets and location: every object is taken, and applying again changes nothing.
+#[test]
+fn the_install_in_deploy_applies_with_kubectl() {
+    let cluster = FakeCluster::start();
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
+    let out = cluster.kubectl_ok(&["apply", "--validate=false", "-k", deploy], None);
+    for made in [
+        "namespace/velero created",
+        "customresourcedefinition.apiextensions.k8s.io/backups.velero.io created",
+        "serviceaccount/cairn-server created",
+        "clusterrole.rbac.authorization.k8s.io/cairn-server created",
+        "deployment.apps/cairn-server created",
+        "service/cairn-server created",
+        "daemonset.apps/cairn-node-agent created",
+        "cronjob.batch/cairn-maintenance created",
+    ] {
+        assert!(out.contains(made), "{made} in\n{out}");
+    }
+    let again = cluster.kubectl_ok(&["apply", "--validate=false", "-k", deploy], None);
+    assert!(
+        !again.contains("created") && !again.contains("configured"),
+        "{again}"
+    );
+    let examples = format!("{deploy}/secrets.example.yaml");
+    let out = cluster.kubectl_ok(&["apply", "--validate=false", "-f", &examples], None);
+    assert!(
+        out.contains("backupstoragelocation.velero.io/default created"),
+        "{out}"
+    );
+}
+
 /// Velero's CRDs, as cairn generates them, created in an in-process test API server.
 fn cluster_with_crds() -> cairn_tests::apiserver::ApiServer {
     let server = cairn_tests::apiserver::ApiServer::start(Default::default());
@@ -1706,5 +1738,124 @@ fn a_restore_object_restores_in_phases_with_gates_visible_on_it() {
         let r = ended("missing");
         assert_eq!(r["status"]["phase"], "FailedValidation", "{r}");
         assert!(r["status"]["validationErrors"][0].as_str().unwrap().contains("ConfigMap velero/no-such-config-map, named by the cairn.io/phases annotation, does not exist"), "{r}");
+    });
+}
+
+/// Bad input, each with a clear status and the server staying up: fields of the wrong type
+/// (FailedValidation naming the field, never silently ignored), an invalid cron, a huge
+/// object, a wrong repository password in the Secret (never overwritten); a good Backup
+/// after all of them completes.
+#[test]
+fn bad_objects_get_clear_statuses_and_the_server_stays_up() {
+    use serde_json::json;
+    use std::sync::atomic::AtomicBool;
+    let server = cluster_with_crds();
+    let store = tempfile::tempdir().unwrap();
+    let mut objects = location_and_secret(store.path(), true);
+    objects.extend(shop());
+    // A second location whose Secret holds another password than its repository's.
+    let other = tempfile::tempdir().unwrap();
+    objects.push(json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+        "metadata": {"name": "other", "namespace": "velero", "annotations": {"cairn.io/repository-password-secret": "wrong-password"}},
+        "spec": {"provider": "filesystem", "objectStorage": {"bucket": "backups"}, "config": {"path": other.path().to_str().unwrap()}}}));
+    server.seed(&objects);
+    // The "other" repository, made with the right password first.
+    drop(
+        repo_core::Repository::init(
+            repo_core::storage::open_url(
+                other.path().join("backups").to_str().unwrap(),
+                &Default::default(),
+            )
+            .unwrap(),
+            b"the real one",
+            Default::default(),
+            repo_core::OpenOptions {
+                no_cache: true,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    server.seed(&[json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "wrong-password", "namespace": "velero"},
+        "data": {"repository-password": "bm90IGl0"}})]);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = connect(&server, dir.path());
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let controller = controller(&cluster, &now);
+    let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));
+    let options = cairn_server::serve::Options::default();
+    let status_of = |kind: &str, name: &str| {
+        eventually(60, name, || {
+            let o = server.get("velero.io/v1", kind, Some("velero"), name)?;
+            let phase = o["status"]["phase"].as_str()?;
+            (!matches!(phase, "New" | "InProgress")).then_some(o["status"].clone())
+        })
+    };
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| cairn_server::serve::run(&controller, &stop, &leading, &options, &|_| {}));
+        server.seed(&[
+            json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "ttl-number", "namespace": "velero"},
+                "spec": {"ttl": 5}}),
+            json!({"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": {"name": "ns-string", "namespace": "velero"},
+                "spec": {"backupName": "x", "includedNamespaces": "shop"}}),
+            json!({"apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": {"name": "paused-yes", "namespace": "velero"},
+                "spec": {"schedule": "@daily", "paused": "yes", "template": {}}}),
+            json!({"apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": {"name": "bad-cron", "namespace": "velero"},
+                "spec": {"schedule": "every day at noon", "template": {}}}),
+            json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "huge", "namespace": "velero",
+                "annotations": {"note": "x".repeat(900_000)}}, "spec": {"includedNamespaces": ["shop"]}}),
+            json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "wrong-password", "namespace": "velero"},
+                "spec": {"storageLocation": "other"}}),
+        ]);
+        let st = status_of("Backup", "ttl-number");
+        assert_eq!(st["phase"], "FailedValidation", "{st}");
+        assert!(
+            st["validationErrors"][0]
+                .as_str()
+                .unwrap()
+                .contains("field spec.ttl"),
+            "{st}"
+        );
+        let st = status_of("Restore", "ns-string");
+        assert_eq!(st["phase"], "FailedValidation", "{st}");
+        assert!(
+            st["validationErrors"][0]
+                .as_str()
+                .unwrap()
+                .contains("spec.includedNamespaces"),
+            "{st}"
+        );
+        let st = status_of("Schedule", "paused-yes");
+        assert!(
+            st["validationErrors"][0]
+                .as_str()
+                .unwrap()
+                .contains("spec.paused"),
+            "{st}"
+        );
+        let st = status_of("Schedule", "bad-cron");
+        assert_eq!(st["phase"], "FailedValidation", "{st}");
+        assert!(
+            st["validationErrors"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid schedule: "),
+            "{st}"
+        );
+        assert_eq!(status_of("Backup", "huge")["phase"], "Completed");
+        // Refused before it starts (the location's check found it Unavailable) or when it
+        // opens the repository: either way the status says what is wrong.
+        let st = status_of("Backup", "wrong-password");
+        let why = match st["phase"].as_str() {
+            Some("FailedValidation") => st["validationErrors"][0].as_str(),
+            _ => st["failureReason"].as_str(),
+        };
+        let expected = "another password than the one in Secret velero/wrong-password";
+        assert!(why.unwrap().contains(expected), "{st}");
+        // Still serving.
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "fine", "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"]}})]);
+        assert_eq!(status_of("Backup", "fine")["phase"], "Completed");
     });
 }

@@ -193,6 +193,9 @@ pub fn run(
                 &all::<Schedule>(&watched.schedules),
                 &all::<Backup>(&watched.backups),
             );
+            refuse_unreadable::<Backup>(controller, &watched.backups);
+            refuse_unreadable::<Restore>(controller, &watched.restores);
+            refuse_unreadable::<Schedule>(controller, &watched.schedules);
             cancel_deleted(&jobs, &watched, &controller.namespace);
             run_deletions(controller, &jobs, &watched);
             start_backups(
@@ -363,6 +366,37 @@ pub fn keep_leading(
         std::thread::sleep(elector.duration / 3);
     }
     leading.store(false, Ordering::Relaxed);
+}
+
+/// Marks the objects of kind `K` that do not read as `K` and have no phase yet
+/// `FailedValidation`, naming the field: a field of the wrong type (which an API server
+/// checking the CRD's schema refuses, but `kubectl --validate=false` against an older or
+/// lax one lets through) must not make an object silently ignored.
+fn refuse_unreadable<K: Kind>(controller: &Controller, informer: &Informer) {
+    for o in informer.objects() {
+        let phase = o.get(&["status", "phase"]).and_then(|p| p.as_str());
+        if !matches!(phase, None | Some("New")) {
+            continue;
+        }
+        let value = serde_json::Value::Object(o.as_value().clone());
+        let Err(e) = serde_path_to_error::deserialize::<_, K>(value) else {
+            continue;
+        };
+        let problem = format!(
+            "field {} does not read as Velero's {} has it: {}; fix the field",
+            e.path(),
+            K::KIND,
+            e.inner()
+        );
+        tracing::warn!(name = %o.name(), kind = K::KIND, "{problem}");
+        let status = serde_json::json!({"status": {"phase": "FailedValidation", "validationErrors": [problem]}});
+        let _ = controller.cluster.merge_patch(
+            &resource::<K>(),
+            Some(&controller.namespace),
+            o.name(),
+            &status,
+        );
+    }
 }
 
 /// The objects of an informer, typed (those that do not read as `K` are left out).
