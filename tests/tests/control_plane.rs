@@ -1859,3 +1859,81 @@ fn bad_objects_get_clear_statuses_and_the_server_stays_up() {
         assert_eq!(status_of("Backup", "fine")["phase"], "Completed");
     });
 }
+
+/// Velero #7568 with a real process: `cairn-server serve` killed with SIGKILL in the middle
+/// of a backup, then started again: the backup is Failed with Velero's reason, the
+/// repository checks clean (nothing half-written is referenced), and the next backup
+/// completes.
+#[test]
+fn a_server_killed_mid_backup_fails_it_on_restart_and_the_repository_checks_clean() {
+    use serde_json::json;
+    let server = cluster_with_crds();
+    let store = tempfile::tempdir().unwrap();
+    let mut objects = location_and_secret(store.path(), true);
+    objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "big"}}));
+    for i in 0..30_000 {
+        objects.push(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("cm-{i}"), "namespace": "big"}, "data": {"i": i.to_string()}}));
+    }
+    server.seed(&objects);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(dir.path());
+    let spawn = || {
+        let bin = cairn_tests::node_agent().with_file_name("cairn-server");
+        Command::new(bin)
+            .args(["serve", "--namespace", "velero", "--no-cache"])
+            .args(["--identity", "only", "--lease-duration", "2s"])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--metrics-address", &format!("127.0.0.1:{}", free_port())])
+            .env_remove("CAIRN_REPO")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn();
+    server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+        "metadata": {"name": "interrupted", "namespace": "velero"}, "spec": {"includedNamespaces": ["big"]}})]);
+    eventually(60, "InProgress", || {
+        (phase_of(&server, "Backup", "interrupted").as_deref() == Some("InProgress")).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(
+        phase_of(&server, "Backup", "interrupted").as_deref(),
+        Some("InProgress"),
+        "killed before it ended"
+    );
+    // The Lease of the killed replica runs out (2 s), then the new one fails what it left.
+    let mut second = spawn();
+    let failed = eventually(60, "Failed", || {
+        let o = server.get("velero.io/v1", "Backup", Some("velero"), "interrupted")?;
+        (o["status"]["phase"] == "Failed").then_some(o)
+    });
+    assert_eq!(
+        failed["status"]["failureReason"],
+        "found a backup with status \"InProgress\" during the server starting, mark it as \"Failed\""
+    );
+    server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+        "metadata": {"name": "next", "namespace": "velero"}, "spec": {"includedNamespaces": ["velero"]}})]);
+    eventually(60, "next Completed", || {
+        (phase_of(&server, "Backup", "next").as_deref() == Some("Completed")).then_some(())
+    });
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let repo = open_store(store.path());
+    let names: Vec<String> = repo_k8s::catalog::list_backups(&repo)
+        .unwrap()
+        .backups
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert_eq!(names, ["next"]);
+    let report = repo
+        .load_index(&repo_core::NoProgress)
+        .unwrap()
+        .check(&repo_core::CheckOptions::read_all(), &repo_core::NoProgress)
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
