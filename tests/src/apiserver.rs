@@ -58,6 +58,28 @@ struct Stored {
     created: Instant,
 }
 
+/// A Secret's `stringData` moved into `data`, base64-encoded, as the real API server stores
+/// it (`stringData` is write-only and wins over `data` for the same key).
+fn secret_string_data(r: &Resource, v: &mut Value) {
+    use base64::Engine as _;
+    if !(r.group.is_empty() && r.plural == "secrets") {
+        return;
+    }
+    let Some(strings) = v.as_object_mut().and_then(|o| o.remove("stringData")) else {
+        return;
+    };
+    let Some(strings) = strings.as_object() else {
+        return;
+    };
+    if !v["data"].is_object() {
+        v["data"] = json!({});
+    }
+    for (k, s) in strings {
+        let text = s.as_str().unwrap_or_default();
+        v["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 /// (group, plural, namespace or "", name)
 type Key = (String, String, String, String);
 
@@ -861,6 +883,7 @@ impl State {
     }
 
     fn create(&mut self, r: &Resource, ns: Option<&str>, mut v: Value) -> (StatusCode, Value) {
+        secret_string_data(r, &mut v);
         if v["kind"] != r.kind.as_str() || v["apiVersion"] != r.api_version().as_str() {
             return status(
                 StatusCode::BAD_REQUEST,
@@ -1022,6 +1045,7 @@ impl State {
         mut v: Value,
         status_only: bool,
     ) -> (StatusCode, Value) {
+        secret_string_data(r, &mut v);
         let key = self.key(r, ns, name);
         let Some(current) = self.objects.get(&key) else {
             return not_found(r, name);
@@ -1150,6 +1174,7 @@ impl State {
                 }
             }
         }
+        secret_string_data(r, &mut next);
         next["metadata"]["resourceVersion"] = json!(self.next_rv());
         let created = self.objects[&key].created;
         let stored = Stored {

@@ -537,8 +537,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 /// Serves until killed (SIGTERM or SIGINT end it: the process stops, and a Backup it was
 /// running is failed at the next start, as Velero does).
 fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
+    use std::io::IsTerminal;
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     match a.log_format {
         LogFormat::Json => logs.json().init(),

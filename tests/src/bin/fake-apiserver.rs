@@ -25,6 +25,45 @@ struct Cli {
     /// How long after creation Deployments become Available and Pods Ready.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     ready_after: std::time::Duration,
+    /// Objects to start with: every `.json` file below this directory (an object, or a
+    /// `kind: List` as `kubectl get -o json` writes), CRDs and Namespaces first.
+    #[arg(long)]
+    seed: Option<PathBuf>,
+}
+
+/// The objects of the `.json` files below `dir`, CRDs first, then Namespaces, then the rest.
+fn seed_objects(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut objects = Vec::new();
+    for f in files {
+        let text = std::fs::read(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let v: serde_json::Value = serde_json::from_slice(&text)
+            .unwrap_or_else(|e| panic!("{}: not JSON: {e}", f.display()));
+        match v["items"].as_array() {
+            Some(items) if v["kind"] == "List" => objects.extend(items.iter().cloned()),
+            _ => objects.push(v),
+        }
+    }
+    let rank = |o: &serde_json::Value| match o["kind"].as_str() {
+        Some("CustomResourceDefinition") => 0,
+        Some("Namespace") => 1,
+        _ => 2,
+    };
+    objects.sort_by_key(rank);
+    objects
 }
 
 fn main() {
@@ -34,6 +73,15 @@ fn main() {
         ready_after: cli.ready_after,
         ..Default::default()
     });
+    if let Some(dir) = &cli.seed {
+        let objects = seed_objects(dir);
+        server.seed(&objects);
+        println!(
+            "fake-apiserver: seeded {} objects from {}",
+            objects.len(),
+            dir.display()
+        );
+    }
     server.write_kubeconfig(&cli.kubeconfig);
     println!(
         "fake-apiserver: serving on {} (kubeconfig {}); stop it with Ctrl-C",
