@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Kubernetes demo on one machine, no real cluster: a simulated API server
-# (fake-apiserver, from the tests), cairn's CRDs from deploy/crds, `cairn-server serve`, and
-# kubectl as an operator would use it. It backs up a namespace with a Backup object, deletes
-# the namespace, restores it with a Restore object and shows the objects back.
+# (fake-apiserver, from the tests), the install from deploy/ (`kubectl apply -k`), cairn-server
+# serve run here in place of its Deployment (the simulated cluster runs no pods), and kubectl
+# as an operator would use it. It backs up a namespace with a Backup object, deletes the
+# namespace, restores it with a Restore object, shows the objects back, a Schedule's first
+# backup, and the server's metrics.
 #
 #   bash benches/demo-k8s.sh
 set -euo pipefail
@@ -24,13 +26,9 @@ for _ in $(seq 1 100); do [ -f "$KUBECONFIG" ] && kubectl get --raw /version >/d
 k() { kubectl "$@"; }
 apply() { kubectl apply --validate=false -f "$@"; }
 
-echo "== install: CRDs, the namespace, the repository password, a location"
-apply deploy/crds/ >/dev/null
+echo "== install: kubectl apply -k deploy/, the repository password, a location"
+kubectl apply --validate=false -k deploy/ | sed 's/^/   /'
 apply - <<YAML
-apiVersion: v1
-kind: Namespace
-metadata: {name: velero}
----
 apiVersion: v1
 kind: Secret
 metadata: {name: velero-repo-credentials, namespace: velero}
@@ -42,7 +40,9 @@ metadata: {name: default, namespace: velero}
 spec: {provider: filesystem, default: true, objectStorage: {bucket: backups}, config: {path: $work/store}}
 YAML
 mkdir -p "$work/store"
-target/debug/cairn-server serve --namespace velero --cache-dir "$work/cache" 2>"$work/server.log" &
+metrics=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+target/debug/cairn-server serve --namespace velero --cache-dir "$work/cache" \
+    --metrics-address "127.0.0.1:$metrics" 2>"$work/server.log" &
 server_pid=$!
 
 echo "== a workload"
@@ -102,4 +102,23 @@ wait_phase restores.velero.io shop-back
 k get namespace shop -o jsonpath='{.metadata.labels}'; echo
 k get configmap settings -n shop -o jsonpath='{.data}'; echo
 k get deployments -n shop
+
+echo "== a Schedule: every minute, its backups kept an hour"
+apply - <<'YAML'
+apiVersion: velero.io/v1
+kind: Schedule
+metadata: {name: shop-minutely, namespace: velero}
+spec: {schedule: "* * * * *", template: {includedNamespaces: [shop], ttl: 1h0m0s}}
+YAML
+for _ in $(seq 1 400); do
+    made=$(k get backups.velero.io -n velero -l velero.io/schedule-name=shop-minutely -o name 2>/dev/null | head -1)
+    [ -n "$made" ] && break
+    sleep 0.2
+done
+[ -n "$made" ] || { echo "the schedule made no backup; see $work/server.log" >&2; exit 1; }
+wait_phase backups.velero.io "${made#*/}"
+k get schedules.velero.io shop-minutely -n velero -o jsonpath='{.status}'; echo
+
+echo "== metrics (http://127.0.0.1:$metrics/metrics)"
+curl -s "http://127.0.0.1:$metrics/metrics" | grep -E '^velero_(backup|restore)_(success|attempt)_total' | sed 's/^/   /'
 echo "== done (logs in $work)"

@@ -273,6 +273,25 @@ impl Cluster {
             ns.map(|n| format!(" in namespace {n}")).unwrap_or_default()
         );
         let mut out = Vec::new();
+        let rv = self
+            .for_each_listed(api, r, selector, &what, &mut |o| {
+                out.push(o);
+                Ok(())
+            })
+            .await?;
+        Ok((out, rv))
+    }
+
+    /// Calls `f` with each object of a list, a page at a time; returns the list's
+    /// resourceVersion.
+    async fn for_each_listed(
+        &self,
+        api: &Api<DynamicObject>,
+        r: &Resource,
+        selector: Option<&str>,
+        what: &str,
+        f: &mut dyn FnMut(Object) -> Result<(), ClusterError>,
+    ) -> Result<String, ClusterError> {
         let mut token: Option<String> = None;
         loop {
             let mut lp = ListParams::default().limit(self.page_size);
@@ -282,15 +301,15 @@ impl Cluster {
             if let Some(s) = selector {
                 lp = lp.labels(s);
             }
-            let page = retrying(&self.retry, &what, || api.list(&lp)).await?;
+            let page = retrying(&self.retry, what, || api.list(&lp)).await?;
             for item in page.items {
-                out.push(to_object(item, r).map_err(|e| {
-                    ClusterError::local(what.clone(), format!("an item is not an object: {e}"))
-                })?);
+                f(to_object(item, r).map_err(|e| {
+                    ClusterError::local(what, format!("an item is not an object: {e}"))
+                })?)?;
             }
             match page.metadata.continue_ {
                 Some(t) if !t.is_empty() => token = Some(t),
-                _ => return Ok((out, page.metadata.resource_version.unwrap_or_default())),
+                _ => return Ok(page.metadata.resource_version.unwrap_or_default()),
             }
         }
     }
@@ -502,6 +521,50 @@ impl Cluster {
             }
         }
         Ok(snap)
+    }
+}
+
+/// Everything a cluster holds, spooled to a temporary file for a backup (see
+/// [`crate::backup::Spooled`]).
+pub struct SpooledContents {
+    pub objects: crate::backup::Spooled,
+    /// The built-in table with what the cluster serves added (custom resources included).
+    pub discovery: crate::discovery::Discovery,
+}
+
+impl Cluster {
+    /// [`Cluster::read_all`], with the objects spooled to a temporary file instead of held
+    /// in memory; resources that could not be listed are the inventory's problems.
+    pub fn read_all_spooled(&self) -> crate::Result<SpooledContents> {
+        let resources = self.discover()?;
+        let spool_error = |e: std::io::Error| {
+            ClusterError::local(
+                "spooling the cluster's objects",
+                format!("{e} (is the temporary directory full? set TMPDIR)"),
+            )
+        };
+        let mut out = SpooledContents {
+            objects: crate::backup::Spooled::new().map_err(spool_error)?,
+            discovery: crate::discovery::Discovery::built_in(),
+        };
+        for r in resources {
+            let api = self.api(&r, None);
+            let what = format!("listing {}", r.group_resource());
+            let origin = format!("cluster: {}", r.group_resource());
+            let objects = &mut out.objects;
+            let listed = self
+                .rt
+                .block_on(self.for_each_listed(&api, &r, None, &what, &mut |o| {
+                    objects.add(&o, origin.clone()).map_err(spool_error)
+                }));
+            if let Err(e) = listed {
+                out.objects.inventory.problems.push(e.to_string());
+            }
+            if out.discovery.for_group_kind(&r.group, &r.kind).is_none() {
+                out.discovery.add(r);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -302,7 +302,7 @@ impl Controller<'_> {
         control: Control,
     ) -> Result<repo_k8s::backup::BackupOutcome, String> {
         let repo = self.open_repository(location)?;
-        let contents = self.cluster.read_all().map_err(|e| e.to_string())?;
+        let mut contents = self.cluster.read_all_spooled().map_err(|e| e.to_string())?;
         if control.cancelled() {
             return Err(CANCELLED.into());
         }
@@ -326,7 +326,9 @@ impl Controller<'_> {
             ..Default::default()
         };
         let name = &backup.metadata.name;
-        match repo_k8s::backup::backup(&repo, name, &contents.objects, &contents.problems, &opts) {
+        let spooled = &mut contents.objects;
+        let (inventory, source) = (&spooled.inventory, &mut spooled.source);
+        match repo_k8s::backup::backup_from(&repo, name, inventory, source, &opts) {
             Ok(out) => Ok(out),
             Err(repo_k8s::Error::Cancelled) => Err(CANCELLED.into()),
             Err(e) => Err(e.to_string()),

@@ -470,13 +470,14 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     backup::backup_dir(&repo, &a.name, dir, &opts)?
                 }
                 None => {
-                    let snap = a.cluster.connect()?.read_all()?;
+                    let mut snap = a.cluster.connect()?.read_all_spooled()?;
                     let repo = open(cli)?.load_index(&NoProgress)?;
                     let opts = BackupOptions {
                         discovery: snap.discovery,
                         ..opts
                     };
-                    backup::backup(&repo, &a.name, &snap.objects, &snap.problems, &opts)?
+                    let (inventory, source) = (&snap.objects.inventory, &mut snap.objects.source);
+                    backup::backup_from(&repo, &a.name, inventory, source, &opts)?
                 }
             };
             report_backup(cli, &a.name, &out)?;
