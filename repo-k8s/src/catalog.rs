@@ -70,16 +70,22 @@ pub fn find_backup(repo: &Repository, name: &str) -> crate::Result<Option<(Objec
 /// The file beside a backup's objects that holds the Velero Backup object it was made for.
 pub const BACKUP_OBJECT_FILE: &str = "velero-backup.json";
 
-/// The backup's log, stored beside its objects: what it selected, each warning and error,
-/// and what it stored (Velero keeps a log beside each backup; `velero backup logs`).
+/// The backup's log, stored beside its objects: what it selected and stored (Velero keeps a
+/// log beside each backup; `velero backup logs`). [`backup_log`] adds the warnings and
+/// errors from the results.
 pub const BACKUP_LOG_FILE: &str = "backup.log";
 
-/// A backup's log (empty for backups made before logs were kept).
+/// A backup's log: what it stored (nothing for backups made before logs were kept), then
+/// a line per warning and error.
 pub fn backup_log(
     repo: &repo_core::IndexedRepository,
     snapshot: &ObjectId,
 ) -> crate::Result<Vec<u8>> {
-    Ok(root_file(repo, snapshot, BACKUP_LOG_FILE)?.unwrap_or_default())
+    let mut log = root_file(repo, snapshot, BACKUP_LOG_FILE)?.unwrap_or_default();
+    let r = results(repo, snapshot)?;
+    log.extend_from_slice(r.warnings.log_lines("warning").as_bytes());
+    log.extend_from_slice(r.errors.log_lines("error").as_bytes());
+    Ok(log)
 }
 
 /// A backup's resource list (`resource-list.json`: `apiVersion/Kind` to `ns/name`s).

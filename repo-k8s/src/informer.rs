@@ -2,9 +2,9 @@
 //! watcher (a list, then a watch from the list's resourceVersion, listed again when the
 //! server says the version is gone (410), with backoff while the server is unreachable).
 //!
-//! Each informer runs on a thread of its own with its own tokio runtime and client, so the
-//! synchronous rest of cairn reads the copy without calls to the API server, and waits on
-//! [`Changes`] instead of polling.
+//! Informers made together run on one thread of their own with one tokio runtime and
+//! client, so the synchronous rest of cairn reads the copies without calls to the API
+//! server, and waits on [`Changes`] instead of polling.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,11 +66,28 @@ struct Copy {
 }
 
 /// The objects of one resource (in one namespace, or all), as the API server last said.
+/// Informers made together share one thread, runtime and connection; it stops when the last
+/// of them is dropped.
 pub struct Informer {
     copy: Arc<Mutex<Copy>>,
+    _group: Arc<Group>,
+}
+
+/// The thread of a set of informers.
+struct Group {
     stop: Arc<tokio::sync::Notify>,
     stopped: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.stop.notify_one();
+        if let Some(t) = self.thread.lock().expect("not poisoned").take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Informer {
@@ -124,16 +141,6 @@ impl Informer {
     }
 }
 
-impl Drop for Informer {
-    fn drop(&mut self) {
-        self.stopped.store(true, Ordering::Relaxed);
-        self.stop.notify_one();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn key(d: &DynamicObject) -> Key {
     (
         d.metadata.namespace.clone().unwrap_or_default(),
@@ -144,88 +151,115 @@ fn key(d: &DynamicObject) -> Key {
 impl Cluster {
     /// Starts an informer for `r` (in `ns`, or everywhere), bumping `changes` on each change.
     pub fn informer(&self, r: &Resource, ns: Option<&str>, changes: Arc<Changes>) -> Informer {
-        let copy = Arc::new(Mutex::new(Copy::default()));
+        let mut one = self.informers(&[(r.clone(), ns.map(str::to_string))], changes);
+        one.pop().expect("one asked for")
+    }
+
+    /// Starts informers for each resource (in its namespace, or everywhere), on one
+    /// thread with one connection, bumping `changes` on each change.
+    pub fn informers(
+        &self,
+        wanted: &[(Resource, Option<String>)],
+        changes: Arc<Changes>,
+    ) -> Vec<Informer> {
+        let copies: Vec<Arc<Mutex<Copy>>> = wanted.iter().map(|_| Arc::default()).collect();
         let stop = Arc::new(tokio::sync::Notify::new());
         let stopped = Arc::new(AtomicBool::new(false));
-        let (config, r, ns) = (self.config.clone(), r.clone(), ns.map(str::to_string));
-        let (c, s, st) = (copy.clone(), stop.clone(), stopped.clone());
+        let (config, wanted) = (self.config.clone(), wanted.to_vec());
+        let (c, s, st) = (copies.clone(), stop.clone(), stopped.clone());
         let thread = std::thread::Builder::new()
-            .name(format!("informer {}", r.group_resource()))
-            .spawn(move || watch(config, &r, ns.as_deref(), &c, &s, &st, &changes))
+            .name("informers".into())
+            .spawn(move || watch(config, &wanted, &c, &s, &st, &changes))
             .expect("a thread starts");
-        Informer {
-            copy,
+        let group = Arc::new(Group {
             stop,
             stopped,
-            thread: Some(thread),
-        }
+            thread: Mutex::new(Some(thread)),
+        });
+        copies
+            .into_iter()
+            .map(|copy| Informer {
+                copy,
+                _group: group.clone(),
+            })
+            .collect()
     }
 }
 
 fn watch(
     config: kube::Config,
-    r: &Resource,
-    ns: Option<&str>,
-    copy: &Mutex<Copy>,
+    wanted: &[(Resource, Option<String>)],
+    copies: &[Arc<Mutex<Copy>>],
     stop: &tokio::sync::Notify,
     stopped: &AtomicBool,
     changes: &Changes,
 ) {
-    let set_error = |e: String| copy.lock().expect("not poisoned").error = Some(e);
+    let set_error = |e: String| {
+        for c in copies {
+            c.lock().expect("not poisoned").error = Some(e.clone());
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return set_error(format!("starting the informer's runtime: {e}")),
+        Err(e) => return set_error(format!("starting the informers' runtime: {e}")),
     };
     rt.block_on(async {
         let client = match kube::Client::try_from(config) {
             Ok(c) => c,
             Err(e) => return set_error(format!("connecting: {e}")),
         };
-        let ar = crate::cluster::api_resource(r);
-        let api: Api<DynamicObject> = match ns {
-            Some(ns) if r.namespaced => Api::namespaced_with(client, ns, &ar),
-            _ => Api::all_with(client, &ar),
-        };
-        let stream =
-            watcher::watcher(api, watcher::Config::default().page_size(500)).default_backoff();
-        let mut stream = std::pin::pin!(stream);
-        let mut listing: BTreeMap<Key, Object> = BTreeMap::new();
-        while !stopped.load(Ordering::Relaxed) {
-            let event = tokio::select! {
-                _ = stop.notified() => break,
-                e = stream.next() => e,
+        let streams = wanted.iter().enumerate().map(|(i, (r, ns))| {
+            let ar = crate::cluster::api_resource(r);
+            let api: Api<DynamicObject> = match ns {
+                Some(ns) if r.namespaced => Api::namespaced_with(client.clone(), ns, &ar),
+                _ => Api::all_with(client.clone(), &ar),
             };
+            watcher::watcher(api, watcher::Config::default().page_size(500))
+                .default_backoff()
+                .map(move |e| (i, e))
+                .boxed()
+        });
+        let mut all = futures::stream::select_all(streams);
+        let mut listing: Vec<BTreeMap<Key, Object>> = vec![BTreeMap::new(); wanted.len()];
+        while !stopped.load(Ordering::Relaxed) {
+            let next = tokio::select! {
+                _ = stop.notified() => break,
+                e = all.next() => e,
+            };
+            let Some((i, event)) = next else {
+                break;
+            };
+            let r = &wanted[i].0;
             let to_object = |d: DynamicObject| crate::cluster::to_object(d, r).ok();
-            let mut c = copy.lock().expect("not poisoned");
+            let mut c = copies[i].lock().expect("not poisoned");
             match event {
-                None => break,
-                Some(Err(e)) => {
+                Err(e) => {
                     c.error = Some(format!("watching {}: {e}", r.group_resource()));
                     continue;
                 }
-                Some(Ok(Event::Init)) => listing.clear(),
-                Some(Ok(Event::InitApply(d))) => {
+                Ok(Event::Init) => listing[i].clear(),
+                Ok(Event::InitApply(d)) => {
                     let k = key(&d);
                     if let Some(o) = to_object(d) {
-                        listing.insert(k, o);
+                        listing[i].insert(k, o);
                     }
                     continue;
                 }
-                Some(Ok(Event::InitDone)) => {
-                    c.objects = std::mem::take(&mut listing);
+                Ok(Event::InitDone) => {
+                    c.objects = std::mem::take(&mut listing[i]);
                     c.synced = true;
                     c.error = None;
                 }
-                Some(Ok(Event::Apply(d))) => {
+                Ok(Event::Apply(d)) => {
                     let k = key(&d);
                     if let Some(o) = to_object(d) {
                         c.objects.insert(k, o);
                     }
                 }
-                Some(Ok(Event::Delete(d))) => {
+                Ok(Event::Delete(d)) => {
                     c.objects.remove(&key(&d));
                 }
             }

@@ -1617,7 +1617,7 @@ fn metrics_probes_and_download_requests_are_served_over_http() {
         let (code, log) = request("b1-log", "BackupLog", "b1");
         assert_eq!(code, 200);
         let log = gunzip(&log);
-        assert!(log.contains("backup b1: 2 objects selected"), "{log}");
+        assert!(log.contains("info: 2 objects selected"), "{log}");
         let (_, results) = request("b1-results", "BackupResults", "b1");
         let results: serde_json::Value = serde_json::from_str(&gunzip(&results)).unwrap();
         assert!(results.get("errors").is_some(), "{results}");

@@ -150,12 +150,8 @@ impl Controller<'_> {
                 log.push_str(&format!("info: phase {:?}: {} items, {} created, {} unchanged, {} updated, {} skipped (existing), {} failed, gate {}\n",
                     p.name, p.items, p.created, p.unchanged, p.updated, p.skipped_existing, p.failed, p.gate));
             }
-            for (level, list) in [("warning", &r.warnings), ("error", &r.errors)] {
-                for (ns, m) in list.messages() {
-                    let at = ns.map(|ns| format!("namespace {ns}: ")).unwrap_or_default();
-                    log.push_str(&format!("{level}: {at}{m}\n"));
-                }
-            }
+            log.push_str(&r.warnings.log_lines("warning"));
+            log.push_str(&r.errors.log_lines("error"));
         }
         self.downloads.keep_restore(name, &log, &results);
         Some(phase)

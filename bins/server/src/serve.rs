@@ -87,21 +87,36 @@ struct Watched {
 impl Watched {
     fn start(controller: &Controller) -> Watched {
         let changes = Changes::new();
-        let ns = Some(controller.namespace.as_str());
-        let c = controller.cluster;
+        let ns = Some(controller.namespace.clone());
         let namespaces = repo_k8s::Discovery::built_in()
             .resolve("namespaces")
             .expect("built in")
             .clone();
+        let wanted = [
+            (resource::<Backup>(), ns.clone()),
+            (resource::<Restore>(), ns.clone()),
+            (resource::<DeleteBackupRequest>(), ns.clone()),
+            (resource::<Schedule>(), ns.clone()),
+            (resource::<ServerStatusRequest>(), ns.clone()),
+            (resource::<DownloadRequest>(), ns),
+            (namespaces, None),
+        ];
+        let informers = controller.cluster.informers(&wanted, changes.clone());
+        let Ok(
+            [backups, restores, deletions, schedules, status_requests, download_requests, namespaces],
+        ) = <[Informer; 7]>::try_from(informers)
+        else {
+            unreachable!("one informer per resource asked for");
+        };
         Watched {
-            backups: c.informer(&resource::<Backup>(), ns, changes.clone()),
-            restores: c.informer(&resource::<Restore>(), ns, changes.clone()),
-            deletions: c.informer(&resource::<DeleteBackupRequest>(), ns, changes.clone()),
-            schedules: c.informer(&resource::<Schedule>(), ns, changes.clone()),
-            status_requests: c.informer(&resource::<ServerStatusRequest>(), ns, changes.clone()),
-            download_requests: c.informer(&resource::<DownloadRequest>(), ns, changes.clone()),
-            namespaces: c.informer(&namespaces, None, changes.clone()),
             changes,
+            backups,
+            restores,
+            deletions,
+            schedules,
+            status_requests,
+            download_requests,
+            namespaces,
         }
     }
 

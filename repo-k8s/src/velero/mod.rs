@@ -147,6 +147,16 @@ impl VeleroResult {
         self.messages().count()
     }
 
+    /// One log line per message: `level: [namespace ns: ]message`.
+    pub fn log_lines(&self, level: &str) -> String {
+        let mut out = String::new();
+        for (ns, m) in self.messages() {
+            let at = ns.map(|ns| format!("namespace {ns}: ")).unwrap_or_default();
+            out.push_str(&format!("{level}: {at}{m}\n"));
+        }
+        out
+    }
+
     /// Every message with its namespace (`None` for Velero's and the cluster's).
     pub fn messages(&self) -> impl Iterator<Item = (Option<&str>, &str)> {
         self.velero
