@@ -3,9 +3,10 @@
 # (fake-apiserver; there is no real API server here):
 #   1. OBJECTS generated objects in the cluster (gen-k8s, ~2 KB each), backed up
 #      a. by `cairn-server backup --from-cluster` (the baseline), and
-#      b. through a Backup object taken by `cairn-server serve`: from `kubectl apply` to the
-#         object's phase Completed (targets: <= 10% over the baseline, server peak RSS
-#         <= 256 MB);
+#      b. through a Backup object taken by `cairn-server serve`: from the server taking it
+#         to Completed, by the server's JSON log (targets: <= 10% over the baseline, server
+#         peak RSS <= 256 MB), and as a client sees it, `kubectl apply` to the phase
+#         Completed seen by polling kubectl;
 #   2. an idle server with IDLE_BACKUPS Backup objects present, for IDLE_SECONDS: CPU
 #      (target <= 1% of a core) and RSS (target <= 40 MB).
 # RUNS runs of 1; medians reported. Each backup goes to a fresh local repository and pays
@@ -60,7 +61,7 @@ YAML
 # Starts `cairn-server serve`; sets SERVER.
 start_server() {
     XDG_CACHE_HOME=$WORK/cache "$cs" --no-cache serve --namespace velero --identity bench \
-        --metrics-address "127.0.0.1:$(free_port)" >"$WORK/server.log" 2>&1 &
+        --log-format json --metrics-address "127.0.0.1:$(free_port)" >"$WORK/server.log" 2>&1 &
     SERVER=$!
     pids+=("$SERVER")
 }
@@ -94,7 +95,24 @@ for run in $(seq "$RUNS"); do
         sleep 0.05
     done
     t1=$(now)
-    echo "$(python3 -c "print(round($t1 - $t0, 2))") $(peak_kib "$SERVER")" >>"$WORK/m-served"
+    # The server's own account: from taking the Backup (its "backup started" line) to its
+    # end, the same work as the one-shot command's; the client's view adds kubectl's
+    # latency and the polling.
+    server_s=$(python3 - "$WORK/server.log" "served-$run" <<'PY'
+import json, sys
+from datetime import datetime
+times = {}
+for line in open(sys.argv[1]):
+    try:
+        l = json.loads(line)
+    except ValueError:
+        continue
+    if l.get("fields", {}).get("backup") == sys.argv[2]:
+        times[l["fields"]["message"]] = datetime.fromisoformat(l["timestamp"].replace("Z", "+00:00"))
+print(round((times["backup ended"] - times["backup started"]).total_seconds(), 2))
+PY
+)
+    echo "$server_s $(peak_kib "$SERVER") $(python3 -c "print(round($t1 - $t0, 2))")" >>"$WORK/m-served"
     kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
 done
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
@@ -134,12 +152,13 @@ backups=$(kubectl get backups.velero.io -n velero -o name | wc -l)
 
 median() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 o=$(median "$WORK/m-oneshot" 1); om=$(median "$WORK/m-oneshot" 2)
-s=$(median "$WORK/m-served" 1); sm=$(median "$WORK/m-served" 2)
+s=$(median "$WORK/m-served" 1); sm=$(median "$WORK/m-served" 2); sc=$(median "$WORK/m-served" 3)
 echo "cairn-server serve: $OBJECTS objects in the simulated cluster, $(nproc) cores, $(date -u +%F), local repository, median of $RUNS"
 echo
 echo "| what | time | peak RSS | target |"
 echo "|---|---|---|---|"
 echo "| \`backup --from-cluster\` (baseline) | $o s | $((om / 1024)) MB | |"
-echo "| a Backup object, apply to Completed | $s s | $((sm / 1024)) MB (server) | ≤ 10% over the baseline, ≤ 256 MB |"
+echo "| a Backup object, taken to Completed (server's log) | $s s | $((sm / 1024)) MB (server) | ≤ 10% over the baseline, ≤ 256 MB |"
 python3 -c "print(f'| overhead | {100 * ($s - $o) / $o:+.1f}% | | ≤ 10% |')"
+echo "| the same, kubectl apply to the phase Completed seen by polling kubectl | $sc s | | |"
 echo "| idle, $backups Backup objects, ${IDLE_SECONDS} s | ${idle_cpu}% of a core | $((idle_rss / 1024)) MB (RSS) | ≤ 1%, ≤ 40 MB |"
