@@ -125,6 +125,9 @@ impl Watched {
             &self.backups,
             &self.restores,
             &self.deletions,
+            &self.schedules,
+            &self.status_requests,
+            &self.download_requests,
             &self.namespaces,
         ]
         .iter()
@@ -196,12 +199,7 @@ pub fn run(
                     last_gc = Some(Instant::now());
                 }
             }
-            if !watched.status_requests.is_empty() {
-                controller.serve_status_requests(now);
-            }
-            if !watched.download_requests.is_empty() {
-                controller.serve_download_requests(now);
-            }
+            answer_requests(controller, &watched, now);
             schedules.run(
                 controller,
                 now,
@@ -224,6 +222,17 @@ pub fn run(
         }
         cancel_all(&jobs);
     });
+}
+
+/// ServerStatusRequests and DownloadRequests, when there are any (answered ones are
+/// removed once they expire).
+fn answer_requests(controller: &Controller, watched: &Watched, now: std::time::SystemTime) {
+    if !watched.status_requests.is_empty() {
+        controller.serve_status_requests(now);
+    }
+    if !watched.download_requests.is_empty() {
+        controller.serve_download_requests(now);
+    }
 }
 
 fn cancel_all(jobs: &[Job]) {
