@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod modifiers;
 pub mod object;
 pub mod phases;
+pub mod podvolumes;
 pub mod resource_policy;
 pub mod restore;
 pub mod restore_filter;
