@@ -13,6 +13,18 @@ use repo_core::{IndexedRepository, InitOptions, KdfParams, NoProgress, OpenOptio
 pub const PASSWORD: &[u8] = b"correct horse battery staple";
 
 /// KDF parameters that make tests fast (the defaults cost ~0.25 s per open).
+/// The repository of a `filesystem` BackupStorageLocation whose `config.path` is `dir`
+/// and bucket `backups`, with the control-plane tests' password ("correct horse").
+pub fn location_repo(dir: &std::path::Path) -> Repository {
+    let url = dir.join("backups");
+    let storage = repo_core::storage::open_url(url.to_str().unwrap(), &Default::default()).unwrap();
+    let opts = OpenOptions {
+        no_cache: true,
+        ..Default::default()
+    };
+    Repository::open(storage, b"correct horse", opts).unwrap()
+}
+
 pub fn fast_kdf() -> KdfParams {
     KdfParams {
         memory_kib: 256,

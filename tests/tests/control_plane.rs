@@ -265,14 +265,7 @@ fn shop() -> [serde_json::Value; 2] {
 
 /// The repository of the filesystem location in `dir` ([`location_and_secret`]).
 fn open_store(dir: &std::path::Path) -> repo_core::Repository {
-    let storage =
-        repo_core::storage::open_url(dir.join("backups").to_str().unwrap(), &Default::default())
-            .unwrap();
-    let opts = repo_core::OpenOptions {
-        no_cache: true,
-        ..Default::default()
-    };
-    repo_core::Repository::open(storage, b"correct horse", opts).unwrap()
+    cairn_tests::location_repo(dir)
 }
 
 /// A filesystem location in `dir`, the default, and the password Secret.

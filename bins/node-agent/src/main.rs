@@ -59,6 +59,31 @@ pub struct Global {
     verbose: bool,
 }
 
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The namespace of Velero's objects (its PodVolumeBackups, locations and Secrets).
+    #[arg(long, default_value = "velero")]
+    namespace: String,
+    /// This node's name: the PodVolumeBackups whose spec.node it is are this agent's.
+    #[arg(long, env = "NODE_NAME")]
+    node: String,
+    /// The kubelet's pods directory as mounted in this container.
+    #[arg(long, default_value = "/host_pods")]
+    pods_dir: PathBuf,
+    /// Volumes moved at once on this node.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    load_concurrency: u16,
+    /// The longest one volume may take (Velero's --fs-backup-timeout).
+    #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig (default: its current context).
+    #[arg(long)]
+    context: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a repository.
@@ -117,6 +142,9 @@ enum Command {
     /// Rebuild the index from packs, or find snapshots whose data is gone.
     #[command(subcommand)]
     Repair(maintenance::RepairCommand),
+    /// Run on a node of a cluster (the DaemonSet): back up the pod volumes of this node's
+    /// PodVolumeBackups into their locations' repositories.
+    Serve(ServeArgs),
     /// Verify the repository.
     Check {
         /// Also download and verify every pack.
@@ -294,6 +322,31 @@ impl From<Error> for Failure {
     }
 }
 
+/// `node-agent serve`: moves this node's volumes until killed.
+fn serve(g: &Global, a: &ServeArgs) -> CliResult {
+    let cluster =
+        repo_k8s::cluster::Cluster::connect(a.kubeconfig.as_deref(), a.context.as_deref())
+            .map_err(|e| fail(1, e.to_string()))?;
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let mover = node_agent::data_mover::DataMover {
+        cluster: &cluster,
+        namespace: a.namespace.clone(),
+        node: a.node.clone(),
+        pods_dir: a.pods_dir.clone(),
+        open_options: g.open_options(),
+        unlocked: Default::default(),
+        load_concurrency: a.load_concurrency.into(),
+        timeout: a.timeout,
+        now: &now,
+    };
+    eprintln!(
+        "node-agent: moving the pod volumes of node {} (PodVolumeBackups in namespace {}), {} at once",
+        a.node, a.namespace, a.load_concurrency
+    );
+    mover.run(&std::sync::atomic::AtomicBool::new(false));
+    Ok(())
+}
+
 pub fn fail(code: u8, message: impl Into<String>) -> Failure {
     Failure {
         code,
@@ -449,6 +502,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Forget(a) => retention::forget(g, a)?,
         Command::Maintenance(c) => maintenance::maintenance(g, c)?,
         Command::Repair(c) => maintenance::repair(g, c)?,
+        Command::Serve(a) => serve(g, a)?,
         Command::Ls { spec, recursive } => files::ls(g, spec, *recursive)?,
         Command::Diff { a, b } => files::diff(g, a, b)?,
         Command::Snapshots(f) => {

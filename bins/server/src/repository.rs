@@ -111,8 +111,13 @@ fn unlock(
     let repo = match Repository::open(storage.clone(), password, opts.clone()) {
         Ok(r) => r,
         Err(repo_core::Error::NoRepository { .. }) if !target.read_only => {
-            Repository::init(storage, password, InitOptions::default(), opts.clone())
-                .map_err(|e| format!("creating the repository of location {}: {e}", bsl.metadata.name))?
+            match Repository::init(storage.clone(), password, InitOptions::default(), opts.clone()) {
+                Ok(r) => r,
+                // Another writer (a second volume, a second replica) made it just now.
+                Err(e) => Repository::open(storage, password, opts.clone()).map_err(|_| {
+                    format!("creating the repository of location {}: {e}", bsl.metadata.name)
+                })?,
+            }
         }
         Err(repo_core::Error::WrongPassword { .. }) => {
             return Err(format!(

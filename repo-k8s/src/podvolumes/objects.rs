@@ -65,6 +65,8 @@ pub fn pod_volume_backup(
         tags.insert("pvc-uid".into(), uid.to_string());
     }
     PodVolumeBackup {
+        api_version: "velero.io/v1".into(),
+        kind: "PodVolumeBackup".into(),
         metadata: ObjectMeta {
             namespace: b.namespace.clone(),
             labels,
@@ -129,6 +131,10 @@ mod tests {
         };
         let pvb = pod_volume_backup(&backup, &pod, &volume, Some("c-uid"));
         let v = serde_json::to_value(&pvb).unwrap();
+        assert_eq!(
+            (v["apiVersion"].as_str(), v["kind"].as_str()),
+            (Some("velero.io/v1"), Some("PodVolumeBackup"))
+        );
         assert_eq!(v["metadata"]["generateName"], "nightly-");
         assert_eq!(v["metadata"]["namespace"], "velero");
         assert_eq!(

@@ -1,0 +1,393 @@
+//! Pod volumes (issue 15): the node-agent's data mover against the tests' API server and a
+//! directory laid out like a node's `/var/lib/kubelet/pods`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+fn cluster() -> cairn_tests::apiserver::ApiServer {
+    let server = cairn_tests::apiserver::ApiServer::start(Default::default());
+    let mut objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "velero"}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    ];
+    for (_, crd) in repo_k8s::velero::crd::all() {
+        objects.push(crd);
+    }
+    server.seed(&objects);
+    server
+}
+
+fn location(server: &cairn_tests::apiserver::ApiServer, store: &Path) {
+    server.seed(&[
+        json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+            "metadata": {"name": "default", "namespace": "velero"},
+            "spec": {"provider": "filesystem", "default": true, "objectStorage": {"bucket": "backups"},
+                "config": {"path": store.to_str().unwrap()}}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "velero-repo-credentials", "namespace": "velero"},
+            "data": {"repository-password": "Y29ycmVjdCBob3JzZQ=="}}),
+    ]);
+}
+
+/// A pod `name` on node-a with claim `data-0` (bound to PV `pv-data`) mounted as `data`
+/// and an emptyDir `cache`; its UID, as the API server gave it.
+fn pod(server: &cairn_tests::apiserver::ApiServer, name: &str) -> String {
+    server.seed(&[json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"nodeName": "node-a", "volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": "data-0"}},
+                {"name": "cache", "emptyDir": {}}],
+            "containers": [{"name": "db", "image": "postgres",
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "cache", "mountPath": "/cache"}]}]},
+        "status": {"phase": "Running"}})]);
+    server.get("v1", "Pod", Some("shop"), name).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn claim(server: &cairn_tests::apiserver::ApiServer) -> String {
+    server.seed(&[
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-data"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "local": {"path": "/mnt/data"}}}),
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data-0", "namespace": "shop"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pv-data", "resources": {"requests": {"storage": "1Gi"}}},
+            "status": {"phase": "Bound"}}),
+    ]);
+    server
+        .get("v1", "PersistentVolumeClaim", Some("shop"), "data-0")
+        .unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Writes `files` into the volume directory of pod `uid` on the simulated node.
+fn volume_dir(
+    pods: &Path,
+    uid: &str,
+    plugin: &str,
+    dir: &str,
+    files: &[(&str, &[u8])],
+) -> std::path::PathBuf {
+    let d = pods.join(uid).join("volumes").join(plugin).join(dir);
+    std::fs::create_dir_all(&d).unwrap();
+    for (name, content) in files {
+        std::fs::write(d.join(name), content).unwrap();
+    }
+    d
+}
+
+fn backup_object(name: &str) -> repo_k8s::velero::Backup {
+    let mut b = repo_k8s::velero::Backup::default();
+    b.metadata.name = name.into();
+    b.metadata.namespace = Some("velero".into());
+    b.metadata.uid = Some(format!("{name}-uid"));
+    b.spec.storage_location = Some("default".into());
+    b
+}
+
+/// Creates the PodVolumeBackup of `volume` of pod `pod_name` for `backup`, on `node`;
+/// its name.
+fn create_pvb_on(
+    cluster: &repo_k8s::cluster::Cluster,
+    server: &cairn_tests::apiserver::ApiServer,
+    backup: &str,
+    pod_name: &str,
+    volume: &str,
+    claim_uid: Option<&str>,
+    node: &str,
+) -> String {
+    let pod = repo_k8s::Object::from_value(
+        server.get("v1", "Pod", Some("shop"), pod_name).unwrap(),
+        "test",
+    )
+    .unwrap();
+    let claim = claim_uid.map(|_| "data-0".to_string());
+    let v = repo_k8s::podvolumes::select::PodVolume {
+        name: volume.into(),
+        claim,
+    };
+    let mut pvb = repo_k8s::podvolumes::objects::pod_volume_backup(
+        &backup_object(backup),
+        &pod,
+        &v,
+        claim_uid,
+    );
+    pvb.spec.node = node.into();
+    let o = repo_k8s::Object::from_value(serde_json::to_value(&pvb).unwrap(), "test").unwrap();
+    match cluster
+        .create(
+            &repo_k8s::velero::resource::<repo_k8s::velero::PodVolumeBackup>(),
+            &o,
+        )
+        .unwrap()
+    {
+        repo_k8s::cluster::Created::Created(made) => made.name().to_string(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn pvb_status(server: &cairn_tests::apiserver::ApiServer, name: &str) -> Value {
+    server
+        .get("velero.io/v1", "PodVolumeBackup", Some("velero"), name)
+        .unwrap()["status"]
+        .clone()
+}
+
+fn ended(server: &cairn_tests::apiserver::ApiServer, name: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = pvb_status(server, name);
+        if matches!(
+            st["phase"].as_str(),
+            Some("Completed" | "Failed" | "Canceled")
+        ) {
+            return st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} did not end: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn open_store(dir: &Path) -> repo_core::IndexedRepository {
+    cairn_tests::location_repo(dir)
+        .load_index(&repo_core::NoProgress)
+        .unwrap()
+}
+
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The data mover of node-a backs up its PodVolumeBackups' volumes with Velero's tags; a
+/// pod recreated under another name with the same claim finds its parent by the claim's
+/// UID (only what changed is read); other nodes' PodVolumeBackups are left alone; what
+/// cannot be found fails with the reason; one left InProgress by a stopped agent is failed.
+#[test]
+fn the_data_mover_backs_up_its_nodes_volumes_with_parents_found_by_claim() {
+    let server = cluster();
+    let store = tempfile::tempdir().unwrap();
+    let pods = tempfile::tempdir().unwrap();
+    location(&server, store.path());
+    let claim_uid = claim(&server);
+    let uid = pod(&server, "db-0");
+    let big = vec![7u8; 300_000];
+    volume_dir(
+        pods.path(),
+        &uid,
+        "kubernetes.io~local-volume",
+        "pv-data",
+        &[("table.dat", &big), ("small.txt", b"one")],
+    );
+    volume_dir(
+        pods.path(),
+        &uid,
+        "kubernetes.io~empty-dir",
+        "cache",
+        &[("c", b"cache")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cluster =
+        repo_k8s::cluster::Cluster::connect(Some(&server.kubeconfig(dir.path())), None).unwrap();
+    // Left InProgress by an agent that was killed.
+    let stale = create_pvb_on(&cluster, &server, "old", "db-0", "cache", None, "node-a");
+    let r = repo_k8s::velero::resource::<repo_k8s::velero::PodVolumeBackup>();
+    cluster
+        .merge_patch(
+            &r,
+            Some("velero"),
+            &stale,
+            &json!({"status": {"phase": "InProgress"}}),
+        )
+        .unwrap();
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let mover = node_agent::data_mover::DataMover {
+        cluster: &cluster,
+        namespace: "velero".into(),
+        node: "node-a".into(),
+        pods_dir: pods.path().to_path_buf(),
+        open_options: repo_core::OpenOptions {
+            no_cache: true,
+            ..Default::default()
+        },
+        unlocked: Default::default(),
+        load_concurrency: 2,
+        timeout: Duration::from_secs(600),
+        now: &now,
+    };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| mover.run(&stop));
+        let st = ended(&server, &stale);
+        assert_eq!(st["phase"], "Failed");
+        assert!(
+            st["message"]
+                .as_str()
+                .unwrap()
+                .contains("stopped while it backed up this volume"),
+            "{st}"
+        );
+
+        let first = create_pvb_on(
+            &cluster,
+            &server,
+            "b1",
+            "db-0",
+            "data",
+            Some(&claim_uid),
+            "node-a",
+        );
+        let cache = create_pvb_on(&cluster, &server, "b1", "db-0", "cache", None, "node-a");
+        let st = ended(&server, &first);
+        assert_eq!(st["phase"], "Completed", "{st}");
+        assert_eq!(st["progress"]["bytesDone"], 300_003);
+        assert!(
+            st["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("kubernetes.io~local-volume/pv-data"),
+            "{st}"
+        );
+        let first_id = st["snapshotID"].as_str().unwrap().to_string();
+        assert_eq!(ended(&server, &cache)["phase"], "Completed");
+
+        // The pod is recreated under another name (a new UID), the claim stays; one file
+        // changed.
+        // The volume is the same directory on the node, now below the new pod's UID.
+        let uid2 = pod(&server, "db-1");
+        let plugin = |uid: &str| {
+            pods.path()
+                .join(uid)
+                .join("volumes/kubernetes.io~local-volume")
+        };
+        std::fs::create_dir_all(plugin(&uid2)).unwrap();
+        std::fs::rename(plugin(&uid).join("pv-data"), plugin(&uid2).join("pv-data")).unwrap();
+        std::fs::write(plugin(&uid2).join("pv-data/small.txt"), b"two").unwrap();
+        let second = create_pvb_on(
+            &cluster,
+            &server,
+            "b2",
+            "db-1",
+            "data",
+            Some(&claim_uid),
+            "node-a",
+        );
+        let st = ended(&server, &second);
+        assert_eq!(st["phase"], "Completed", "{st}");
+        let repo = open_store(store.path());
+        let snap = repo
+            .get_snapshot(&st["snapshotID"].as_str().unwrap().parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            snap.parent.map(|p| p.to_string()),
+            Some(first_id.clone()),
+            "the parent is found by pvc-uid"
+        );
+        assert_eq!(snap.summary.files_unchanged, 1, "{:?}", snap.summary);
+        for tag in [
+            "backup=b2",
+            "pod=db-1",
+            "ns=shop",
+            "volume=data",
+            &format!("pvc-uid={claim_uid}"),
+            "backup-uid=b2-uid",
+        ] {
+            assert!(
+                snap.tags.iter().any(|t| t == tag),
+                "{tag} in {:?}",
+                snap.tags
+            );
+        }
+
+        // Another node's is not this agent's.
+        let other = create_pvb_on(&cluster, &server, "b3", "db-1", "cache", None, "node-b");
+        // What cannot be found: no cache directory for db-1, a gone pod, a symlink.
+        let missing = create_pvb_on(
+            &cluster,
+            &server,
+            "b3",
+            "db-1",
+            "data",
+            Some(&claim_uid),
+            "node-a",
+        );
+        std::fs::rename(
+            pods.path()
+                .join(&uid2)
+                .join("volumes/kubernetes.io~local-volume/pv-data"),
+            pods.path()
+                .join(&uid2)
+                .join("volumes/kubernetes.io~local-volume/elsewhere"),
+        )
+        .unwrap();
+        let st = ended(&server, &missing);
+        assert_eq!(st["phase"], "Failed");
+        assert!(
+            st["message"]
+                .as_str()
+                .unwrap()
+                .contains("expected one directory matching"),
+            "{st}"
+        );
+        std::fs::remove_dir_all(
+            pods.path()
+                .join(&uid2)
+                .join("volumes/kubernetes.io~local-volume/elsewhere"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            "/etc",
+            pods.path()
+                .join(&uid2)
+                .join("volumes/kubernetes.io~local-volume/pv-data"),
+        )
+        .unwrap();
+        let linked = create_pvb_on(
+            &cluster,
+            &server,
+            "b4",
+            "db-1",
+            "data",
+            Some(&claim_uid),
+            "node-a",
+        );
+        let st = ended(&server, &linked);
+        assert!(
+            st["message"]
+                .as_str()
+                .unwrap()
+                .contains("is a symbolic link"),
+            "{st}"
+        );
+        server.delete("v1", "Pod", Some("shop"), "db-0");
+        let gone = create_pvb_on(&cluster, &server, "b5", "db-1", "cache", None, "node-a");
+        server.delete("v1", "Pod", Some("shop"), "db-1");
+        let st = ended(&server, &gone);
+        assert!(
+            st["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not exist any more"),
+            "{st}"
+        );
+        assert!(
+            pvb_status(&server, &other).get("phase").is_none(),
+            "node-b's was not touched"
+        );
+    });
+    let repo = open_store(store.path());
+    let report = repo
+        .check(&repo_core::CheckOptions::read_all(), &repo_core::NoProgress)
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
