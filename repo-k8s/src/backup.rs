@@ -59,6 +59,9 @@ pub struct BackupOptions {
     /// `velero-backup.json` (as Velero keeps it beside its tarball), so a sync into another
     /// cluster recreates it as it was.
     pub backup_object: Option<Vec<u8>>,
+    /// Other files stored at the root of the backup, by name (the server's list of pod
+    /// volume backups).
+    pub extra_files: Vec<(String, Vec<u8>)>,
     /// Cancellation and progress (objects stored out of those selected).
     pub control: crate::control::Control,
 }
@@ -607,6 +610,9 @@ pub fn backup_from(
     )?;
     if let Some(object) = &opts.backup_object {
         add_file(&[crate::catalog::BACKUP_OBJECT_FILE], object.clone())?;
+    }
+    for (name, bytes) in &opts.extra_files {
+        add_file(&[name.as_str()], bytes.clone())?;
     }
     let log = backup_log(total, items, &results);
     add_file(&[crate::catalog::BACKUP_LOG_FILE], log.into_bytes())?;

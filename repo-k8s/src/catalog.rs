@@ -121,8 +121,9 @@ pub fn backup_object(
     }
 }
 
-/// A file at the root of a backup's tree, read whole (within the manifest size limit).
-fn root_file(
+/// A file at the root of a backup's tree, read whole (within the manifest size limit);
+/// `None` if the backup has no such file.
+pub fn root_file(
     repo: &repo_core::IndexedRepository,
     snapshot: &ObjectId,
     name: &str,

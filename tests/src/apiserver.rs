@@ -237,6 +237,22 @@ impl ApiServer {
         st.objects.get(&key).map(|s| st.with_status(&r, s))
     }
 
+    /// The objects of a kind (in a namespace, or all), as stored.
+    pub fn list(&self, api_version: &str, kind: &str, ns: Option<&str>) -> Vec<Value> {
+        let st = self.lock();
+        let (group, _) = repo_k8s::object::split_api_version(api_version);
+        let Some(r) = st.discovery.for_group_kind(group, kind).cloned() else {
+            return Vec::new();
+        };
+        st.objects
+            .iter()
+            .filter(|((g, p, n, _), _)| {
+                *g == r.group && *p == r.plural && ns.is_none_or(|ns| n == ns)
+            })
+            .map(|(_, stored)| st.with_status(&r, stored))
+            .collect()
+    }
+
     /// Creates objects directly (a cluster's existing state before a restore).
     pub fn seed(&self, objects: &[Value]) {
         let mut st = self.lock();

@@ -79,6 +79,54 @@ fn volume_dir(
     d
 }
 
+/// The tests' cluster with a location, claim `data-0` and pod `db-0` (UID `uid`) on
+/// node-a; `pods` is node-a's pods directory.
+struct Setup {
+    server: cairn_tests::apiserver::ApiServer,
+    store: tempfile::TempDir,
+    pods: tempfile::TempDir,
+    claim_uid: String,
+    uid: String,
+}
+
+fn setup() -> Setup {
+    let server = cluster();
+    let store = tempfile::tempdir().unwrap();
+    location(&server, store.path());
+    let claim_uid = claim(&server);
+    let uid = pod(&server, "db-0");
+    Setup {
+        server,
+        store,
+        pods: tempfile::tempdir().unwrap(),
+        claim_uid,
+        uid,
+    }
+}
+
+/// The data mover of node-a.
+fn mover<'a>(
+    cluster: &'a repo_k8s::cluster::Cluster,
+    pods: &Path,
+    load_concurrency: usize,
+    now: &'a (dyn Fn() -> String + Sync),
+) -> node_agent::data_mover::DataMover<'a> {
+    node_agent::data_mover::DataMover {
+        cluster,
+        namespace: "velero".into(),
+        node: "node-a".into(),
+        pods_dir: pods.to_path_buf(),
+        open_options: repo_core::OpenOptions {
+            no_cache: true,
+            ..Default::default()
+        },
+        unlocked: Default::default(),
+        load_concurrency,
+        timeout: Duration::from_secs(600),
+        now,
+    }
+}
+
 fn backup_object(name: &str) -> repo_k8s::velero::Backup {
     let mut b = repo_k8s::velero::Backup::default();
     b.metadata.name = name.into();
@@ -174,12 +222,13 @@ impl Drop for StopOnDrop<'_> {
 /// cannot be found fails with the reason; one left InProgress by a stopped agent is failed.
 #[test]
 fn the_data_mover_backs_up_its_nodes_volumes_with_parents_found_by_claim() {
-    let server = cluster();
-    let store = tempfile::tempdir().unwrap();
-    let pods = tempfile::tempdir().unwrap();
-    location(&server, store.path());
-    let claim_uid = claim(&server);
-    let uid = pod(&server, "db-0");
+    let Setup {
+        server,
+        store,
+        pods,
+        claim_uid,
+        uid,
+    } = setup();
     let big = vec![7u8; 300_000];
     volume_dir(
         pods.path(),
@@ -210,20 +259,7 @@ fn the_data_mover_backs_up_its_nodes_volumes_with_parents_found_by_claim() {
         )
         .unwrap();
     let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
-    let mover = node_agent::data_mover::DataMover {
-        cluster: &cluster,
-        namespace: "velero".into(),
-        node: "node-a".into(),
-        pods_dir: pods.path().to_path_buf(),
-        open_options: repo_core::OpenOptions {
-            no_cache: true,
-            ..Default::default()
-        },
-        unlocked: Default::default(),
-        load_concurrency: 2,
-        timeout: Duration::from_secs(600),
-        now: &now,
-    };
+    let mover = mover(&cluster, pods.path(), 2, &now);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let _stop = StopOnDrop(&stop);
@@ -390,4 +426,167 @@ fn the_data_mover_backs_up_its_nodes_volumes_with_parents_found_by_claim() {
         .check(&repo_core::CheckOptions::read_all(), &repo_core::NoProgress)
         .unwrap();
     assert!(report.is_clean(), "{report:?}");
+}
+
+/// A Backup object with `defaultVolumesToFsBackup`: the server creates a PodVolumeBackup
+/// for each volume of each pod it takes (Velero's rules: the secret volume, the opted-out
+/// volume and the unmounted one are not), the node-agent of node-a moves them, the Backup
+/// waits and completes, and their list is stored beside the backup. A pod on a node with no
+/// node-agent makes the backup PartiallyFailed, naming the node.
+#[test]
+fn a_backup_object_backs_up_its_pods_volumes_through_the_node_agent() {
+    let Setup {
+        server,
+        store,
+        pods,
+        claim_uid,
+        uid,
+    } = setup();
+    volume_dir(
+        pods.path(),
+        &uid,
+        "kubernetes.io~local-volume",
+        "pv-data",
+        &[("table.dat", b"rows")],
+    );
+    volume_dir(
+        pods.path(),
+        &uid,
+        "kubernetes.io~empty-dir",
+        "cache",
+        &[("c", b"cache")],
+    );
+    server.seed(&[
+        // The node-agent of node-a, as its DaemonSet's pod.
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cairn-node-agent-a", "namespace": "velero", "labels": {"role": "node-agent"}},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "node-agent", "image": "cairn"}]}, "status": {"phase": "Running"}}),
+        // Volumes that are not backed up: a secret, one opted out, one not mounted.
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespace": "shop",
+                "annotations": {"backup.velero.io/backup-volumes-excludes": "scratch"}},
+            "spec": {"nodeName": "node-a", "volumes": [
+                    {"name": "creds", "secret": {"secretName": "s"}},
+                    {"name": "scratch", "emptyDir": {}},
+                    {"name": "spare", "emptyDir": {}}],
+                "containers": [{"name": "web", "image": "nginx",
+                    "volumeMounts": [{"name": "creds", "mountPath": "/c"}, {"name": "scratch", "mountPath": "/s"}]}]},
+            "status": {"phase": "Running"}}),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster =
+        repo_k8s::cluster::Cluster::connect(Some(&server.kubeconfig(dir.path())), None).unwrap();
+    let agent_cluster =
+        repo_k8s::cluster::Cluster::connect(Some(&server.kubeconfig(dir.path())), None).unwrap();
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let no_cache = || repo_core::OpenOptions {
+        no_cache: true,
+        ..Default::default()
+    };
+    let controller = cairn_server::backups::Controller::new(&cluster, "velero", no_cache(), &now);
+    let mover = mover(&agent_cluster, pods.path(), 1, &now);
+    let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));
+    let options = cairn_server::serve::Options::default();
+    let phase = |name: &str| -> Option<String> {
+        server.get("velero.io/v1", "Backup", Some("velero"), name)?["status"]["phase"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let ended = |name: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some("Completed" | "PartiallyFailed" | "Failed" | "FailedValidation") =
+                phase(name).as_deref()
+            {
+                return server
+                    .get("velero.io/v1", "Backup", Some("velero"), name)
+                    .unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "{name} did not end");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| cairn_server::serve::run(&controller, &stop, &leading, &options, &|_| {}));
+        s.spawn(|| mover.run(&stop));
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "b1", "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"], "defaultVolumesToFsBackup": true}})]);
+        let b = ended("b1");
+        let errors_of = |name: &str| -> Vec<String> {
+            let repo = open_store(store.path());
+            let snap = repo_k8s::catalog::backup_snapshot(&repo, name).unwrap();
+            let results = repo_k8s::catalog::results(&repo, &snap).unwrap();
+            results
+                .errors
+                .messages()
+                .map(|(_, m)| m.to_string())
+                .collect()
+        };
+        assert_eq!(
+            b["status"]["phase"],
+            "Completed",
+            "{b} {:?}",
+            errors_of("b1")
+        );
+        let pvbs: Vec<Value> = server
+            .list("velero.io/v1", "PodVolumeBackup", Some("velero"))
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["velero.io/backup-name"] == "b1")
+            .collect();
+        let mut volumes: Vec<(String, String)> = pvbs
+            .iter()
+            .map(|p| {
+                (
+                    p["spec"]["pod"]["name"].as_str().unwrap().to_string(),
+                    p["spec"]["volume"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        volumes.sort();
+        assert_eq!(
+            volumes,
+            [
+                ("db-0".to_string(), "cache".to_string()),
+                ("db-0".into(), "data".into())
+            ]
+        );
+        assert!(
+            pvbs.iter().all(|p| p["status"]["phase"] == "Completed"),
+            "{pvbs:?}"
+        );
+        let data = pvbs.iter().find(|p| p["spec"]["volume"] == "data").unwrap();
+        assert_eq!(
+            data["metadata"]["labels"]["velero.io/pvc-uid"],
+            claim_uid.as_str()
+        );
+        // Stored beside the backup.
+        let repo = open_store(store.path());
+        let snap = repo_k8s::catalog::backup_snapshot(&repo, "b1").unwrap();
+        let listed = repo_k8s::catalog::root_file(&repo, &snap, "podvolumebackups.json")
+            .unwrap()
+            .unwrap();
+        let listed = String::from_utf8(listed).unwrap();
+        assert!(
+            listed.contains(data["status"]["snapshotID"].as_str().unwrap()),
+            "{listed}"
+        );
+
+        // A pod on node-b, where no node-agent runs.
+        server.seed(&[json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "far-0", "namespace": "shop"},
+            "spec": {"nodeName": "node-b", "volumes": [{"name": "logs", "emptyDir": {}}],
+                "containers": [{"name": "far", "image": "busybox", "volumeMounts": [{"name": "logs", "mountPath": "/logs"}]}]},
+            "status": {"phase": "Running"}})]);
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "b2", "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"], "defaultVolumesToFsBackup": true}})]);
+        let b = ended("b2");
+        assert_eq!(b["status"]["phase"], "PartiallyFailed", "{b}");
+        assert_eq!(b["status"]["errors"], 1, "{b}");
+        let repo = open_store(store.path());
+        let snap = repo_k8s::catalog::backup_snapshot(&repo, "b2").unwrap();
+        let results = repo_k8s::catalog::results(&repo, &snap).unwrap();
+        let errors: Vec<&str> = results.errors.messages().map(|(_, m)| m).collect();
+        assert!(
+            errors[0].contains("no node-agent runs on node node-b") && errors[0].contains("far-0"),
+            "{errors:?}"
+        );
+    });
 }

@@ -41,6 +41,10 @@ pub struct Controller<'a> {
     /// Files prepared for DownloadRequests, and restores' logs and results.
     pub downloads: Arc<crate::downloads::Downloads>,
     pub health: Arc<crate::http::Health>,
+    /// Velero's `--default-volumes-to-fs-backup`: for Backups that do not say.
+    pub default_volumes_to_fs_backup: bool,
+    /// Velero's `--fs-backup-timeout`: how long a backup waits for its pod volumes.
+    pub fs_backup_timeout: Duration,
 }
 
 impl<'a> Controller<'a> {
@@ -60,6 +64,8 @@ impl<'a> Controller<'a> {
             metrics: Default::default(),
             downloads: Default::default(),
             health: Default::default(),
+            default_volumes_to_fs_backup: false,
+            fs_backup_timeout: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -306,6 +312,21 @@ impl Controller<'_> {
         if control.cancelled() {
             return Err(CANCELLED.into());
         }
+        // The pods' volumes, after the objects were listed and before they are stored.
+        let d = &contents.discovery;
+        let pods = self.pods_of(backup, d)?;
+        let excluded = crate::pod_volumes::claims_excluded(&filter(backup), d);
+        let mut located = backup.clone();
+        located.spec.storage_location = Some(location.metadata.name.clone());
+        let volumes = self.back_up_pod_volumes(&located, &pods, excluded, &|| control.cancelled());
+        for why in &volumes.skipped {
+            tracing::info!(backup = %backup.metadata.name, "pod volume not backed up: {why}");
+        }
+        if control.cancelled() {
+            return Err(CANCELLED.into());
+        }
+        let problems = &mut contents.objects.inventory.problems;
+        problems.extend(volumes.errors.iter().map(|(_, e)| e.clone()));
         // The Backup as asked for (no status, no server fields), kept beside the backup.
         let mut asked = backup.clone();
         asked.status = None;
@@ -322,6 +343,7 @@ impl Controller<'_> {
             ttl: Some(ttl),
             discovery: contents.discovery,
             backup_object: Some(serde_json::to_vec(&asked).expect("a Backup is JSON")),
+            extra_files: volumes_file(&volumes.ended),
             control,
             ..Default::default()
         };
@@ -346,6 +368,18 @@ impl Controller<'_> {
             &json!({ "status": status }),
         );
     }
+}
+
+/// The PodVolumeBackups of a backup as a file stored beside it (none without volumes).
+fn volumes_file(ended: &[repo_k8s::velero::PodVolumeBackup]) -> Vec<(String, Vec<u8>)> {
+    if ended.is_empty() {
+        return Vec::new();
+    }
+    let json = serde_json::to_vec(ended).expect("JSON");
+    vec![(
+        crate::pod_volumes::POD_VOLUME_BACKUPS_FILE.to_string(),
+        json,
+    )]
 }
 
 /// The schedule an object came from (its `velero.io/schedule-name` label; empty for one

@@ -20,6 +20,7 @@ pub mod lease;
 pub mod location;
 pub mod location_status;
 pub mod metrics;
+pub mod pod_volumes;
 pub mod progress;
 pub mod queue;
 pub mod repository;

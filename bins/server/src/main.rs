@@ -100,6 +100,13 @@ struct ServeArgs {
     /// or unpaused (Velero's --schedule-skip-immediately).
     #[arg(long)]
     schedule_skip_immediately: bool,
+    /// Back up every pod volume file by file unless a pod opts it out (for Backups that do
+    /// not set defaultVolumesToFsBackup; Velero's --default-volumes-to-fs-backup).
+    #[arg(long)]
+    default_volumes_to_fs_backup: bool,
+    /// How long a backup waits for its pod volumes (Velero's --fs-backup-timeout).
+    #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
+    fs_backup_timeout: std::time::Duration,
     /// Where /metrics, /healthz, /readyz and DownloadRequests' files are served
     /// (`:PORT` for every interface, or `IP:PORT`).
     #[arg(long, default_value = ":8085")]
@@ -549,12 +556,14 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
     }
     let cluster = a.cluster.connect()?;
     let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
-    let controller = cairn_server::backups::Controller::new(
+    let mut controller = cairn_server::backups::Controller::new(
         &cluster,
         &a.namespace,
         cli.repo.open_options(),
         &now,
     );
+    controller.default_volumes_to_fs_backup = a.default_volumes_to_fs_backup;
+    controller.fs_backup_timeout = a.fs_backup_timeout;
     tracing::info!(
         namespace = %a.namespace,
         concurrent_backups = a.concurrent_backups,

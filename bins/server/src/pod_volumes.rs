@@ -1,0 +1,278 @@
+//! A backup's pod volumes (Velero's file-system backup): for each pod the backup takes,
+//! the volumes chosen by Velero's rules ([`repo_k8s::podvolumes::select`]) get a
+//! PodVolumeBackup that the node-agent on the pod's node moves; the backup waits for them
+//! all (cancelling them if it is cancelled, or after `--fs-backup-timeout`), and each that
+//! did not complete is an error of the backup (PartiallyFailed), naming the pod and volume.
+//!
+//! The volumes are read after the objects were listed and before the objects are stored,
+//! so the backup's results include the volumes' errors, and the PodVolumeBackups (with
+//! their snapshots) are stored beside the backup as `podvolumebackups.json`, for restores
+//! in a cluster that no longer has them.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use repo_k8s::filter::{BackupFilter, Filter};
+use repo_k8s::podvolumes::objects::{pod_volume_backup, BACKUP_UID_LABEL};
+use repo_k8s::podvolumes::select::{choose, Claims, Context};
+use repo_k8s::velero::{resource, Backup, PodVolumeBackup, PodVolumeBackupPhase};
+use repo_k8s::{Discovery, Object};
+use serde_json::{json, Value};
+
+use crate::backups::Controller;
+
+/// The file beside a backup listing its PodVolumeBackups as they ended.
+pub const POD_VOLUME_BACKUPS_FILE: &str = "podvolumebackups.json";
+
+/// How long cancelled PodVolumeBackups are given to stop before the backup goes on.
+const CANCEL_GRACE: Duration = Duration::from_secs(30);
+
+/// Label of the node-agent's pods (Velero's), by which a node with a node-agent is found.
+pub const NODE_AGENT_LABEL: &str = "role=node-agent";
+
+/// What the pod volumes of one backup came to.
+#[derive(Debug, Default)]
+pub struct PodVolumes {
+    /// The PodVolumeBackups as they ended.
+    pub ended: Vec<PodVolumeBackup>,
+    /// `(namespace, error)`: volumes that were not backed up, and why.
+    pub errors: Vec<(String, String)>,
+    /// Volumes skipped by the rules, with why (for the log).
+    pub skipped: Vec<String>,
+}
+
+fn is_final(p: &PodVolumeBackup) -> bool {
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase),
+        Some(
+            PodVolumeBackupPhase::Completed
+                | PodVolumeBackupPhase::Failed
+                | PodVolumeBackupPhase::Canceled
+        )
+    )
+}
+
+/// Whether a backup's filter leaves PersistentVolumeClaims out (Velero's
+/// `ShouldInclude("persistentvolumeclaims")`, which looks at the resource lists only).
+pub fn claims_excluded(f: &BackupFilter, d: &Discovery) -> bool {
+    let is_claims = |n: &String| {
+        n == "*"
+            || d.resolve(n)
+                .is_ok_and(|r| r.group_resource() == "persistentvolumeclaims")
+    };
+    let excluded = f
+        .exclude_resources
+        .iter()
+        .chain(&f.exclude_namespace_scoped_resources)
+        .any(|n| n != "*" && is_claims(n));
+    let includes: Vec<&String> = f
+        .include_resources
+        .iter()
+        .chain(&f.include_namespace_scoped_resources)
+        .collect();
+    excluded || (!includes.is_empty() && !includes.iter().any(|n| is_claims(n)))
+}
+
+impl Controller<'_> {
+    /// The pods `backup` takes (its filters over the cluster's pods).
+    pub(crate) fn pods_of(&self, backup: &Backup, d: &Discovery) -> Result<Vec<Object>, String> {
+        let pods_resource = d.resolve("pods").map_err(|e| e.to_string())?.clone();
+        let pods = self
+            .cluster
+            .list(&pods_resource, None)
+            .map_err(|e| e.to_string())?;
+        let filter = Filter::new(&crate::backups::filter(backup), d).map_err(|e| e.to_string())?;
+        let selected = filter.select(&pods, d);
+        Ok(selected
+            .items
+            .iter()
+            .map(|(i, _)| pods[*i].clone())
+            .collect())
+    }
+
+    /// Backs up the volumes of `pods` for `backup` and waits for them (see the module
+    /// documentation).
+    pub(crate) fn back_up_pod_volumes(
+        &self,
+        backup: &Backup,
+        pods: &[Object],
+        claims_excluded: bool,
+        cancel: &dyn Fn() -> bool,
+    ) -> PodVolumes {
+        let mut out = PodVolumes::default();
+        let default_to_fs = backup
+            .spec
+            .default_volumes_to_fs_backup
+            .unwrap_or(self.default_volumes_to_fs_backup);
+        let built_in = Discovery::built_in();
+        let get = |resource: &str, ns: Option<&str>, name: &str| {
+            let r = built_in.resolve(resource).expect("built in");
+            self.cluster.get(r, ns, name).ok().flatten()
+        };
+        let agents = self.nodes_with_agents();
+        let mut claims = Claims::default();
+        let mut created = Vec::new();
+        for pod in pods {
+            let ns = pod.namespace().unwrap_or_default().to_string();
+            let volume_of_claim = |c: &str| {
+                let pvc = get("persistentvolumeclaims", Some(&ns), c)?;
+                let pv = pvc.get(&["spec", "volumeName"])?.as_str()?.to_string();
+                get("persistentvolumes", None, &pv)
+            };
+            let cx = Context {
+                default_to_fs_backup: default_to_fs,
+                exclude_claims: claims_excluded,
+                volume_of_claim: &volume_of_claim,
+            };
+            let mut chosen = choose(pod, &cx);
+            claims.apply(pod, &mut chosen);
+            out.skipped
+                .extend(chosen.skipped.iter().map(|(_, why)| why.clone()));
+            if chosen.volumes.is_empty() {
+                continue;
+            }
+            let node = pod
+                .get(&["spec", "nodeName"])
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !agents.contains(node) {
+                let names: Vec<&str> = chosen.volumes.iter().map(|v| v.name.as_str()).collect();
+                out.errors.push((ns.clone(), format!(
+                    "no node-agent runs on node {node} (a Running pod labelled {NODE_AGENT_LABEL} in namespace {}): volumes {} of pod {ns}/{} were not backed up; run the node-agent DaemonSet (deploy/node-agent.yaml) on that node",
+                    self.namespace, names.join(", "), pod.name())));
+                continue;
+            }
+            for v in &chosen.volumes {
+                let claim_uid = v.claim.as_deref().and_then(|c| {
+                    get("persistentvolumeclaims", Some(&ns), c)?
+                        .get(&["metadata", "uid"])?
+                        .as_str()
+                        .map(str::to_string)
+                });
+                let pvb = pod_volume_backup(backup, pod, v, claim_uid.as_deref());
+                let made = repo_k8s::Object::from_value(
+                    serde_json::to_value(&pvb).expect("JSON"),
+                    "podvolumebackups.velero.io",
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|o| {
+                    self.cluster
+                        .create(&resource::<PodVolumeBackup>(), &o)
+                        .map_err(|e| e.to_string())
+                });
+                match made {
+                    Ok(repo_k8s::cluster::Created::Created(o)) => created.push(o.name().to_string()),
+                    Ok(repo_k8s::cluster::Created::AlreadyExists(o)) => created.push(o.name().to_string()),
+                    Err(e) => out.errors.push((ns.clone(), format!(
+                        "volume {} of pod {ns}/{}: the PodVolumeBackup could not be created: {e}", v.name, pod.name()))),
+                }
+            }
+        }
+        if created.is_empty() {
+            return out;
+        }
+        let uid = backup.metadata.uid.clone().unwrap_or_default();
+        let ended = self.wait_for_pod_volumes(&uid, &created, cancel, &mut out.errors);
+        for p in &ended {
+            let phase = p.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
+            if phase != PodVolumeBackupPhase::Completed {
+                let ns = p.spec.pod.namespace.clone().unwrap_or_default();
+                let message = p.status.as_ref().map(|s| s.message.as_str()).unwrap_or("");
+                out.errors.push((
+                    ns.clone(),
+                    format!(
+                        "pod volume backup of volume {} of pod {ns}/{} {}: {message}",
+                        p.spec.volume,
+                        p.spec.pod.name.as_deref().unwrap_or_default(),
+                        match phase {
+                            PodVolumeBackupPhase::Canceled => "canceled",
+                            _ => "failed",
+                        },
+                    ),
+                ));
+            }
+        }
+        out.ended = ended;
+        out
+    }
+
+    /// The nodes where a node-agent pod is Running.
+    fn nodes_with_agents(&self) -> BTreeSet<String> {
+        let pods = Discovery::built_in()
+            .resolve("pods")
+            .expect("built in")
+            .clone();
+        self.cluster
+            .list_selected(&pods, Some(&self.namespace), Some(NODE_AGENT_LABEL))
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p.get(&["status", "phase"]).and_then(Value::as_str) == Some("Running"))
+            .filter_map(|p| {
+                p.get(&["spec", "nodeName"])
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+
+    /// Waits until the PodVolumeBackups `names` (of backup `uid`) end; cancels them when
+    /// `cancel` says so or the timeout passes. Returns them as they ended.
+    fn wait_for_pod_volumes(
+        &self,
+        uid: &str,
+        names: &[String],
+        cancel: &dyn Fn() -> bool,
+        errors: &mut Vec<(String, String)>,
+    ) -> Vec<PodVolumeBackup> {
+        let r = resource::<PodVolumeBackup>();
+        let ns = Some(self.namespace.as_str());
+        let selector = format!("{BACKUP_UID_LABEL}={uid}");
+        let ours = |objects: &[Object]| -> Vec<PodVolumeBackup> {
+            objects
+                .iter()
+                .filter(|o| names.iter().any(|n| n == o.name()))
+                .filter_map(crate::typed)
+                .collect()
+        };
+        let deadline = Instant::now() + self.fs_backup_timeout;
+        let mut cancelled_at: Option<Instant> = None;
+        loop {
+            let step = (Instant::now() + Duration::from_secs(1)).min(deadline.max(Instant::now()));
+            let done = |objects: &[Object]| {
+                let mine = ours(objects);
+                mine.len() == names.len() && mine.iter().all(is_final)
+            };
+            if self
+                .cluster
+                .wait_for(&r, ns, Some(&selector), step, &done)
+                .is_ok()
+            {
+                break;
+            }
+            let over = Instant::now() >= deadline;
+            if cancelled_at.is_none() && (over || cancel()) {
+                cancelled_at = Some(Instant::now());
+                if over {
+                    errors.push((String::new(), format!(
+                        "timed out after {} waiting for all PodVolumeBackups to complete; those not done were cancelled",
+                        humantime::format_duration(self.fs_backup_timeout))));
+                }
+                for n in names {
+                    let _ = self
+                        .cluster
+                        .merge_patch(&r, ns, n, &json!({"spec": {"cancel": true}}));
+                }
+            }
+            // Cancelled ones are given a while to stop (a node-agent that is gone never
+            // answers).
+            if cancelled_at.is_some_and(|t| t.elapsed() >= CANCEL_GRACE) {
+                break;
+            }
+        }
+        let listed = self
+            .cluster
+            .list_selected(&r, ns, Some(&selector))
+            .unwrap_or_default();
+        ours(&listed)
+    }
+}
