@@ -145,6 +145,19 @@ enum Command {
     /// Run on a node of a cluster (the DaemonSet): back up the pod volumes of this node's
     /// PodVolumeBackups into their locations' repositories.
     Serve(ServeArgs),
+    /// Run in a restored pod's `restore-wait` init container: wait until the data of every
+    /// volume under /restores is back (its done file), then remove this restore's markers.
+    /// Exits 1 with the reason when a volume's restore failed or the timeout passed.
+    RestoreWait {
+        /// The Restore's UID (the name of the done files).
+        restore_uid: String,
+        /// Where the volumes are mounted.
+        #[arg(long, default_value = "/restores")]
+        restores_dir: PathBuf,
+        /// The longest to wait.
+        #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Verify the repository.
     Check {
         /// Also download and verify every pack.
@@ -503,6 +516,17 @@ fn run(cli: Cli) -> CliResult {
         Command::Maintenance(c) => maintenance::maintenance(g, c)?,
         Command::Repair(c) => maintenance::repair(g, c)?,
         Command::Serve(a) => serve(g, a)?,
+        Command::RestoreWait {
+            restore_uid,
+            restores_dir,
+            timeout,
+        } => {
+            let every = std::time::Duration::from_secs(1);
+            match node_agent::restore_wait::wait(restores_dir, restore_uid, *timeout, every) {
+                Ok(volumes) => eprintln!("restore-wait: the data of {} is back", volumes.join(", ")),
+                Err(e) => return Err(fail(1, format!("restore-wait: {e}"))),
+            }
+        }
         Command::Ls { spec, recursive } => files::ls(g, spec, *recursive)?,
         Command::Diff { a, b } => files::diff(g, a, b)?,
         Command::Snapshots(f) => {
