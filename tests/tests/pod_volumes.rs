@@ -270,7 +270,7 @@ fn the_data_mover_backs_up_its_nodes_volumes_with_parents_found_by_claim() {
             st["message"]
                 .as_str()
                 .unwrap()
-                .contains("stopped while it backed up this volume"),
+                .contains("stopped while it moved this volume"),
             "{st}"
         );
 

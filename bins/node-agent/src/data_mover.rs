@@ -1,19 +1,27 @@
-//! The data mover of one node: it takes the PodVolumeBackups whose `spec.node` is this
-//! node, finds each volume's directory below the kubelet's pods directory (mounted at
-//! `/host_pods`), and backs it up into the repository of the PodVolumeBackup's storage
-//! location, with Velero's status fields as it goes:
+//! The data mover of one node. It takes
+//!
+//! - the PodVolumeBackups whose `spec.node` is this node: each volume's directory is found
+//!   below the kubelet's pods directory (mounted at `/host_pods`) and backed up into the
+//!   repository of the PodVolumeBackup's storage location;
+//! - the PodVolumeRestores of pods running on this node, once the kubelet has made their
+//!   volume directories: the snapshot is written into the volume, then the done file
+//!   `.velero/<restore-uid>` that the pod's `restore-wait` init container waits for (or
+//!   `.velero/<restore-uid>.failed` with the reason, so it does not wait in vain);
+//!
+//! with Velero's status fields as it goes:
 //!
 //! - `New` → `InProgress` (`startTimestamp`, `progress {totalBytes, bytesDone}` every
-//!   [`PROGRESS_EVERY`]) → `Completed` (`snapshotID`, `path`, `completionTimestamp`),
-//!   `Failed` (`message` says what and what to do) or `Canceled` (`spec.cancel`);
-//! - the parent is found in the repository, not in objects that may be gone: for a claim,
-//!   the newest snapshot with the same `pvc-uid` tag (so a pod recreated under another name
-//!   reads only what changed); otherwise the same namespace, pod and volume;
+//!   [`PROGRESS_EVERY`]) → `Completed` (a backup's `snapshotID` and `path`,
+//!   `completionTimestamp`), `Failed` (`message` says what and what to do) or `Canceled`
+//!   (`spec.cancel`);
+//! - a backup's parent is found in the repository, not in objects that may be gone: for a
+//!   claim, the newest snapshot with the same `pvc-uid` tag (so a pod recreated under
+//!   another name reads only what changed); otherwise the same namespace, pod and volume;
 //! - `load_concurrency` volumes at once; each may run at most `timeout`;
-//! - at start, a PodVolumeBackup this node left `InProgress` (the node-agent was killed) is
-//!   `Failed`: its data was never committed, and the Backup must not wait for it.
+//! - at start, what this node left `InProgress` (the node-agent was killed) is `Failed`:
+//!   a backup's data was never committed, and nobody must wait for it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +29,10 @@ use std::time::{Duration, Instant};
 use repo_core::OpenOptions;
 use repo_k8s::cluster::Cluster;
 use repo_k8s::informer::{Changes, Informer};
-use repo_k8s::velero::{resource, BackupStorageLocation, PodVolumeBackup, PodVolumeBackupPhase};
+use repo_k8s::velero::{
+    resource, BackupStorageLocation, Kind, PodVolumeBackup, PodVolumeBackupPhase, PodVolumeRestore,
+    PodVolumeRestorePhase,
+};
 use repo_k8s::{Discovery, Object};
 use serde_json::{json, Value};
 
@@ -30,6 +41,9 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// Velero's default `--fs-backup-timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
+/// Label of a PodVolumeRestore: its Restore's UID (the name of the done file).
+pub const RESTORE_UID_LABEL: &str = "velero.io/restore-uid";
 
 /// The data mover of one node.
 pub struct DataMover<'a> {
@@ -50,55 +64,108 @@ pub struct DataMover<'a> {
     pub now: &'a (dyn Fn() -> String + Sync),
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Work {
+    Backup,
+    Restore,
+}
+
 /// A volume being moved.
 struct Job<'s> {
+    work: Work,
     name: String,
     cancel: Arc<AtomicBool>,
     started: Instant,
     thread: std::thread::ScopedJoinHandle<'s, ()>,
 }
 
-fn phase(p: &PodVolumeBackup) -> PodVolumeBackupPhase {
+/// Why a volume's move stopped.
+enum Stop {
+    Canceled,
+    Failed(String),
+}
+
+fn failed(e: impl ToString) -> Stop {
+    Stop::Failed(e.to_string())
+}
+
+fn typed<K: serde::de::DeserializeOwned>(o: &Object) -> Option<K> {
+    serde_json::from_value(Value::Object(o.as_value().clone())).ok()
+}
+
+fn backup_phase(p: &PodVolumeBackup) -> PodVolumeBackupPhase {
     p.status.as_ref().and_then(|s| s.phase).unwrap_or_default()
+}
+
+fn restore_phase(p: &PodVolumeRestore) -> PodVolumeRestorePhase {
+    p.status.as_ref().and_then(|s| s.phase).unwrap_or_default()
+}
+
+/// The UID of the Restore a PodVolumeRestore belongs to (its label, else its owner).
+fn restore_uid(p: &PodVolumeRestore) -> String {
+    p.metadata
+        .labels
+        .get(RESTORE_UID_LABEL)
+        .cloned()
+        .or_else(|| p.metadata.owner_references.first().map(|o| o.uid.clone()))
+        .unwrap_or_default()
 }
 
 impl DataMover<'_> {
     /// Moves this node's volumes until `stop` is set (what runs is cancelled then).
     pub fn run(&self, stop: &AtomicBool) {
         let changes = Changes::new();
-        let ns = Some(self.namespace.as_str());
-        let pvbs = self
-            .cluster
-            .informer(&resource::<PodVolumeBackup>(), ns, changes.clone());
-        while !pvbs.is_synced() && !stop.load(Ordering::Relaxed) {
+        let ns = Some(self.namespace.clone());
+        let wanted = [
+            (resource::<PodVolumeBackup>(), ns.clone()),
+            (resource::<PodVolumeRestore>(), ns),
+        ];
+        let Ok([pvbs, pvrs]) =
+            <[Informer; 2]>::try_from(self.cluster.informers(&wanted, changes.clone()))
+        else {
+            unreachable!("two informers asked for");
+        };
+        let synced = || pvbs.is_synced() && pvrs.is_synced();
+        while !synced() && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.fail_interrupted(&pvbs);
+        self.fail_interrupted(&pvbs, &pvrs);
         std::thread::scope(|s| {
             let mut jobs: Vec<Job> = Vec::new();
             let mut seen = 0;
             while !stop.load(Ordering::Relaxed) {
                 seen = changes.wait_past(seen, Duration::from_secs(1));
                 jobs.retain(|j| !j.thread.is_finished());
-                let mine: Vec<PodVolumeBackup> = pvbs
+                let backups: Vec<PodVolumeBackup> = pvbs
                     .objects()
                     .iter()
                     .filter_map(typed)
                     .filter(|p: &PodVolumeBackup| p.spec.node == self.node)
                     .collect();
+                let restores: Vec<PodVolumeRestore> =
+                    pvrs.objects().iter().filter_map(typed).collect();
                 for j in &jobs {
-                    let asked = mine
-                        .iter()
-                        .find(|p| p.metadata.name == j.name)
-                        .is_none_or(|p| p.spec.cancel);
+                    let asked = match j.work {
+                        Work::Backup => backups
+                            .iter()
+                            .find(|p| p.metadata.name == j.name)
+                            .is_none_or(|p| p.spec.cancel),
+                        Work::Restore => restores
+                            .iter()
+                            .find(|p| p.metadata.name == j.name)
+                            .is_none_or(|p| p.spec.cancel),
+                    };
                     if asked || j.started.elapsed() > self.timeout {
                         j.cancel.store(true, Ordering::Relaxed);
                     }
                 }
-                let mut waiting: Vec<&PodVolumeBackup> = mine
+                let busy = |jobs: &[Job], name: &str| jobs.iter().any(|j| j.name == name);
+                let mut waiting: Vec<&PodVolumeBackup> = backups
                     .iter()
-                    .filter(|p| phase(p) == PodVolumeBackupPhase::New)
-                    .filter(|p| jobs.iter().all(|j| j.name != p.metadata.name))
+                    .filter(|p| {
+                        backup_phase(p) == PodVolumeBackupPhase::New
+                            && !busy(&jobs, &p.metadata.name)
+                    })
                     .collect();
                 waiting.sort_by_key(|p| {
                     (
@@ -108,7 +175,7 @@ impl DataMover<'_> {
                 });
                 for p in waiting {
                     if p.spec.cancel {
-                        self.patch(&p.metadata.name, json!({"phase": "Canceled",
+                        self.patch::<PodVolumeBackup>(&p.metadata.name, json!({"phase": "Canceled",
                             "message": "canceled before it started", "completionTimestamp": (self.now)()}));
                         continue;
                     }
@@ -118,10 +185,37 @@ impl DataMover<'_> {
                     let cancel = Arc::new(AtomicBool::new(false));
                     let (pvb, c) = (p.clone(), cancel.clone());
                     jobs.push(Job {
+                        work: Work::Backup,
                         name: p.metadata.name.clone(),
                         cancel,
                         started: Instant::now(),
-                        thread: s.spawn(move || self.move_volume(&pvb, &c)),
+                        thread: s.spawn(move || self.back_up(&pvb, &c)),
+                    });
+                }
+                for p in restores
+                    .iter()
+                    .filter(|p| restore_phase(p) == PodVolumeRestorePhase::New)
+                {
+                    if busy(&jobs, &p.metadata.name) || jobs.len() >= self.load_concurrency.max(1) {
+                        continue;
+                    }
+                    // Another node's pod, or the kubelet has not made the volume yet.
+                    let Some(dir) = self.restore_target(p) else {
+                        continue;
+                    };
+                    if p.spec.cancel {
+                        self.patch::<PodVolumeRestore>(&p.metadata.name, json!({"phase": "Canceled",
+                            "message": "canceled before it started", "completionTimestamp": (self.now)()}));
+                        continue;
+                    }
+                    let cancel = Arc::new(AtomicBool::new(false));
+                    let (pvr, c) = (p.clone(), cancel.clone());
+                    jobs.push(Job {
+                        work: Work::Restore,
+                        name: p.metadata.name.clone(),
+                        cancel,
+                        started: Instant::now(),
+                        thread: s.spawn(move || self.restore(&pvr, &dir, &c)),
                     });
                 }
             }
@@ -131,29 +225,54 @@ impl DataMover<'_> {
         });
     }
 
-    /// Fails this node's PodVolumeBackups left InProgress by a node-agent that stopped.
-    fn fail_interrupted(&self, pvbs: &Informer) {
+    /// Fails what this node left InProgress (a node-agent that stopped).
+    fn fail_interrupted(&self, pvbs: &Informer, pvrs: &Informer) {
+        let why = format!("the node-agent on node {} stopped while it moved this volume; nothing of it was committed: back it up again", self.node);
         for p in pvbs.objects().iter().filter_map(typed::<PodVolumeBackup>) {
             if p.spec.node == self.node
                 && matches!(
-                    phase(&p),
+                    backup_phase(&p),
                     PodVolumeBackupPhase::InProgress | PodVolumeBackupPhase::Canceling
                 )
             {
-                self.patch(&p.metadata.name, json!({"phase": "Failed", "completionTimestamp": (self.now)(),
-                    "message": format!("the node-agent on node {} stopped while it backed up this volume; nothing of it was committed: back it up again", self.node)}));
+                self.patch::<PodVolumeBackup>(
+                    &p.metadata.name,
+                    json!({"phase": "Failed", "completionTimestamp": (self.now)(), "message": why}),
+                );
+            }
+        }
+        for p in pvrs.objects().iter().filter_map(typed::<PodVolumeRestore>) {
+            let mine = p.status.as_ref().is_some_and(|s| s.node == self.node);
+            if mine
+                && matches!(
+                    restore_phase(&p),
+                    PodVolumeRestorePhase::InProgress | PodVolumeRestorePhase::Canceling
+                )
+            {
+                let why = format!("the node-agent on node {} stopped while it restored this volume; restore the backup again", self.node);
+                self.patch::<PodVolumeRestore>(
+                    &p.metadata.name,
+                    json!({"phase": "Failed", "completionTimestamp": (self.now)(), "message": why}),
+                );
             }
         }
     }
 
-    /// Backs up one volume, writing the PodVolumeBackup's status as it goes.
-    pub fn move_volume(&self, pvb: &PodVolumeBackup, cancel: &AtomicBool) {
-        let name = &pvb.metadata.name;
-        self.patch(
-            name,
-            json!({"phase": "InProgress", "startTimestamp": (self.now)()}),
-        );
-        let counters = Arc::new(repo_fs::Counters::default());
+    /// Runs `work` for object `name` of kind `K` with Velero's status: InProgress, progress
+    /// every [`PROGRESS_EVERY`], then Completed (with the fields `work` returns), Failed or
+    /// Canceled.
+    fn run_job<K: Kind>(
+        &self,
+        name: &str,
+        in_progress: Value,
+        work: impl FnOnce(&repo_fs::Counters) -> Result<Value, Stop>,
+    ) {
+        let mut start = json!({"phase": "InProgress", "startTimestamp": (self.now)()});
+        if let (Some(s), Some(extra)) = (start.as_object_mut(), in_progress.as_object()) {
+            s.extend(extra.clone());
+        }
+        self.patch::<K>(name, start);
+        let counters = repo_fs::Counters::default();
         let done = AtomicBool::new(false);
         let outcome = std::thread::scope(|s| {
             let writer = s.spawn(|| {
@@ -166,7 +285,7 @@ impl DataMover<'_> {
                     let c = counters.snapshot();
                     let now = (c.total_bytes, c.bytes_done);
                     if last != Some(now) {
-                        self.patch(
+                        self.patch::<K>(
                             name,
                             json!({"progress": {"totalBytes": now.0, "bytesDone": now.1}}),
                         );
@@ -174,75 +293,205 @@ impl DataMover<'_> {
                     }
                 }
             });
-            let out = self.back_up(pvb, cancel, &counters);
+            let out = work(&counters);
             done.store(true, Ordering::Relaxed);
             writer.thread().unpark();
             out
         });
         let finished = (self.now)();
         let status = match outcome {
-            Ok((snapshot, path, warnings)) => {
+            Ok(fields) => {
                 let c = counters.snapshot();
-                let mut st = json!({"phase": "Completed", "snapshotID": snapshot, "path": path,
-                    "completionTimestamp": finished,
+                let mut st = json!({"phase": "Completed", "completionTimestamp": finished,
                     "progress": {"totalBytes": c.bytes_done, "bytesDone": c.bytes_done}});
-                if !warnings.is_empty() {
-                    st["message"] = warnings.into();
+                if let (Some(st), Some(f)) = (st.as_object_mut(), fields.as_object()) {
+                    st.extend(f.clone());
                 }
                 st
             }
             Err(Stop::Canceled) => json!({"phase": "Canceled", "completionTimestamp": finished,
-                "message": "canceled while it ran (spec.cancel, the Backup deleted, or the timeout); nothing of it was committed"}),
+                "message": "canceled while it ran (spec.cancel, its Backup or Restore deleted, or the timeout)"}),
             Err(Stop::Failed(why)) => {
                 json!({"phase": "Failed", "completionTimestamp": finished, "message": why})
             }
         };
-        self.patch(name, status);
+        self.patch::<K>(name, status);
     }
 
-    /// The backup proper: the snapshot's ID, the directory read, and a warning sentence
-    /// (empty without warnings).
-    fn back_up(
+    /// Backs up one volume.
+    pub fn back_up(&self, pvb: &PodVolumeBackup, cancel: &AtomicBool) {
+        self.run_job::<PodVolumeBackup>(&pvb.metadata.name, json!({}), |counters| {
+            let spec = &pvb.spec;
+            let (dir, claim) = self.volume_dir(&spec.pod, &spec.volume)?;
+            let repo = self.repository(&spec.backup_storage_location)?;
+            let tags: Vec<String> = spec.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let parent_tags = match spec.tags.contains_key("pvc-uid") {
+                true => vec!["pvc-uid".to_string()],
+                false => vec!["ns".into(), "pod".into(), "volume".into()],
+            };
+            let pod_ns = spec.pod.namespace.as_deref().unwrap_or_default();
+            let pod_name = spec.pod.name.as_deref().unwrap_or_default();
+            let stop = Arc::new(AtomicBool::new(false));
+            let opts = repo_fs::BackupOptions {
+                source: Some(format!("{pod_ns}/{pod_name}/{}", claim.as_deref().unwrap_or(&spec.volume))),
+                host: Some(self.node.clone()),
+                tags,
+                parent_tags,
+                scan: true,
+                cancel: stop.clone(),
+                ..Default::default()
+            };
+            let out = forwarding_cancel(cancel, &stop, || {
+                repo_fs::backup(&repo, std::slice::from_ref(&dir), &opts, counters)
+            });
+            match out {
+                Ok(o) => {
+                    let mut fields = json!({"snapshotID": o.id.to_string(), "path": dir.display().to_string()});
+                    if let Some(first) = o.warnings.first() {
+                        fields["message"] = format!("{} entries could not be read and are not in the backup, the first: {first}", o.warnings.len()).into();
+                    }
+                    Ok(fields)
+                }
+                Err(repo_core::Error::Cancelled) => Err(Stop::Canceled),
+                Err(e) => Err(failed(format!("backing up {}: {e}", dir.display()))),
+            }
+        });
+    }
+
+    /// Where a PodVolumeRestore's data goes, if its pod runs on this node and the kubelet
+    /// has made the volume.
+    fn restore_target(&self, pvr: &PodVolumeRestore) -> Option<PathBuf> {
+        let pods = Discovery::built_in()
+            .resolve("pods")
+            .expect("built in")
+            .clone();
+        let pod = self
+            .cluster
+            .get(
+                &pods,
+                pvr.spec.pod.namespace.as_deref(),
+                pvr.spec.pod.name.as_deref()?,
+            )
+            .ok()??;
+        let node = pod.get(&["spec", "nodeName"]).and_then(Value::as_str)?;
+        (node == self.node).then_some(())?;
+        self.volume_dir(&pvr.spec.pod, &pvr.spec.volume)
+            .ok()
+            .map(|(d, _)| d)
+    }
+
+    /// Restores one volume into `dir`, then writes its done file (or its failed file).
+    pub fn restore(&self, pvr: &PodVolumeRestore, dir: &Path, cancel: &AtomicBool) {
+        let uid = restore_uid(pvr);
+        let mut failure = None;
+        self.run_job::<PodVolumeRestore>(
+            &pvr.metadata.name,
+            json!({"node": self.node}),
+            |counters| {
+                let out = self.restore_into(pvr, dir, &uid, cancel, counters);
+                if let Err(Stop::Failed(why)) = &out {
+                    failure = Some(why.clone());
+                }
+                if let Err(Stop::Canceled) = &out {
+                    failure = Some("the restore of this volume was canceled".to_string());
+                }
+                out
+            },
+        );
+        if let Some(why) =
+            failure.filter(|_| !uid.is_empty() && !uid.contains('/') && !uid.starts_with('.'))
+        {
+            mark_failed(dir, &uid, &why);
+        }
+    }
+
+    fn restore_into(
         &self,
-        pvb: &PodVolumeBackup,
+        pvr: &PodVolumeRestore,
+        dir: &Path,
+        uid: &str,
         cancel: &AtomicBool,
         counters: &repo_fs::Counters,
-    ) -> Result<(String, String, String), Stop> {
-        let spec = &pvb.spec;
-        let pod_ns = spec.pod.namespace.clone().unwrap_or_default();
-        let pod_name = spec.pod.name.clone().unwrap_or_default();
+    ) -> Result<Value, Stop> {
+        if uid.is_empty() || uid.contains('/') || uid.starts_with('.') {
+            return Err(failed(format!("PodVolumeRestore {} names no Restore UID (label {RESTORE_UID_LABEL}); its pod's restore-wait cannot be told", pvr.metadata.name)));
+        }
+        let repo = self.repository(&pvr.spec.backup_storage_location)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let opts = repo_fs::RestoreOptions {
+            done_file_uid: Some(uid.to_string()),
+            cancel: stop.clone(),
+            ..Default::default()
+        };
+        let out = forwarding_cancel(cancel, &stop, || {
+            repo_fs::restore(
+                &repo,
+                &pvr.spec.snapshot_id,
+                "",
+                dir,
+                &opts,
+                counters,
+                &|_| {},
+            )
+        });
+        match out {
+            Ok(o) if o.failures.is_empty() => {
+                // The helper may run as any user: it must be able to remove its own file.
+                open_markers(dir, uid);
+                Ok(json!({}))
+            }
+            Ok(o) => {
+                let (path, why) = &o.failures[0];
+                Err(failed(format!(
+                    "{} entries could not be restored into {}, the first: {}: {why}",
+                    o.failures.len(),
+                    dir.display(),
+                    path.display()
+                )))
+            }
+            Err(repo_core::Error::Cancelled) => Err(Stop::Canceled),
+            Err(e) => Err(failed(format!(
+                "restoring snapshot {} into {}: {e}",
+                pvr.spec.snapshot_id,
+                dir.display()
+            ))),
+        }
+    }
+
+    /// The directory of a pod's volume on this node, and the volume's claim if it is one.
+    fn volume_dir(
+        &self,
+        pod_ref: &repo_k8s::velero::ObjectReference,
+        volume: &str,
+    ) -> Result<(PathBuf, Option<String>), Stop> {
+        let pod_ns = pod_ref.namespace.clone().unwrap_or_default();
+        let pod_name = pod_ref.name.clone().unwrap_or_default();
         let built_in = Discovery::built_in();
         let get = |resource: &str, ns: Option<&str>, name: &str| -> Result<Option<Object>, Stop> {
             let r = built_in.resolve(resource).expect("built in");
-            self.cluster
-                .get(r, ns, name)
-                .map_err(|e| Stop::Failed(e.to_string()))
+            self.cluster.get(r, ns, name).map_err(failed)
         };
         let pod = get("pods", Some(&pod_ns), &pod_name)?.ok_or_else(|| {
-            Stop::Failed(format!(
-                "pod {pod_ns}/{pod_name} does not exist any more; its volume {} was not backed up",
-                spec.volume
-            ))
+            failed(format!("pod {pod_ns}/{pod_name} does not exist any more; the data of its volume {volume} was not moved"))
         })?;
         let uid = pod
             .get(&["metadata", "uid"])
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if spec.pod.uid.as_deref().is_some_and(|want| want != uid) {
-            return Err(Stop::Failed(format!("pod {pod_ns}/{pod_name} was replaced (UID {uid}, not {}); its volume {} was not backed up", spec.pod.uid.as_deref().unwrap_or(""), spec.volume)));
+        if pod_ref.uid.as_deref().is_some_and(|want| want != uid) {
+            return Err(failed(format!("pod {pod_ns}/{pod_name} was replaced (UID {uid}, not {}); the data of its volume {volume} was not moved", pod_ref.uid.as_deref().unwrap_or(""))));
         }
         let claim = pod
             .get(&["spec", "volumes"])
             .and_then(Value::as_array)
-            .and_then(|vs| vs.iter().find(|v| v["name"] == spec.volume.as_str()))
+            .and_then(|vs| vs.iter().find(|v| v["name"] == volume))
             .and_then(|v| v["persistentVolumeClaim"]["claimName"].as_str())
             .map(str::to_string);
         let pv = match &claim {
             Some(c) => {
                 let pvc = get("persistentvolumeclaims", Some(&pod_ns), c)?.ok_or_else(|| {
-                    Stop::Failed(format!(
-                        "claim {pod_ns}/{c} of volume {} does not exist",
-                        spec.volume
+                    failed(format!(
+                        "claim {pod_ns}/{c} of volume {volume} does not exist"
                     ))
                 })?;
                 match pvc.get(&["spec", "volumeName"]).and_then(Value::as_str) {
@@ -252,78 +501,50 @@ impl DataMover<'_> {
             }
             None => None,
         };
-        let dir_name = repo_k8s::podvolumes::locate::dir_name(&pod, &spec.volume, pv.as_ref())
-            .map_err(Stop::Failed)?;
-        let dir =
-            repo_k8s::podvolumes::locate::find(&self.pods_dir, uid, &dir_name).map_err(|e| {
-                Stop::Failed(format!(
-                    "volume {} of pod {pod_ns}/{pod_name} on node {}: {e}",
-                    spec.volume, self.node
+        let name =
+            repo_k8s::podvolumes::locate::dir_name(&pod, volume, pv.as_ref()).map_err(failed)?;
+        let dir = repo_k8s::podvolumes::locate::find(&self.pods_dir, uid, &name).map_err(|e| {
+            failed(format!(
+                "volume {volume} of pod {pod_ns}/{pod_name} on node {}: {e}",
+                self.node
+            ))
+        })?;
+        Ok((dir, claim))
+    }
+
+    /// The repository of storage location `name`.
+    fn repository(&self, name: &str) -> Result<repo_core::IndexedRepository, Stop> {
+        let o = self
+            .cluster
+            .get(
+                &resource::<BackupStorageLocation>(),
+                Some(&self.namespace),
+                name,
+            )
+            .map_err(failed)?
+            .ok_or_else(|| {
+                failed(format!(
+                    "backup storage location {name:?} does not exist in namespace {}",
+                    self.namespace
                 ))
             })?;
-        let location = get_location(self, &spec.backup_storage_location)?;
-        let repo = cairn_server::repository::open(
+        let location: BackupStorageLocation = typed(&o)
+            .ok_or_else(|| failed(format!("backup storage location {name} is not readable")))?;
+        cairn_server::repository::open(
             self.cluster,
             &location,
             &self.namespace,
             &self.open_options,
             &self.unlocked,
         )
-        .map_err(Stop::Failed)?;
-        let tags: Vec<String> = spec.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let parent_tags = match spec.tags.contains_key("pvc-uid") {
-            true => vec!["pvc-uid".to_string()],
-            false => vec!["ns".into(), "pod".into(), "volume".into()],
-        };
-        let source = format!(
-            "{pod_ns}/{pod_name}/{}",
-            claim.as_deref().unwrap_or(&spec.volume)
-        );
-        let cancel_flag = Arc::new(AtomicBool::new(false));
-        let opts = repo_fs::BackupOptions {
-            source: Some(source),
-            host: Some(self.node.clone()),
-            tags,
-            parent_tags,
-            scan: true,
-            cancel: cancel_flag.clone(),
-            ..Default::default()
-        };
-        // repo-fs watches its own flag; this thread forwards ours to it.
-        let done = AtomicBool::new(false);
-        let out = std::thread::scope(|s| {
-            let forwarder = s.spawn(|| {
-                while !done.load(Ordering::Relaxed) {
-                    if cancel.load(Ordering::Relaxed) {
-                        cancel_flag.store(true, Ordering::Relaxed);
-                        break;
-                    }
-                    std::thread::park_timeout(Duration::from_millis(100));
-                }
-            });
-            let out = repo_fs::backup(&repo, std::slice::from_ref(&dir), &opts, counters);
-            done.store(true, Ordering::Relaxed);
-            forwarder.thread().unpark();
-            out
-        });
-        match out {
-            Ok(o) => {
-                let warnings = match o.warnings.first() {
-                    None => String::new(),
-                    Some(first) => format!("{} entries could not be read and are not in the backup, the first: {first}", o.warnings.len()),
-                };
-                Ok((o.id.to_string(), dir.display().to_string(), warnings))
-            }
-            Err(repo_core::Error::Cancelled) => Err(Stop::Canceled),
-            Err(e) => Err(Stop::Failed(format!("backing up {}: {e}", dir.display()))),
-        }
+        .map_err(Stop::Failed)
     }
 
-    /// Merges `status` into a PodVolumeBackup's status (Velero's CRDs have no status
-    /// subresource: the status is written with the object).
-    fn patch(&self, name: &str, status: Value) {
+    /// Merges `status` into the status of object `name` of kind `K` (Velero's CRDs have no
+    /// status subresource: the status is written with the object).
+    fn patch<K: Kind>(&self, name: &str, status: Value) {
         let _ = self.cluster.merge_patch(
-            &resource::<PodVolumeBackup>(),
+            &resource::<K>(),
             Some(&self.namespace),
             name,
             &json!({ "status": status }),
@@ -331,30 +552,43 @@ impl DataMover<'_> {
     }
 }
 
-fn get_location(m: &DataMover, name: &str) -> Result<BackupStorageLocation, Stop> {
-    let o = m
-        .cluster
-        .get(
-            &resource::<BackupStorageLocation>(),
-            Some(&m.namespace),
-            name,
-        )
-        .map_err(|e| Stop::Failed(e.to_string()))?
-        .ok_or_else(|| {
-            Stop::Failed(format!(
-                "backup storage location {name:?} does not exist in namespace {}",
-                m.namespace
-            ))
-        })?;
-    typed(&o).ok_or_else(|| Stop::Failed(format!("backup storage location {name} is not readable")))
+/// Runs `work` while a thread forwards `cancel` to `stop` (repo-fs watches its own flag).
+fn forwarding_cancel<T>(cancel: &AtomicBool, stop: &AtomicBool, work: impl FnOnce() -> T) -> T {
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let forwarder = s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                if cancel.load(Ordering::Relaxed) {
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
+        });
+        let out = work();
+        done.store(true, Ordering::Relaxed);
+        forwarder.thread().unpark();
+        out
+    })
 }
 
-/// Why a volume's backup stopped.
-enum Stop {
-    Canceled,
-    Failed(String),
+/// Lets the restore-wait container remove its done file whatever user it runs as (Velero's
+/// root-owned markers made a non-root helper fail, #7485).
+fn open_markers(dir: &Path, uid: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let markers = dir.join(".velero");
+    let _ = std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o777));
+    let _ = std::fs::set_permissions(markers.join(uid), std::fs::Permissions::from_mode(0o666));
 }
 
-fn typed<K: serde::de::DeserializeOwned>(o: &Object) -> Option<K> {
-    serde_json::from_value(Value::Object(o.as_value().clone())).ok()
+/// Tells the restore-wait container that this volume's data will not come, and why.
+fn mark_failed(dir: &Path, uid: &str, why: &str) {
+    let markers = dir.join(".velero");
+    if std::fs::create_dir_all(&markers).is_ok() {
+        let _ = std::fs::write(
+            crate::restore_wait::failed_file(dir, uid),
+            format!("{why}\n"),
+        );
+        open_markers(dir, uid);
+    }
 }

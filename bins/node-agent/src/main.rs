@@ -523,7 +523,9 @@ fn run(cli: Cli) -> CliResult {
         } => {
             let every = std::time::Duration::from_secs(1);
             match node_agent::restore_wait::wait(restores_dir, restore_uid, *timeout, every) {
-                Ok(volumes) => eprintln!("restore-wait: the data of {} is back", volumes.join(", ")),
+                Ok(volumes) => {
+                    eprintln!("restore-wait: the data of {} is back", volumes.join(", "))
+                }
                 Err(e) => return Err(fail(1, format!("restore-wait: {e}"))),
             }
         }

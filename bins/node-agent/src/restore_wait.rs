@@ -26,7 +26,12 @@ pub fn failed_file(dir: &Path, uid: &str) -> PathBuf {
 /// Waits for restore `uid`'s done file in every directory below `restores`, checking every
 /// `every`, for at most `timeout`; then removes them. `Ok` lists the volumes; `Err` says
 /// which volume failed and why, or which are still missing.
-pub fn wait(restores: &Path, uid: &str, timeout: Duration, every: Duration) -> Result<Vec<String>, String> {
+pub fn wait(
+    restores: &Path,
+    uid: &str,
+    timeout: Duration,
+    every: Duration,
+) -> Result<Vec<String>, String> {
     if uid.is_empty() || uid.contains('/') || uid.starts_with('.') {
         return Err(format!("{uid:?} is not a restore UID"));
     }
@@ -43,7 +48,10 @@ pub fn wait(restores: &Path, uid: &str, timeout: Duration, every: Duration) -> R
             }
             let name = e.file_name().to_string_lossy().to_string();
             if let Ok(why) = std::fs::read_to_string(failed_file(&dir, uid)) {
-                return Err(format!("the data of volume {name} could not be restored: {}", why.trim()));
+                return Err(format!(
+                    "the data of volume {name} could not be restored: {}",
+                    why.trim()
+                ));
             }
             if done_file(&dir, uid).exists() {
                 volumes.push(name);
@@ -93,10 +101,19 @@ mod tests {
         let err = wait(r.path(), "r1", Duration::ZERO, Duration::ZERO).unwrap_err();
         assert!(err.contains("volumes cache"), "{err}");
         marker(&b, "r1", "");
-        assert_eq!(wait(r.path(), "r1", Duration::ZERO, Duration::ZERO).unwrap(), ["cache", "data"]);
+        assert_eq!(
+            wait(r.path(), "r1", Duration::ZERO, Duration::ZERO).unwrap(),
+            ["cache", "data"]
+        );
         assert!(!done_file(&a, "r1").exists());
-        assert!(done_file(&a, "other-restore").exists(), "another restore's marker stays");
-        assert!(!b.join(".velero").exists(), "an empty marker directory goes");
+        assert!(
+            done_file(&a, "other-restore").exists(),
+            "another restore's marker stays"
+        );
+        assert!(
+            !b.join(".velero").exists(),
+            "an empty marker directory goes"
+        );
     }
 
     #[test]
@@ -106,7 +123,10 @@ mod tests {
         std::fs::create_dir_all(&a).unwrap();
         marker(&a, "r1.failed", "the snapshot is damaged\n");
         let err = wait(r.path(), "r1", Duration::from_secs(60), Duration::ZERO).unwrap_err();
-        assert_eq!(err, "the data of volume data could not be restored: the snapshot is damaged");
+        assert_eq!(
+            err,
+            "the data of volume data could not be restored: the snapshot is damaged"
+        );
         assert!(wait(r.path(), "../x", Duration::ZERO, Duration::ZERO).is_err());
     }
 }
