@@ -432,9 +432,12 @@ fn the_data_mover_backs_up_its_nodes_volumes_with_parents_found_by_claim() {
 /// for each volume of each pod it takes (Velero's rules: the secret volume, the opted-out
 /// volume and the unmounted one are not), the node-agent of node-a moves them, the Backup
 /// waits and completes, and their list is stored beside the backup. A pod on a node with no
-/// node-agent makes the backup PartiallyFailed, naming the node.
+/// node-agent makes the backup PartiallyFailed, naming the node. Then the namespace's pod,
+/// claim and data are lost, and a Restore brings them back: the pod holds `restore-wait`
+/// first, its claim is provisioned anew, PodVolumeRestores write the data into the new
+/// volumes with the done files, and the wait ends and removes them.
 #[test]
-fn a_backup_object_backs_up_its_pods_volumes_through_the_node_agent() {
+fn a_backup_object_backs_up_its_pods_volumes_and_a_restore_brings_them_back() {
     let Setup {
         server,
         store,
@@ -588,5 +591,119 @@ fn a_backup_object_backs_up_its_pods_volumes_through_the_node_agent() {
             errors[0].contains("no node-agent runs on node node-b") && errors[0].contains("far-0"),
             "{errors:?}"
         );
+
+        // Disaster: the pod, its claim and volume, and their data are gone.
+        for (v, kind, ns, name) in [
+            ("v1", "Pod", Some("shop"), "db-0"),
+            ("v1", "Pod", Some("shop"), "web-0"),
+            ("v1", "Pod", Some("shop"), "far-0"),
+            ("v1", "PersistentVolumeClaim", Some("shop"), "data-0"),
+            ("v1", "PersistentVolume", None, "pv-data"),
+        ] {
+            server.delete(v, kind, ns, name);
+        }
+        std::fs::remove_dir_all(pods.path().join(&uid)).unwrap();
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": {"name": "r1", "namespace": "velero"},
+            "spec": {"backupName": "b1"}})]);
+        // The restored pod holds restore-wait first; its claim is provisioned anew.
+        let restored = eventually(|| server.get("v1", "Pod", Some("shop"), "db-0"));
+        let init = &restored["spec"]["initContainers"][0];
+        assert_eq!(init["name"], "restore-wait", "{restored}");
+        assert_eq!(init["command"], json!(["/node-agent", "restore-wait"]));
+        let restore_uid = server
+            .get("velero.io/v1", "Restore", Some("velero"), "r1")
+            .unwrap()["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(init["args"], json!([restore_uid]));
+        let claim =
+            eventually(|| server.get("v1", "PersistentVolumeClaim", Some("shop"), "data-0"));
+        assert!(
+            claim["spec"].get("volumeName").is_none(),
+            "provisioned anew: {claim}"
+        );
+        // The simulated provisioner binds it; the simulated kubelet runs the pod on node-a
+        // and makes its volumes.
+        server.seed(&[json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-new"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "local": {"path": "/mnt/new"}}})]);
+        let k = |r: &str| repo_k8s::Discovery::built_in().resolve(r).unwrap().clone();
+        cluster
+            .merge_patch(
+                &k("persistentvolumeclaims"),
+                Some("shop"),
+                "data-0",
+                &json!({"spec": {"volumeName": "pv-new"}}),
+            )
+            .unwrap();
+        cluster
+            .merge_patch(
+                &k("pods"),
+                Some("shop"),
+                "db-0",
+                &json!({"spec": {"nodeName": "node-a"}}),
+            )
+            .unwrap();
+        let new_uid = restored["metadata"]["uid"].as_str().unwrap();
+        let data_dir = volume_dir(
+            pods.path(),
+            new_uid,
+            "kubernetes.io~local-volume",
+            "pv-new",
+            &[],
+        );
+        let cache_dir = volume_dir(
+            pods.path(),
+            new_uid,
+            "kubernetes.io~empty-dir",
+            "cache",
+            &[],
+        );
+        let restored = eventually(|| {
+            let r = server.get("velero.io/v1", "Restore", Some("velero"), "r1")?;
+            matches!(
+                r["status"]["phase"].as_str(),
+                Some("Completed" | "PartiallyFailed" | "Failed")
+            )
+            .then_some(r)
+        });
+        assert_eq!(restored["status"]["phase"], "Completed", "{restored}");
+        assert_eq!(std::fs::read(data_dir.join("table.dat")).unwrap(), b"rows");
+        assert_eq!(std::fs::read(cache_dir.join("c")).unwrap(), b"cache");
+        let pvrs = server.list("velero.io/v1", "PodVolumeRestore", Some("velero"));
+        assert_eq!(pvrs.len(), 2, "{pvrs:?}");
+        for p in &pvrs {
+            assert_eq!(p["status"]["phase"], "Completed", "{p}");
+            assert_eq!(
+                p["metadata"]["labels"]["velero.io/restore-uid"],
+                restore_uid.as_str()
+            );
+            assert_eq!(p["spec"]["pod"]["uid"], new_uid);
+        }
+        // The init container's wait: both done files are there; it removes them.
+        let restores = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&data_dir, restores.path().join("data")).unwrap();
+        std::os::unix::fs::symlink(&cache_dir, restores.path().join("cache")).unwrap();
+        let waited = node_agent::restore_wait::wait(
+            restores.path(),
+            &restore_uid,
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+        )
+        .unwrap();
+        assert_eq!(waited, ["cache", "data"]);
+        assert!(!data_dir.join(".velero").exists(), "done file removed");
     });
+}
+
+/// Polls `f` for up to a minute.
+fn eventually<T>(f: impl Fn() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -42,8 +42,7 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Velero's default `--fs-backup-timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
 
-/// Label of a PodVolumeRestore: its Restore's UID (the name of the done file).
-pub const RESTORE_UID_LABEL: &str = "velero.io/restore-uid";
+use repo_k8s::podvolumes::objects::RESTORE_UID_LABEL;
 
 /// The data mover of one node.
 pub struct DataMover<'a> {

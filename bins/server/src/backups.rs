@@ -45,7 +45,13 @@ pub struct Controller<'a> {
     pub default_volumes_to_fs_backup: bool,
     /// Velero's `--fs-backup-timeout`: how long a backup waits for its pod volumes.
     pub fs_backup_timeout: Duration,
+    /// The image of the `restore-wait` init container of restored pods (one with
+    /// `/node-agent`: cairn's).
+    pub restore_helper_image: String,
 }
+
+/// cairn's image (both binaries), as deploy/ installs it.
+pub const DEFAULT_IMAGE: &str = "ghcr.io/cairn-backup/cairn:0.1.0";
 
 impl<'a> Controller<'a> {
     /// The controller of the Velero objects in `namespace`.
@@ -66,6 +72,7 @@ impl<'a> Controller<'a> {
             health: Default::default(),
             default_volumes_to_fs_backup: false,
             fs_backup_timeout: Duration::from_secs(4 * 3600),
+            restore_helper_image: DEFAULT_IMAGE.into(),
         }
     }
 }

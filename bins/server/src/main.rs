@@ -107,6 +107,10 @@ struct ServeArgs {
     /// How long a backup waits for its pod volumes (Velero's --fs-backup-timeout).
     #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
     fs_backup_timeout: std::time::Duration,
+    /// The image of restored pods' `restore-wait` init container (it must hold
+    /// /node-agent; default: cairn's image as deploy/ installs it).
+    #[arg(long, default_value = cairn_server::backups::DEFAULT_IMAGE)]
+    restore_helper_image: String,
     /// Where /metrics, /healthz, /readyz and DownloadRequests' files are served
     /// (`:PORT` for every interface, or `IP:PORT`).
     #[arg(long, default_value = ":8085")]
@@ -564,6 +568,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
     );
     controller.default_volumes_to_fs_backup = a.default_volumes_to_fs_backup;
     controller.fs_backup_timeout = a.fs_backup_timeout;
+    controller.restore_helper_image = a.restore_helper_image.clone();
     tracing::info!(
         namespace = %a.namespace,
         concurrent_backups = a.concurrent_backups,
@@ -781,11 +786,11 @@ fn restore(cli: &Cli, a: &RestoreArgs) -> Result<(), Failure> {
             .filter()?
             .resolve(&discovery)
             .map_err(|e| Failure(2, format!("restore filters are not valid: {e}")))?,
-        // Volume data is restored by node-agents, which the control plane drives.
-        volumes_with_data: Default::default(),
         storage_class_mappings: Default::default(),
         image_name_rules: Vec::new(),
         resource_modifiers: None,
+        // Volume data is restored by node-agents, which the control plane drives.
+        ..Default::default()
     };
     a.modifiers.read_into(&mut opts)?;
     let (plan, notes) = repo_k8s::restore::plan_backup(&repo, &id, &discovery, &opts)?;

@@ -13,9 +13,14 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use repo_k8s::filter::{BackupFilter, Filter};
-use repo_k8s::podvolumes::objects::{pod_volume_backup, BACKUP_UID_LABEL};
+use repo_k8s::podvolumes::objects::{
+    pod_volume_backup, pod_volume_restore, BACKUP_UID_LABEL, PVC_NAME_ANNOTATION, RESTORE_UID_LABEL,
+};
 use repo_k8s::podvolumes::select::{choose, Claims, Context};
-use repo_k8s::velero::{resource, Backup, PodVolumeBackup, PodVolumeBackupPhase};
+use repo_k8s::velero::{
+    resource, Backup, Kind, PodVolumeBackup, PodVolumeBackupPhase, PodVolumeRestore,
+    PodVolumeRestorePhase, Restore,
+};
 use repo_k8s::{Discovery, Object};
 use serde_json::{json, Value};
 
@@ -73,7 +78,158 @@ pub fn claims_excluded(f: &BackupFilter, d: &Discovery) -> bool {
     excluded || (!includes.is_empty() && !includes.iter().any(|n| is_claims(n)))
 }
 
+/// The pod volume backups stored beside a backup that hold data (Completed, with a
+/// snapshot), as they ended.
+pub fn backed_up(
+    repo: &repo_core::IndexedRepository,
+    snapshot: &repo_core::ObjectId,
+) -> Result<Vec<PodVolumeBackup>, String> {
+    let Some(bytes) = repo_k8s::catalog::root_file(repo, snapshot, POD_VOLUME_BACKUPS_FILE)
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(Vec::new());
+    };
+    let all: Vec<PodVolumeBackup> = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("the backup's {POD_VOLUME_BACKUPS_FILE} is not readable: {e}"))?;
+    Ok(all
+        .into_iter()
+        .filter(|p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.phase == Some(PodVolumeBackupPhase::Completed) && !s.snapshot_id.is_empty()
+            })
+        })
+        .collect())
+}
+
+fn restore_is_final(p: &PodVolumeRestore) -> bool {
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase),
+        Some(
+            PodVolumeRestorePhase::Completed
+                | PodVolumeRestorePhase::Failed
+                | PodVolumeRestorePhase::Canceled
+        )
+    )
+}
+
 impl Controller<'_> {
+    /// Tells the restore plan which pods have volume data (they get the restore-wait init
+    /// container) and which claims (their volumes are provisioned anew).
+    pub(crate) fn plan_pod_volumes(
+        &self,
+        restore: &Restore,
+        volumes: &[PodVolumeBackup],
+        opts: &mut repo_k8s::restore::RestoreOptions,
+    ) {
+        if volumes.is_empty() {
+            return;
+        }
+        for p in volumes {
+            let ns = p.spec.pod.namespace.clone().unwrap_or_default();
+            let pod = p.spec.pod.name.clone().unwrap_or_default();
+            opts.pod_volumes
+                .entry((ns.clone(), pod))
+                .or_default()
+                .push(p.spec.volume.clone());
+            if let Some(claim) = p.metadata.annotations.get(PVC_NAME_ANNOTATION) {
+                opts.claims_with_data.insert((ns, claim.clone()));
+            }
+        }
+        opts.restore_wait = Some(repo_k8s::restore::RestoreWait {
+            image: self.restore_helper_image.clone(),
+            command: vec!["/node-agent".into(), "restore-wait".into()],
+            restore_uid: restore.metadata.uid.clone().unwrap_or_default(),
+        });
+    }
+
+    /// After the objects are restored: a PodVolumeRestore for each volume with data of each
+    /// restored pod, waited for (cancelled with the restore, or after the timeout); returns
+    /// `(namespace, error)` for each volume whose data did not come back.
+    pub(crate) fn restore_pod_volumes(
+        &self,
+        restore: &Restore,
+        volumes: &[PodVolumeBackup],
+        cancel: &dyn Fn() -> bool,
+    ) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        let built_in = Discovery::built_in();
+        let get = |resource: &str, ns: Option<&str>, name: &str| {
+            let r = built_in.resolve(resource).expect("built in");
+            self.cluster.get(r, ns, name).ok().flatten()
+        };
+        let mut created = Vec::new();
+        for pvb in volumes {
+            let source_ns = pvb.spec.pod.namespace.clone().unwrap_or_default();
+            let ns = restore
+                .spec
+                .namespace_mapping
+                .get(&source_ns)
+                .cloned()
+                .unwrap_or(source_ns);
+            let pod_name = pvb.spec.pod.name.clone().unwrap_or_default();
+            // A pod the restore left out (its filters) has nothing to receive the data.
+            let Some(pod) = get("pods", Some(&ns), &pod_name) else {
+                continue;
+            };
+            let claim_uid = pod
+                .get(&["spec", "volumes"])
+                .and_then(Value::as_array)
+                .and_then(|vs| vs.iter().find(|v| v["name"] == pvb.spec.volume.as_str()))
+                .and_then(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+                .and_then(|c| get("persistentvolumeclaims", Some(&ns), c))
+                .and_then(|c| {
+                    c.get(&["metadata", "uid"])
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                });
+            let pvr = pod_volume_restore(restore, pvb, &pod, claim_uid.as_deref());
+            let made = Object::from_value(
+                serde_json::to_value(&pvr).expect("JSON"),
+                "podvolumerestores.velero.io",
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|o| {
+                self.cluster
+                    .create(&resource::<PodVolumeRestore>(), &o)
+                    .map_err(|e| e.to_string())
+            });
+            match made {
+                Ok(repo_k8s::cluster::Created::Created(o) | repo_k8s::cluster::Created::AlreadyExists(o)) => {
+                    created.push(o.name().to_string())
+                }
+                Err(e) => errors.push((ns.clone(), format!(
+                    "volume {} of pod {ns}/{pod_name}: the PodVolumeRestore could not be created: {e}", pvb.spec.volume))),
+            }
+        }
+        if created.is_empty() {
+            return errors;
+        }
+        let uid = restore.metadata.uid.clone().unwrap_or_default();
+        let selector = format!("{RESTORE_UID_LABEL}={uid}");
+        let ended: Vec<PodVolumeRestore> =
+            self.wait_for_ended(&selector, &created, restore_is_final, cancel, &mut errors);
+        for p in &ended {
+            let phase = p.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
+            if phase != PodVolumeRestorePhase::Completed {
+                let ns = p.spec.pod.namespace.clone().unwrap_or_default();
+                let message = p.status.as_ref().map(|s| s.message.as_str()).unwrap_or("");
+                errors.push((
+                    ns.clone(),
+                    format!(
+                        "pod volume restore of volume {} of pod {ns}/{} {}: {message}",
+                        p.spec.volume,
+                        p.spec.pod.name.as_deref().unwrap_or_default(),
+                        match phase {
+                            PodVolumeRestorePhase::Canceled => "canceled",
+                            _ => "failed",
+                        },
+                    ),
+                ));
+            }
+        }
+        errors
+    }
+
     /// The pods `backup` takes (its filters over the cluster's pods).
     pub(crate) fn pods_of(&self, backup: &Backup, d: &Discovery) -> Result<Vec<Object>, String> {
         let pods_resource = d.resolve("pods").map_err(|e| e.to_string())?.clone();
@@ -172,7 +328,8 @@ impl Controller<'_> {
             return out;
         }
         let uid = backup.metadata.uid.clone().unwrap_or_default();
-        let ended = self.wait_for_pod_volumes(&uid, &created, cancel, &mut out.errors);
+        let selector = format!("{BACKUP_UID_LABEL}={uid}");
+        let ended = self.wait_for_ended(&selector, &created, is_final, cancel, &mut out.errors);
         for p in &ended {
             let phase = p.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
             if phase != PodVolumeBackupPhase::Completed {
@@ -215,19 +372,20 @@ impl Controller<'_> {
             .collect()
     }
 
-    /// Waits until the PodVolumeBackups `names` (of backup `uid`) end; cancels them when
-    /// `cancel` says so or the timeout passes. Returns them as they ended.
-    fn wait_for_pod_volumes(
+    /// Waits until the objects `names` of kind `K` (matching `selector`) end; cancels them
+    /// (`spec.cancel`) when `cancel` says so or the timeout passes. Returns them as they
+    /// ended.
+    fn wait_for_ended<K: Kind>(
         &self,
-        uid: &str,
+        selector: &str,
         names: &[String],
+        is_final: fn(&K) -> bool,
         cancel: &dyn Fn() -> bool,
         errors: &mut Vec<(String, String)>,
-    ) -> Vec<PodVolumeBackup> {
-        let r = resource::<PodVolumeBackup>();
+    ) -> Vec<K> {
+        let r = resource::<K>();
         let ns = Some(self.namespace.as_str());
-        let selector = format!("{BACKUP_UID_LABEL}={uid}");
-        let ours = |objects: &[Object]| -> Vec<PodVolumeBackup> {
+        let ours = |objects: &[Object]| -> Vec<K> {
             objects
                 .iter()
                 .filter(|o| names.iter().any(|n| n == o.name()))
@@ -244,7 +402,7 @@ impl Controller<'_> {
             };
             if self
                 .cluster
-                .wait_for(&r, ns, Some(&selector), step, &done)
+                .wait_for(&r, ns, Some(selector), step, &done)
                 .is_ok()
             {
                 break;
@@ -254,8 +412,8 @@ impl Controller<'_> {
                 cancelled_at = Some(Instant::now());
                 if over {
                     errors.push((String::new(), format!(
-                        "timed out after {} waiting for all PodVolumeBackups to complete; those not done were cancelled",
-                        humantime::format_duration(self.fs_backup_timeout))));
+                        "timed out after {} waiting for all {} to complete; those not done were cancelled",
+                        humantime::format_duration(self.fs_backup_timeout), K::PLURAL)));
                 }
                 for n in names {
                     let _ = self
@@ -271,7 +429,7 @@ impl Controller<'_> {
         }
         let listed = self
             .cluster
-            .list_selected(&r, ns, Some(&selector))
+            .list_selected(&r, ns, Some(selector))
             .unwrap_or_default();
         ours(&listed)
     }

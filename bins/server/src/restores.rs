@@ -293,6 +293,8 @@ impl Controller<'_> {
         if let Some(m) = &spec.resource_modifier {
             opts.resource_modifiers = Some(self.resource_modifiers(&m.kind, &m.name)?);
         }
+        let volumes = crate::pod_volumes::backed_up(&repo, &snapshot)?;
+        self.plan_pod_volumes(restore, &volumes, &mut opts);
         let (plan, _notes) = repo_k8s::restore::plan_backup(&repo, &snapshot, &discovery, &opts)
             .map_err(|e| e.to_string())?;
         let policy = spec
@@ -303,14 +305,24 @@ impl Controller<'_> {
         let phases = self
             .phases(restore, &discovery)?
             .unwrap_or_else(|| vec![ResolvedPhase::everything(policy)]);
-        Ok(repo_k8s::execute::execute(
+        let mut result = repo_k8s::execute::execute(
             self.cluster,
             &plan,
             &phases,
             policy,
             TERMINATING_TIMEOUT,
             control,
-        ))
+        );
+        if !volumes.is_empty() && result.phase != RestorePhase::Failed {
+            let errors = self.restore_pod_volumes(restore, &volumes, &|| control.cancelled());
+            if !errors.is_empty() && result.phase == RestorePhase::Completed {
+                result.phase = RestorePhase::PartiallyFailed;
+            }
+            for (ns, e) in errors {
+                result.errors.add(&ns, e);
+            }
+        }
+        Ok(result)
     }
 
     /// The resource modifiers of the ConfigMap a Restore names (Velero: in the Restore's

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::object::Object;
 use crate::velero::{
     Backup, ObjectMeta, ObjectReference, OwnerReference, PodVolumeBackup, PodVolumeBackupSpec,
-    UploaderType,
+    PodVolumeRestore, PodVolumeRestoreSpec, Restore, UploaderType,
 };
 
 use super::select::PodVolume;
@@ -99,6 +99,81 @@ pub fn pod_volume_backup(
             repo_identifier: String::new(),
             uploader_type: UploaderType::Unset,
             tags,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Label: the Restore a PodVolumeRestore belongs to (its name, made a valid label value).
+pub const RESTORE_NAME_LABEL: &str = "velero.io/restore-name";
+/// Label: the Restore's UID (the name of the done file).
+pub const RESTORE_UID_LABEL: &str = "velero.io/restore-uid";
+/// Label: the restored pod's UID.
+pub const POD_UID_LABEL: &str = "velero.io/pod-uid";
+
+/// The PodVolumeRestore that writes the data of `pvb` (a volume as backed up) into the
+/// same volume of `pod` (restored), for `restore` (Velero's `newPodVolumeRestore`).
+pub fn pod_volume_restore(
+    restore: &Restore,
+    pvb: &PodVolumeBackup,
+    pod: &Object,
+    claim_uid: Option<&str>,
+) -> PodVolumeRestore {
+    let r = &restore.metadata;
+    let restore_uid = r.uid.clone().unwrap_or_default();
+    let pod_uid = pod
+        .get(&["metadata", "uid"])
+        .and_then(|u| u.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let mut labels = BTreeMap::from([
+        (
+            RESTORE_NAME_LABEL.to_string(),
+            crate::restore::valid_label_value(&r.name),
+        ),
+        (RESTORE_UID_LABEL.to_string(), restore_uid.clone()),
+        (POD_UID_LABEL.to_string(), pod_uid.clone()),
+    ]);
+    if let Some(uid) = claim_uid {
+        labels.insert(PVC_UID_LABEL.into(), uid.to_string());
+    }
+    let status = pvb.status.clone().unwrap_or_default();
+    PodVolumeRestore {
+        api_version: "velero.io/v1".into(),
+        kind: "PodVolumeRestore".into(),
+        metadata: ObjectMeta {
+            namespace: r.namespace.clone(),
+            labels,
+            owner_references: vec![OwnerReference {
+                api_version: "velero.io/v1".into(),
+                kind: "Restore".into(),
+                name: r.name.clone(),
+                uid: restore_uid,
+                controller: Some(true),
+                ..Default::default()
+            }],
+            other: BTreeMap::from([(
+                "generateName".to_string(),
+                serde_json::Value::String(format!("{}-", r.name)),
+            )]),
+            ..Default::default()
+        },
+        spec: PodVolumeRestoreSpec {
+            pod: ObjectReference {
+                kind: Some("Pod".into()),
+                namespace: pod.namespace().map(str::to_string),
+                name: Some(pod.name().to_string()),
+                uid: Some(pod_uid),
+                ..Default::default()
+            },
+            volume: pvb.spec.volume.clone(),
+            backup_storage_location: pvb.spec.backup_storage_location.clone(),
+            repo_identifier: String::new(),
+            uploader_type: UploaderType::Unset,
+            snapshot_id: status.snapshot_id.clone(),
+            source_namespace: pvb.spec.pod.namespace.clone().unwrap_or_default(),
+            snapshot_size: status.progress.map(|p| p.total_bytes).unwrap_or_default(),
             ..Default::default()
         },
         ..Default::default()

@@ -19,6 +19,7 @@ use crate::restore_filter::{ItemFilter, Take};
 use crate::velero::VeleroResult;
 
 mod actions;
+pub use actions::restore_wait::RestoreWait;
 
 /// Velero's default restore priorities (high), as `resource.group`.
 pub const HIGH_PRIORITIES: &[&str] = &[
@@ -102,6 +103,15 @@ pub struct RestoreOptions {
     /// PersistentVolumes whose data the restore brings back into new volumes (pod volume or
     /// CSI data in the backup): they are not restored, and their claims are provisioned.
     pub volumes_with_data: BTreeSet<String>,
+    /// Pod volume data in the backup (file-system backups), by pod as backed up
+    /// (namespace, name): the volumes whose data the node-agent restores. Their pods get the
+    /// `restore-wait` init container; their claims' PersistentVolumes are provisioned anew
+    /// (as `volumes_with_data`).
+    pub pod_volumes: BTreeMap<(String, String), Vec<String>>,
+    /// Claims (namespace, name, as backed up) whose data is in `pod_volumes`.
+    pub claims_with_data: BTreeSet<(String, String)>,
+    /// The init container that holds a pod until its volumes' data is back.
+    pub restore_wait: Option<actions::restore_wait::RestoreWait>,
     /// Opt-in modifiers: Velero's change-storage-class mapping (`old → new`), its
     /// change-image-name rules (`(old part, new part)`, first match wins), and resource
     /// modifiers.
@@ -336,7 +346,16 @@ impl<'a> Planner<'a> {
             return;
         }
         if gr == "persistentvolumes" {
-            let data = opts.volumes_with_data.contains(obj.name());
+            let claim = (
+                obj.str_at(&["spec", "claimRef", "namespace"])
+                    .unwrap_or_default()
+                    .to_string(),
+                obj.str_at(&["spec", "claimRef", "name"])
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            let data = opts.volumes_with_data.contains(obj.name())
+                || opts.claims_with_data.contains(&claim);
             let mappings = &opts.namespace_mappings;
             if let actions::pv::Decision::Provision(why) =
                 actions::pv::execute(&mut obj, data, mappings)
@@ -380,11 +399,23 @@ impl<'a> Planner<'a> {
                 return;
             }
         };
+        if gr == "pods" {
+            let key = (ns.clone().unwrap_or_default(), obj.name().to_string());
+            if let (Some(wait), Some(volumes)) = (&opts.restore_wait, opts.pod_volumes.get(&key)) {
+                actions::restore_wait::add(&mut obj, volumes, wait);
+            }
+        }
         // Velero's claim fix-up (volumeName itself is settled in `finish`), then its resource
         // modifiers, before the namespace mapping.
         if gr == "persistentvolumeclaims" {
             if let Some(volume) = obj.str_at(&["spec", "volumeName"]).map(str::to_string) {
                 actions::pv::reset_binding(&mut obj);
+                // A claim whose data the node-agent restores gets a new volume, whether or
+                // not the backup has its old one.
+                let key = (ns.clone().unwrap_or_default(), obj.name().to_string());
+                if opts.claims_with_data.contains(&key) {
+                    self.provisioned.insert(volume.clone());
+                }
                 self.claims.push((self.items.len(), volume));
             }
         }

@@ -19,6 +19,7 @@ mod service_account;
 pub(crate) mod metadata;
 pub(crate) mod namespace;
 pub(crate) mod pv;
+pub mod restore_wait;
 
 use std::collections::BTreeMap;
 
