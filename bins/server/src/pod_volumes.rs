@@ -183,20 +183,8 @@ impl Controller<'_> {
                         .map(str::to_string)
                 });
             let pvr = pod_volume_restore(restore, pvb, &pod, claim_uid.as_deref());
-            let made = Object::from_value(
-                serde_json::to_value(&pvr).expect("JSON"),
-                "podvolumerestores.velero.io",
-            )
-            .map_err(|e| e.to_string())
-            .and_then(|o| {
-                self.cluster
-                    .create(&resource::<PodVolumeRestore>(), &o)
-                    .map_err(|e| e.to_string())
-            });
-            match made {
-                Ok(repo_k8s::cluster::Created::Created(o) | repo_k8s::cluster::Created::AlreadyExists(o)) => {
-                    created.push(o.name().to_string())
-                }
+            match self.create(&pvr) {
+                Ok(name) => created.push(name),
                 Err(e) => errors.push((ns.clone(), format!(
                     "volume {} of pod {ns}/{pod_name}: the PodVolumeRestore could not be created: {e}", pvb.spec.volume))),
             }
@@ -228,6 +216,20 @@ impl Controller<'_> {
             }
         }
         errors
+    }
+
+    /// Creates `object` (named by `generateName`); its name.
+    fn create<K: Kind + serde::Serialize>(&self, object: &K) -> Result<String, String> {
+        let value = serde_json::to_value(object).expect("JSON");
+        let o = Object::from_value(value, K::PLURAL).map_err(|e| e.to_string())?;
+        match self
+            .cluster
+            .create(&resource::<K>(), &o)
+            .map_err(|e| e.to_string())?
+        {
+            repo_k8s::cluster::Created::Created(o)
+            | repo_k8s::cluster::Created::AlreadyExists(o) => Ok(o.name().to_string()),
+        }
     }
 
     /// The pods `backup` takes (its filters over the cluster's pods).
@@ -306,19 +308,8 @@ impl Controller<'_> {
                         .map(str::to_string)
                 });
                 let pvb = pod_volume_backup(backup, pod, v, claim_uid.as_deref());
-                let made = repo_k8s::Object::from_value(
-                    serde_json::to_value(&pvb).expect("JSON"),
-                    "podvolumebackups.velero.io",
-                )
-                .map_err(|e| e.to_string())
-                .and_then(|o| {
-                    self.cluster
-                        .create(&resource::<PodVolumeBackup>(), &o)
-                        .map_err(|e| e.to_string())
-                });
-                match made {
-                    Ok(repo_k8s::cluster::Created::Created(o)) => created.push(o.name().to_string()),
-                    Ok(repo_k8s::cluster::Created::AlreadyExists(o)) => created.push(o.name().to_string()),
+                match self.create(&pvb) {
+                    Ok(name) => created.push(name),
                     Err(e) => out.errors.push((ns.clone(), format!(
                         "volume {} of pod {ns}/{}: the PodVolumeBackup could not be created: {e}", v.name, pod.name()))),
                 }
