@@ -3,23 +3,26 @@
 # (fake-apiserver, from the tests), the install from deploy/ (`kubectl apply -k`), cairn-server
 # serve run here in place of its Deployment (the simulated cluster runs no pods), and kubectl
 # as an operator would use it. It backs up a namespace with a Backup object, deletes the
-# namespace, restores it with a Restore object, shows the objects back, a Schedule's first
-# backup, and the server's metrics.
+# namespace, restores it with a Restore object, shows the objects and a pod volume's data
+# back, a Schedule's first backup, and the server's metrics. The simulated cluster has two
+# nodes with stand-in kubelets whose pod directories are under $work/nodes; a
+# `node-agent serve` runs for each, as the DaemonSet would.
 #
 #   bash benches/demo-k8s.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/cairn-demo-k8s.XXXXXX)
-cleanup() { kill "${server_pid:-}" "${api_pid:-}" 2>/dev/null || true; }
+cleanup() { kill "${server_pid:-}" "${api_pid:-}" ${agent_pids:-} 2>/dev/null || true; }
 trap cleanup EXIT
 
 source tests/kubectl.sh
 
 cargo build -q -p cairn-tests --bin fake-apiserver
-cargo build -q -p cairn-server
+cargo build -q -p cairn-server -p node-agent
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export KUBECONFIG="$work/kubeconfig"
-target/debug/fake-apiserver --listen "127.0.0.1:$port" --kubeconfig "$KUBECONFIG" >"$work/apiserver.log" 2>&1 &
+target/debug/fake-apiserver --listen "127.0.0.1:$port" --kubeconfig "$KUBECONFIG" \
+    --nodes node-a,node-b --nodes-dir "$work/nodes" >"$work/apiserver.log" 2>&1 &
 api_pid=$!
 for _ in $(seq 1 100); do [ -f "$KUBECONFIG" ] && kubectl get --raw /version >/dev/null 2>&1 && break; sleep 0.1; done
 # The simulated server serves no OpenAPI schema, so kubectl's client-side validation is off.
@@ -44,6 +47,12 @@ metrics=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0
 target/debug/cairn-server serve --namespace velero --cache-dir "$work/cache" \
     --metrics-address "127.0.0.1:$metrics" 2>"$work/server.log" &
 server_pid=$!
+agent_pids=""
+for node in node-a node-b; do
+    NODE_NAME=$node target/debug/node-agent --cache-dir "$work/cache-$node" serve \
+        --pods-dir "$work/nodes/$node/pods" 2>"$work/agent-$node.log" &
+    agent_pids="$agent_pids $!"
+done
 
 echo "== a workload"
 apply - <<'YAML'
@@ -65,7 +74,24 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: web, image: nginx:1.27}]}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: orders, namespace: shop}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: shop}
+spec:
+  volumes: [{name: data, persistentVolumeClaim: {claimName: orders}}, {name: scratch, emptyDir: {}}]
+  containers: [{name: db, image: postgres:17, volumeMounts: [{name: data, mountPath: /data}, {name: scratch, mountPath: /tmp}]}]
 YAML
+until [ "$(k get pod db -n shop -o jsonpath='{.status.phase}')" = Running ]; do sleep 0.2; done
+# The volume as the pod's node has it (the simulated kubelet's directory).
+volume() { ls -d "$work"/nodes/*/pods/"$(k get pod db -n shop -o jsonpath='{.metadata.uid}')"/volumes/kubernetes.io~local-volume/*; }
+printf 'id,total\n1,9.50\n2,12.00\n' >"$(volume)/orders.csv"
+echo "   pod db on $(k get pod db -n shop -o jsonpath='{.spec.nodeName}'), its volume holds orders.csv ($(wc -c <"$(volume)/orders.csv") bytes)"
 
 wait_phase() { # kind name
     for _ in $(seq 1 300); do
@@ -82,13 +108,15 @@ apply - <<'YAML'
 apiVersion: velero.io/v1
 kind: Backup
 metadata: {name: shop-nightly, namespace: velero}
-spec: {includedNamespaces: [shop]}
+spec: {includedNamespaces: [shop], defaultVolumesToFsBackup: true}
 YAML
 wait_phase backups.velero.io shop-nightly
+k get podvolumebackups.velero.io -n velero -o custom-columns=POD:.spec.pod.name,VOLUME:.spec.volume,NODE:.spec.node,PHASE:.status.phase,SNAPSHOT:.status.snapshotID
 k get backups.velero.io shop-nightly -n velero -o jsonpath='{.status}'; echo
 
-echo "== disaster: the namespace is deleted"
+echo "== disaster: the namespace is deleted, and the claim's volume with it"
 k delete namespace shop
+k delete persistentvolume "$(k get pv -o jsonpath='{.items[0].metadata.name}')"
 k get configmap settings -n shop 2>&1 | sed 's/^/   /' || true
 
 echo "== restore it with a Restore object"
@@ -99,6 +127,10 @@ metadata: {name: shop-back, namespace: velero}
 spec: {backupName: shop-nightly}
 YAML
 wait_phase restores.velero.io shop-back
+k get podvolumerestores.velero.io -n velero -o custom-columns=POD:.spec.pod.name,VOLUME:.spec.volume,PHASE:.status.phase
+until [ "$(k get pod db -n shop -o jsonpath='{.status.phase}')" = Running ]; do sleep 0.2; done
+echo "   pod db Running again (restore-wait released); orders.csv in its new volume:"
+sed 's/^/     /' "$(volume)/orders.csv"
 k get namespace shop -o jsonpath='{.metadata.labels}'; echo
 k get configmap settings -n shop -o jsonpath='{.data}'; echo
 k get deployments -n shop

@@ -39,6 +39,8 @@ use repo_k8s::selector::LabelSelector;
 use repo_k8s::{Discovery, Object, Resource};
 use serde_json::{json, Map, Value};
 
+pub mod nodes;
+
 /// What a test wants of the server.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -48,6 +50,10 @@ pub struct Options {
     pub throttle_first: usize,
     /// Where to listen (default: a free port on the loopback).
     pub listen: Option<SocketAddr>,
+    /// Simulated nodes ([`nodes`]): none, or their names.
+    pub nodes: Vec<String>,
+    /// Where the simulated nodes' kubelets keep pods: `<nodes_dir>/<node>/pods`.
+    pub nodes_dir: Option<PathBuf>,
 }
 
 /// Label that keeps a Deployment or Pod from ever becoming ready.
@@ -143,6 +149,13 @@ impl ApiServer {
             pending_ready: Vec::new(),
             stream: None,
         }));
+        {
+            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            let nodes = st.served("", "nodes").expect("built in");
+            for n in st.node_objects() {
+                let _ = st.create(&nodes, None, n);
+            }
+        }
         let at = opts_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let listener = std::net::TcpListener::bind(at)
             .unwrap_or_else(|e| panic!("cannot listen on {at}: {e}"));
@@ -276,6 +289,12 @@ impl ApiServer {
         let r = st.discovery.for_group_kind(group, kind).unwrap().clone();
         let (code, body) = st.delete(&r, ns, name);
         assert_eq!(code, StatusCode::OK, "{body}");
+    }
+
+    /// Where simulated node `node` keeps its pods' directories (its kubelet's
+    /// `/var/lib/kubelet/pods`).
+    pub fn pods_dir(&self, node: &str) -> Option<PathBuf> {
+        self.lock().pods_dir(node)
     }
 
     /// Number of objects stored.
@@ -543,6 +562,9 @@ impl State {
         let Some(s) = self.objects.remove(&key) else {
             return not_found(r, name);
         };
+        if r.group.is_empty() && r.plural == "pods" {
+            self.pod_gone(&s.value);
+        }
         if r.group.is_empty() && r.plural == "namespaces" {
             let inside: Vec<Key> = self
                 .objects
@@ -552,6 +574,9 @@ impl State {
                 .collect();
             for k in inside {
                 let gone = self.objects.remove(&k).unwrap();
+                if k.0.is_empty() && k.1 == "pods" {
+                    self.pod_gone(&gone.value);
+                }
                 self.notify("DELETED", &k, gone.value);
             }
         }
@@ -651,7 +676,8 @@ impl State {
                     "replicas": want, "readyReplicas": have, "availableReplicas": have,
                     "conditions": [{"type": "Available", "status": t, "reason": if ready {"MinimumReplicasAvailable"} else {"MinimumReplicasUnavailable"}}]});
             }
-            ("", "pods") => {
+            // Simulated nodes' kubelets set pods' status themselves.
+            ("", "pods") if self.opts.nodes.is_empty() => {
                 v["status"] = json!({"phase": if ready {"Running"} else {"Pending"},
                     "conditions": [{"type": "Ready", "status": t}]});
             }
@@ -779,6 +805,7 @@ impl State {
     /// The stand-in controllers: due deployments and pods get their ready status, with a
     /// new resourceVersion and a MODIFIED event, as a controller's status update would.
     fn tick(&mut self) {
+        self.simulate_nodes();
         let now = Instant::now();
         let due: Vec<Key> = self
             .pending_ready
@@ -1035,6 +1062,16 @@ impl State {
                 }
             }
         }
+        let pod = r.group.is_empty() && r.plural == "pods";
+        if pod && v["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+            if let Some(node) = self.schedule(&name) {
+                v["spec"]["nodeName"] = json!(node);
+            }
+        }
+        let daemon_pods = match (r.group.as_str(), r.plural.as_str()) {
+            ("apps", "daemonsets") => self.daemon_pods(&v),
+            _ => Vec::new(),
+        };
         let stored = Stored {
             value: v,
             created: Instant::now(),
@@ -1050,6 +1087,12 @@ impl State {
         }
         self.objects.insert(key.clone(), stored);
         self.notify("ADDED", &key, out.clone());
+        if !daemon_pods.is_empty() {
+            let pods = self.served("", "pods").expect("built in");
+            for p in daemon_pods {
+                let _ = self.create(&pods, ns, p);
+            }
+        }
         (StatusCode::CREATED, out)
     }
 

@@ -25,6 +25,13 @@ struct Cli {
     /// How long after creation Deployments become Available and Pods Ready.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     ready_after: std::time::Duration,
+    /// Simulated nodes, comma-separated (`node-a,node-b`): a scheduler, a provisioner, a
+    /// DaemonSet controller and a kubelet each (see cairn_tests::apiserver::nodes).
+    #[arg(long, value_delimiter = ',', requires = "nodes_dir")]
+    nodes: Vec<String>,
+    /// Where the simulated kubelets keep pods: `<DIR>/<node>/pods` (required with --nodes).
+    #[arg(long, requires = "nodes")]
+    nodes_dir: Option<PathBuf>,
     /// Objects to start with: every `.json` file below this directory (an object, or a
     /// `kind: List` as `kubectl get -o json` writes), CRDs and Namespaces first.
     #[arg(long)]
@@ -71,6 +78,8 @@ fn main() {
     let server = ApiServer::start(Options {
         listen: Some(cli.listen),
         ready_after: cli.ready_after,
+        nodes: cli.nodes.clone(),
+        nodes_dir: cli.nodes_dir.clone(),
         ..Default::default()
     });
     if let Some(dir) = &cli.seed {

@@ -1,0 +1,254 @@
+//! Simulated nodes (when [`super::Options::nodes`] names some): what a cluster's scheduler,
+//! storage provisioner, DaemonSet controller and kubelets do, enough for pod volumes to be
+//! backed up and restored on one machine.
+//!
+//! - **Nodes**: a Node object each, Ready.
+//! - **Scheduler**: a pod created without `spec.nodeName` is put on a node (the same pod
+//!   name always on the same node).
+//! - **DaemonSets**: one pod per node, named `<daemonset>-<node>`, from the template.
+//! - **Provisioner**: a claim without a volume gets a new PersistentVolume `pvc-<uid>` and
+//!   is Bound to it.
+//! - **Kubelet** of each node, with its pods directory at `<nodes_dir>/<node>/pods`, laid
+//!   out as `/var/lib/kubelet/pods`: a pod on the node gets its volume directories
+//!   (`<uid>/volumes/kubernetes.io~empty-dir/<volume>` for emptyDir volumes,
+//!   `kubernetes.io~local-volume/<pv>` for bound claims) and becomes Running once they
+//!   exist and its `restore-wait` init container would end: every volume it mounts has the
+//!   restore's done file (which it then removes, as `node-agent restore-wait` does). A
+//!   volume whose restore failed leaves the pod Pending with the init container terminated
+//!   and the reason in its status. A deleted pod's directory is removed.
+//!
+//! Not simulated: images, containers' processes, resource limits, node failures.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use super::{Key, State, Stored};
+
+impl State {
+    /// The node a new pod goes on (none without simulated nodes).
+    pub(super) fn schedule(&self, pod_name: &str) -> Option<String> {
+        let nodes = &self.opts.nodes;
+        if nodes.is_empty() {
+            return None;
+        }
+        let h = pod_name
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+        Some(nodes[h % nodes.len()].clone())
+    }
+
+    /// The Node objects of the simulated nodes.
+    pub(super) fn node_objects(&self) -> Vec<Value> {
+        self.opts
+            .nodes
+            .iter()
+            .map(|n| {
+                json!({"apiVersion": "v1", "kind": "Node",
+                    "metadata": {"name": n, "labels": {"kubernetes.io/hostname": n}},
+                    "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+            })
+            .collect()
+    }
+
+    /// The pods a new DaemonSet makes: one per simulated node.
+    pub(super) fn daemon_pods(&self, ds: &Value) -> Vec<Value> {
+        let template = &ds["spec"]["template"];
+        let ns = ds["metadata"]["namespace"].clone();
+        self.opts
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut spec = template["spec"].clone();
+                spec["nodeName"] = json!(n);
+                json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": format!("{}-{n}", ds["metadata"]["name"].as_str().unwrap_or("ds")),
+                        "namespace": ns, "labels": template["metadata"]["labels"].clone()},
+                    "spec": spec})
+            })
+            .collect()
+    }
+
+    /// Where node `node`'s kubelet keeps pods.
+    pub fn pods_dir(&self, node: &str) -> Option<PathBuf> {
+        Some(self.opts.nodes_dir.as_ref()?.join(node).join("pods"))
+    }
+
+    /// One round of the provisioner and the kubelets.
+    pub(super) fn simulate_nodes(&mut self) {
+        if self.opts.nodes.is_empty() {
+            return;
+        }
+        self.provision();
+        let pods: Vec<Key> = self
+            .objects
+            .keys()
+            .filter(|k| k.0.is_empty() && k.1 == "pods")
+            .cloned()
+            .collect();
+        for key in pods {
+            self.run_pod(&key);
+        }
+    }
+
+    /// Binds each claim without a volume to a new one.
+    fn provision(&mut self) {
+        let waiting: Vec<Key> = self
+            .objects
+            .iter()
+            .filter(|(k, s)| {
+                k.0.is_empty()
+                    && k.1 == "persistentvolumeclaims"
+                    && s.value["spec"]["volumeName"]
+                        .as_str()
+                        .is_none_or(str::is_empty)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in waiting {
+            let claim = self.objects[&key].value.clone();
+            let uid = claim["metadata"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let pv_name = format!("pvc-{uid}");
+            let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name},
+                "spec": {"capacity": {"storage": claim["spec"]["resources"]["requests"]["storage"].as_str().unwrap_or("1Gi")},
+                    "accessModes": claim["spec"]["accessModes"].clone(),
+                    "storageClassName": claim["spec"]["storageClassName"].clone(),
+                    "persistentVolumeReclaimPolicy": "Delete",
+                    "local": {"path": format!("/simulated/{pv_name}")},
+                    "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": key.2, "name": key.3, "uid": uid}},
+                "status": {"phase": "Bound"}});
+            let pvs = self.served("", "persistentvolumes").expect("built in");
+            let _ = self.create(&pvs, None, pv);
+            let mut bound = claim;
+            bound["spec"]["volumeName"] = json!(pv_name);
+            bound["status"] = json!({"phase": "Bound", "capacity": bound["spec"]["resources"]["requests"].clone()});
+            self.store_modified(&key, bound);
+        }
+    }
+
+    /// A pod's kubelet: volumes made, restore-wait run, Running.
+    fn run_pod(&mut self, key: &Key) {
+        let pod = self.objects[key].value.clone();
+        if pod["status"]["phase"] == "Running"
+            || pod["metadata"]["labels"][super::NEVER_READY] == "true"
+        {
+            return;
+        }
+        let Some(node) = pod["spec"]["nodeName"].as_str() else {
+            return;
+        };
+        let Some(pods_dir) = self.pods_dir(node) else {
+            return;
+        };
+        if !self.opts.nodes.iter().any(|n| n == node) {
+            return;
+        }
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+        let mut dirs = std::collections::BTreeMap::new();
+        for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+            let name = v["name"].as_str().unwrap_or_default();
+            let sub = if v.get("emptyDir").is_some() {
+                format!("kubernetes.io~empty-dir/{name}")
+            } else if let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() {
+                let ckey = (
+                    String::new(),
+                    "persistentvolumeclaims".to_string(),
+                    key.2.clone(),
+                    claim.to_string(),
+                );
+                match self
+                    .objects
+                    .get(&ckey)
+                    .and_then(|c| c.value["spec"]["volumeName"].as_str().map(str::to_string))
+                {
+                    Some(pv) => format!("kubernetes.io~local-volume/{pv}"),
+                    // Not bound yet: the pod waits, as on a real node.
+                    None => return,
+                }
+            } else {
+                continue;
+            };
+            let dir = pods_dir.join(uid).join("volumes").join(sub);
+            if std::fs::create_dir_all(&dir).is_err() {
+                return;
+            }
+            dirs.insert(name.to_string(), dir);
+        }
+        let wait = pod["spec"]["initContainers"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == "restore-wait"))
+            .cloned();
+        let mut status =
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+        if let Some(w) = wait {
+            let restore_uid = w["args"][0].as_str().unwrap_or_default();
+            let mounted: Vec<&PathBuf> = w["volumeMounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| dirs.get(m["name"].as_str().unwrap_or_default()))
+                .collect();
+            let marker = |d: &PathBuf, suffix: &str| {
+                d.join(".velero").join(format!("{restore_uid}{suffix}"))
+            };
+            if let Some(why) = mounted
+                .iter()
+                .find_map(|d| std::fs::read_to_string(marker(d, ".failed")).ok())
+            {
+                let failed = json!({"phase": "Pending", "initContainerStatuses": [{"name": "restore-wait",
+                    "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": why.trim()}}}]});
+                if pod["status"] != failed {
+                    self.store_modified(key, with_status(pod, failed));
+                }
+                return;
+            }
+            if !mounted.iter().all(|d| marker(d, "").exists()) {
+                return;
+            }
+            for d in &mounted {
+                let _ = std::fs::remove_file(marker(d, ""));
+                let _ = std::fs::remove_dir(d.join(".velero"));
+            }
+            status["initContainerStatuses"] = json!([{"name": "restore-wait", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]);
+        }
+        self.store_modified(key, with_status(pod, status));
+    }
+
+    /// A deleted pod's directory goes, as its kubelet removes it (its emptyDir data with
+    /// it; a simulated claim's data lives there too).
+    pub(super) fn pod_gone(&self, pod: &Value) {
+        let (Some(node), Some(uid)) = (
+            pod["spec"]["nodeName"].as_str(),
+            pod["metadata"]["uid"].as_str(),
+        ) else {
+            return;
+        };
+        if let Some(dir) = self.pods_dir(node) {
+            if !uid.is_empty() && !uid.contains('/') {
+                let _ = std::fs::remove_dir_all(dir.join(uid));
+            }
+        }
+    }
+
+    /// Stores a changed object and tells the watches.
+    fn store_modified(&mut self, key: &Key, mut value: Value) {
+        value["metadata"]["resourceVersion"] = json!(self.next_rv());
+        let created = self.objects[key].created;
+        self.objects.insert(
+            key.clone(),
+            Stored {
+                value: value.clone(),
+                created,
+            },
+        );
+        self.notify("MODIFIED", key, value);
+    }
+}
+
+fn with_status(mut pod: Value, status: Value) -> Value {
+    pod["status"] = status;
+    pod
+}
