@@ -707,3 +707,171 @@ fn eventually<T>(f: impl Fn() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Real processes on simulated nodes: `cairn-server serve` and a `node-agent serve` per
+/// node. The node-agent moving a large volume is killed with SIGKILL and started again:
+/// its PodVolumeBackup ends Failed with the reason, the Backup is PartiallyFailed naming
+/// the volume, nothing of the volume is committed, the repository checks clean, and the
+/// next backup (the restarted agent) completes.
+#[test]
+fn a_node_agent_killed_mid_volume_fails_it_and_the_next_backup_is_fine() {
+    use std::process::{Child, Command, Stdio};
+    let nodes_dir = tempfile::tempdir().unwrap();
+    let server = cairn_tests::apiserver::ApiServer::start(cairn_tests::apiserver::Options {
+        nodes: vec!["node-a".into(), "node-b".into()],
+        nodes_dir: Some(nodes_dir.path().to_path_buf()),
+        ..Default::default()
+    });
+    let mut objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "velero"}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    ];
+    objects.extend(repo_k8s::velero::crd::all().into_iter().map(|(_, crd)| crd));
+    server.seed(&objects);
+    let store = tempfile::tempdir().unwrap();
+    location(&server, store.path());
+    server.seed(&[
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "cairn-node-agent", "namespace": "velero"},
+            "spec": {"selector": {"matchLabels": {"role": "node-agent"}},
+                "template": {"metadata": {"labels": {"role": "node-agent"}}, "spec": {"containers": [{"name": "node-agent", "image": "cairn"}]}}}}),
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "big", "namespace": "shop"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db", "namespace": "shop"},
+            "spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "big"}}],
+                "containers": [{"name": "db", "image": "postgres", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}}),
+    ]);
+    let pod = eventually(|| {
+        let p = server.get("v1", "Pod", Some("shop"), "db")?;
+        (p["status"]["phase"] == "Running").then_some(p)
+    });
+    let node = pod["spec"]["nodeName"].as_str().unwrap().to_string();
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    let volumes = server
+        .pods_dir(&node)
+        .unwrap()
+        .join(uid)
+        .join("volumes/kubernetes.io~local-volume");
+    let dir = std::fs::read_dir(&volumes)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // Large enough that the agent is still reading it when it is killed.
+    for i in 0..32 {
+        std::fs::write(
+            dir.join(format!("part-{i}")),
+            cairn_tests::random_bytes(8 << 20, i),
+        )
+        .unwrap();
+    }
+    let work = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(work.path());
+    let bin = cairn_tests::node_agent();
+    let agent = |n: &str| -> Child {
+        Command::new(&bin)
+            .args(["--no-cache", "serve", "--node", n, "--kubeconfig"])
+            .arg(&kubeconfig)
+            .arg("--pods-dir")
+            .arg(server.pods_dir(n).unwrap())
+            .env_remove("CAIRN_REPO")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut serve = Command::new(bin.with_file_name("cairn-server"))
+        .args([
+            "--no-cache",
+            "serve",
+            "--identity",
+            "only",
+            "--metrics-address",
+            "127.0.0.1:0",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .env_remove("CAIRN_REPO")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let other = if node == "node-a" { "node-b" } else { "node-a" };
+    let (mut moving, mut idle) = (agent(&node), agent(other));
+    let backup = |name: &str| {
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": name, "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"], "defaultVolumesToFsBackup": true}})]);
+    };
+    let pvb_of = |b: &str| {
+        server
+            .list("velero.io/v1", "PodVolumeBackup", Some("velero"))
+            .into_iter()
+            .find(|p| p["metadata"]["labels"]["velero.io/backup-name"] == b)
+    };
+    backup("b1");
+    eventually(|| pvb_of("b1").filter(|p| p["status"]["phase"] == "InProgress"));
+    moving.kill().unwrap();
+    moving.wait().unwrap();
+    let killed = pvb_of("b1").unwrap();
+    assert_eq!(
+        killed["status"]["phase"], "InProgress",
+        "killed before it ended"
+    );
+    let mut moving = agent(&node);
+    let pvb = eventually(|| pvb_of("b1").filter(|p| p["status"]["phase"] == "Failed"));
+    assert!(
+        pvb["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped while it moved this volume"),
+        "{pvb}"
+    );
+    let b1 = eventually(|| {
+        let b = server.get("velero.io/v1", "Backup", Some("velero"), "b1")?;
+        matches!(
+            b["status"]["phase"].as_str(),
+            Some("Completed" | "PartiallyFailed" | "Failed")
+        )
+        .then_some(b)
+    });
+    assert_eq!(b1["status"]["phase"], "PartiallyFailed", "{b1}");
+    backup("b2");
+    let b2 = eventually(|| {
+        let b = server.get("velero.io/v1", "Backup", Some("velero"), "b2")?;
+        matches!(
+            b["status"]["phase"].as_str(),
+            Some("Completed" | "PartiallyFailed" | "Failed")
+        )
+        .then_some(b)
+    });
+    for child in [&mut serve, &mut moving, &mut idle] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(b2["status"]["phase"], "Completed", "{b2}");
+    let repo = open_store(store.path());
+    let results = repo_k8s::catalog::results(
+        &repo,
+        &repo_k8s::catalog::backup_snapshot(&repo, "b1").unwrap(),
+    )
+    .unwrap();
+    let errors: Vec<&str> = results.errors.messages().map(|(_, m)| m).collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("volume data of pod shop/db failed")),
+        "{errors:?}"
+    );
+    let volume_snapshots = repo
+        .list_snapshots(&repo_core::SnapshotFilter {
+            tags: vec!["backup=b1".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        volume_snapshots.is_empty(),
+        "nothing of the killed volume committed: {volume_snapshots:?}"
+    );
+    let report = repo
+        .check(&repo_core::CheckOptions::read_all(), &repo_core::NoProgress)
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
