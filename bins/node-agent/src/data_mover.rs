@@ -271,6 +271,7 @@ impl DataMover<'_> {
             s.extend(extra.clone());
         }
         self.patch::<K>(name, start);
+        let began = Instant::now();
         let counters = repo_fs::Counters::default();
         let done = AtomicBool::new(false);
         let outcome = std::thread::scope(|s| {
@@ -314,6 +315,16 @@ impl DataMover<'_> {
                 json!({"phase": "Failed", "completionTimestamp": finished, "message": why})
             }
         };
+        eprintln!(
+            "node-agent: {} {name} {} in {:.2} s{}",
+            K::KIND,
+            status["phase"].as_str().unwrap_or_default(),
+            began.elapsed().as_secs_f64(),
+            status["message"]
+                .as_str()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        );
         self.patch::<K>(name, status);
     }
 
