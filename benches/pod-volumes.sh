@@ -102,7 +102,8 @@ until_phase() { # kind name phase...
         p=$(phase "$1" "$2")
         for want in "${@:3}"; do [ "$p" = "$want" ] && return 0; done
         case $p in Failed|PartiallyFailed|FailedValidation) echo "$1 $2 ended $p" >&2; exit 1;; esac
-        sleep 0.1
+        # kubectl costs a tenth of a core per call: polled often, it slows what it watches.
+        sleep 1
     done
 }
 # Written data is flushed before each timed step, so one step's writeback does not slow
