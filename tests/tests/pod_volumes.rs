@@ -875,3 +875,95 @@ fn a_node_agent_killed_mid_volume_fails_it_and_the_next_backup_is_fine() {
         .unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
+
+/// Deleting a Backup while its volumes upload cancels it: the server sets `spec.cancel` on
+/// its PodVolumeBackups, the node-agent stops (Canceled), nothing is committed, and the
+/// repository checks clean.
+#[test]
+fn deleting_a_backup_while_its_volumes_upload_cancels_them() {
+    let Setup {
+        server,
+        store,
+        pods,
+        claim_uid: _,
+        uid,
+    } = setup();
+    let dir = volume_dir(pods.path(), &uid, "kubernetes.io~empty-dir", "cache", &[]);
+    // Many files, each a little work, and some large ones: the volume takes a while.
+    for i in 0..16 {
+        std::fs::write(
+            dir.join(format!("part-{i}")),
+            cairn_tests::random_bytes(8 << 20, i),
+        )
+        .unwrap();
+    }
+    for d in 0..20u64 {
+        let sub = dir.join(format!("d{d}"));
+        std::fs::create_dir(&sub).unwrap();
+        for i in 0..1000u64 {
+            let bytes = cairn_tests::random_bytes(1024, d * 1000 + i);
+            std::fs::write(sub.join(i.to_string()), bytes).unwrap();
+        }
+    }
+    volume_dir(
+        pods.path(),
+        &uid,
+        "kubernetes.io~local-volume",
+        "pv-data",
+        &[("f", b"x")],
+    );
+    server.seed(&[json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "agent-a", "namespace": "velero", "labels": {"role": "node-agent"}},
+        "spec": {"nodeName": "node-a", "containers": [{"name": "a", "image": "cairn"}]}, "status": {"phase": "Running"}})]);
+    let work = tempfile::tempdir().unwrap();
+    let cluster =
+        repo_k8s::cluster::Cluster::connect(Some(&server.kubeconfig(work.path())), None).unwrap();
+    let agent_cluster =
+        repo_k8s::cluster::Cluster::connect(Some(&server.kubeconfig(work.path())), None).unwrap();
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let no_cache = repo_core::OpenOptions {
+        no_cache: true,
+        ..Default::default()
+    };
+    let controller = cairn_server::backups::Controller::new(&cluster, "velero", no_cache, &now);
+    let mover = mover(&agent_cluster, pods.path(), 1, &now);
+    let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));
+    let options = cairn_server::serve::Options::default();
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| cairn_server::serve::run(&controller, &stop, &leading, &options, &|_| {}));
+        s.spawn(|| mover.run(&stop));
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "big", "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"], "backup.velero.io/x": null, "defaultVolumesToFsBackup": true}})]);
+        let pvb = eventually(|| {
+            server
+                .list("velero.io/v1", "PodVolumeBackup", Some("velero"))
+                .into_iter()
+                .find(|p| p["spec"]["volume"] == "cache" && p["status"]["phase"] == "InProgress")
+        });
+        let name = pvb["metadata"]["name"].as_str().unwrap().to_string();
+        server.delete("velero.io/v1", "Backup", Some("velero"), "big");
+        let st = eventually(|| {
+            let st = pvb_status(&server, &name);
+            matches!(
+                st["phase"].as_str(),
+                Some("Completed" | "Failed" | "Canceled")
+            )
+            .then_some(st)
+        });
+        assert_eq!(st["phase"], "Canceled", "{st}");
+    });
+    let repo = open_store(store.path());
+    let snaps = repo
+        .list_snapshots(&repo_core::SnapshotFilter::default())
+        .unwrap();
+    assert!(
+        snaps
+            .iter()
+            .all(|(_, s)| !s.tags.iter().any(|t| t == "volume=cache")),
+        "nothing of the cancelled volume committed"
+    );
+    let report = repo
+        .check(&repo_core::CheckOptions::read_all(), &repo_core::NoProgress)
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}

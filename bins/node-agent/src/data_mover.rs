@@ -426,6 +426,10 @@ impl DataMover<'_> {
         if uid.is_empty() || uid.contains('/') || uid.starts_with('.') {
             return Err(failed(format!("PodVolumeRestore {} names no Restore UID (label {RESTORE_UID_LABEL}); its pod's restore-wait cannot be told", pvr.metadata.name)));
         }
+        // A done file of this restore that is already there (left by an earlier attempt,
+        // or in the data) would let the pod start before its data is back.
+        let _ = std::fs::remove_file(crate::restore_wait::done_file(dir, uid));
+        let _ = std::fs::remove_file(crate::restore_wait::failed_file(dir, uid));
         let repo = self.repository(&pvr.spec.backup_storage_location)?;
         let stop = Arc::new(AtomicBool::new(false));
         let opts = repo_fs::RestoreOptions {

@@ -386,7 +386,9 @@ impl Controller<'_> {
         let deadline = Instant::now() + self.fs_backup_timeout;
         let mut cancelled_at: Option<Instant> = None;
         loop {
-            let step = (Instant::now() + Duration::from_secs(1)).min(deadline.max(Instant::now()));
+            // Short steps: a cancelled backup stops its volumes within a fraction of a second.
+            let step =
+                (Instant::now() + Duration::from_millis(250)).min(deadline.max(Instant::now()));
             let done = |objects: &[Object]| {
                 let mine = ours(objects);
                 mine.len() == names.len() && mine.iter().all(is_final)
