@@ -575,3 +575,80 @@ pub fn describe(r: &Resource, ns: Option<&str>, name: &str) -> String {
         None => format!("{} {name}", r.group_resource()),
     }
 }
+
+/// What a command run in a container (the pods `exec` API) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    /// The command's exit code (0: success).
+    pub exit_code: i32,
+}
+
+impl Cluster {
+    /// Runs `command` in `container` (default: the pod's first) of pod `ns/pod` through the
+    /// pods `exec` subresource, for at most `timeout`. `Err` when it could not run or did
+    /// not end in time (the remote command may go on: Velero's hooks behave the same).
+    pub fn exec(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: Option<&str>,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, ClusterError> {
+        use k8s_openapi::api::core::v1::Pod;
+        use kube::api::AttachParams;
+        use tokio::io::AsyncReadExt;
+        let what = format!("running {command:?} in pod {ns}/{pod}");
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let mut params = AttachParams::default()
+            .stdout(true)
+            .stderr(true)
+            .stdin(false);
+        if let Some(c) = container {
+            params = params.container(c);
+        }
+        self.rt.block_on(async {
+            let run = async {
+                let mut attached = api
+                    .exec(pod, command.to_vec(), &params)
+                    .await
+                    .map_err(|e| ClusterError::new(&what, e))?;
+                let (mut out, mut err) = (String::new(), String::new());
+                if let Some(mut s) = attached.stdout() {
+                    let _ = s.read_to_string(&mut out).await;
+                }
+                if let Some(mut s) = attached.stderr() {
+                    let _ = s.read_to_string(&mut err).await;
+                }
+                let status = match attached.take_status() {
+                    Some(s) => s.await,
+                    None => None,
+                };
+                let exit_code = match status {
+                    Some(s) if s.status.as_deref() == Some("Failure") => s
+                        .details
+                        .iter()
+                        .flat_map(|d| d.causes.iter().flatten())
+                        .find(|c| c.reason.as_deref() == Some("ExitCode"))
+                        .and_then(|c| c.message.as_deref()?.parse().ok())
+                        .unwrap_or(1),
+                    _ => 0,
+                };
+                Ok(ExecOutput {
+                    stdout: out,
+                    stderr: err,
+                    exit_code,
+                })
+            };
+            match tokio::time::timeout(timeout, run).await {
+                Ok(r) => r,
+                Err(_) => Err(ClusterError::local(
+                    what.clone(),
+                    format!("timed out after {}", humantime::format_duration(timeout)),
+                )),
+            }
+        })
+    }
+}

@@ -39,6 +39,7 @@ use repo_k8s::selector::LabelSelector;
 use repo_k8s::{Discovery, Object, Resource};
 use serde_json::{json, Map, Value};
 
+mod exec;
 pub mod nodes;
 
 /// What a test wants of the server.
@@ -178,15 +179,28 @@ impl ApiServer {
                     }
                 });
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new().fallback(
-                    move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                        let state = shared.clone();
-                        async move {
-                            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                            st.handle(&method, &uri, &headers, &body)
-                        }
-                    },
-                );
+                let exec_state = shared.clone();
+                let exec =
+                    move |ws: axum::extract::ws::WebSocketUpgrade,
+                          axum::extract::Path((ns, pod)): axum::extract::Path<(String, String)>,
+                          axum::extract::RawQuery(q): axum::extract::RawQuery| {
+                        let state = exec_state.clone();
+                        async move { exec::handle(state, ws, ns, pod, q.unwrap_or_default()) }
+                    };
+                let app = axum::Router::new()
+                    .route(
+                        "/api/v1/namespaces/{ns}/pods/{pod}/exec",
+                        axum::routing::get(exec),
+                    )
+                    .fallback(
+                        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                            let state = shared.clone();
+                            async move {
+                                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                                st.handle(&method, &uri, &headers, &body)
+                            }
+                        },
+                    );
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = rx.await;

@@ -967,3 +967,91 @@ fn deleting_a_backup_while_its_volumes_upload_cancels_them() {
         .unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
+
+/// The pods `exec` API (what hooks run through), on the simulated server: kube-rs and the
+/// real kubectl run a command in a pod (in its directory on its simulated node) and get
+/// its output and exit code; a container the pod does not have is refused, naming it.
+#[test]
+fn commands_run_in_pods_through_the_exec_api_with_kube_rs_and_kubectl() {
+    let nodes_dir = tempfile::tempdir().unwrap();
+    let server = cairn_tests::apiserver::ApiServer::start(cairn_tests::apiserver::Options {
+        nodes: vec!["node-a".into()],
+        nodes_dir: Some(nodes_dir.path().to_path_buf()),
+        ..Default::default()
+    });
+    server.seed(&[
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db", "namespace": "shop"},
+            "spec": {"volumes": [{"name": "data", "emptyDir": {}}],
+                "containers": [{"name": "db", "image": "postgres", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}}),
+    ]);
+    eventually(|| {
+        (server.get("v1", "Pod", Some("shop"), "db")?["status"]["phase"] == "Running").then_some(())
+    });
+    let work = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(work.path());
+    let cluster = repo_k8s::cluster::Cluster::connect(Some(&kubeconfig), None).unwrap();
+    let cmd = |c: &str| vec!["sh".to_string(), "-c".to_string(), c.to_string()];
+    let out = cluster
+        .exec(
+            "shop",
+            "db",
+            Some("db"),
+            &cmd("echo out; echo err >&2; ls volumes; exit 3"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!(out.stdout, "out\nkubernetes.io~empty-dir\n", "{out:?}");
+    assert_eq!((out.stderr.as_str(), out.exit_code), ("err\n", 3));
+    let ok = cluster
+        .exec(
+            "shop",
+            "db",
+            None,
+            &["true".to_string()],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!(ok.exit_code, 0);
+    let e = cluster
+        .exec(
+            "shop",
+            "db",
+            Some("nope"),
+            &["true".to_string()],
+            Duration::from_secs(10),
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("container nope is not valid for pod db"),
+        "{e}"
+    );
+    // The real kubectl.
+    let kubectl = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "exec",
+            "-n",
+            "shop",
+            "db",
+            "-c",
+            "db",
+            "--",
+            "sh",
+            "-c",
+            "echo hello from $(basename $PWD); exit 4",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(kubectl.status.code(), Some(4), "{kubectl:?}");
+    let uid = server.get("v1", "Pod", Some("shop"), "db").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        String::from_utf8_lossy(&kubectl.stdout),
+        format!("hello from {uid}\n")
+    );
+}
