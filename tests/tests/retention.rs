@@ -163,13 +163,15 @@ fn read_data_subsets_are_deterministic_slices_that_cover_every_pack() {
         DataSubset::Slice { n: 2, of: 5 }
     );
 
-    // A damaged pack is found by the slice that holds it, and only by that one.
+    // A damaged pack is found by the slice that holds it, and only by that one. A data
+    // pack (the largest): the pack of the snapshot's tree is read by every slice's walk, so
+    // damaging it (whichever the directory listed first) failed all three.
     let data = t.path().join("repo/data");
     let pack = std::fs::read_dir(&data)
         .unwrap()
         .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
         .map(|e| e.unwrap().path())
-        .next()
+        .max_by_key(|p| (std::fs::metadata(p).unwrap().len(), p.clone()))
         .unwrap();
     let mut bytes = std::fs::read(&pack).unwrap();
     bytes[100] ^= 1;
