@@ -77,6 +77,12 @@ impl Downloads {
         Ok(token)
     }
 
+    /// The URL of `token` (`none`: a URL that answers 404).
+    fn url(&self, token: &str) -> String {
+        let base = self.base_url.lock().expect("not poisoned");
+        format!("{base}/download/{token}")
+    }
+
     /// Removes what expired.
     fn expire(&self, now: SystemTime) {
         let mut ready = self.ready.lock().expect("not poisoned");
@@ -141,15 +147,7 @@ impl Controller<'_> {
             let expires = now + VALID_FOR;
             let url = match self.prepare(&req.spec.target.kind, &req.spec.target.name) {
                 Ok(Some(bytes)) => match self.downloads.add(&bytes, expires) {
-                    Ok(token) => {
-                        let base = self
-                            .downloads
-                            .base_url
-                            .lock()
-                            .expect("not poisoned")
-                            .clone();
-                        format!("{base}/download/{token}")
-                    }
+                    Ok(token) => self.downloads.url(&token),
                     Err(e) => {
                         let dir = self.downloads.dir().display().to_string();
                         self.event(
@@ -162,21 +160,10 @@ impl Controller<'_> {
                     }
                 },
                 // Nothing of that kind: a URL that answers 404, as a missing object does.
-                Ok(None) => {
-                    let base = self
-                        .downloads
-                        .base_url
-                        .lock()
-                        .expect("not poisoned")
-                        .clone();
-                    format!("{base}/download/none")
-                }
+                Ok(None) => self.downloads.url("none"),
                 Err(e) => {
                     self.event(&req, crate::events::Level::Warning, "NotPrepared", &e);
-                    format!(
-                        "{}/download/none",
-                        self.downloads.base_url.lock().expect("not poisoned")
-                    )
+                    self.downloads.url("none")
                 }
             };
             let status =
