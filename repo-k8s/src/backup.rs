@@ -62,6 +62,13 @@ pub struct BackupOptions {
     /// Other files stored at the root of the backup, by name (the server's list of pod
     /// volume backups).
     pub extra_files: Vec<(String, Vec<u8>)>,
+    /// What went wrong or was odd outside the objects (pod volumes, hooks), as
+    /// `(namespace, message)`: recorded in the backup's results.
+    pub errors: Vec<(String, String)>,
+    pub warnings: Vec<(String, String)>,
+    /// Pods left out of the backup (`(namespace, name)`): their pre hooks failed with
+    /// `onError: Fail`, as Velero leaves such a pod out.
+    pub left_out_pods: std::collections::BTreeSet<(String, String)>,
     /// Cancellation and progress (objects stored out of those selected).
     pub control: crate::control::Control,
 }
@@ -460,6 +467,12 @@ pub fn backup_from(
     for p in &inventory.problems {
         results.errors.add("", p.clone());
     }
+    for (ns, e) in &opts.errors {
+        results.errors.add(ns, e.clone());
+    }
+    for (ns, w) in &opts.warnings {
+        results.warnings.add(ns, w.clone());
+    }
     // The first CRD of a name wins, as the first object of an identity is the one stored
     // at its path and restored.
     let mut crds_seen = std::collections::HashSet::new();
@@ -483,6 +496,16 @@ pub fn backup_from(
         None => Filter::new(&opts.filter, &d)?,
     };
     let mut selection = filter.select_summaries(&inventory.summaries, &d);
+    if !opts.left_out_pods.is_empty() {
+        selection.items.retain(|(i, _)| {
+            let s = &inventory.summaries[*i];
+            let key = (
+                s.namespace().unwrap_or_default().to_string(),
+                s.name().to_string(),
+            );
+            !(s.kind() == "Pod" && opts.left_out_pods.contains(&key))
+        });
+    }
     order_selection(
         &mut selection,
         inventory,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod execute;
 pub mod existing;
 pub mod filter;
+pub mod hooks;
 #[cfg(feature = "cluster")]
 pub mod informer;
 pub mod manifest;

@@ -529,3 +529,25 @@ pub fn json_paths(out: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Sets its flag when dropped: stops the threads of a test's `serve` loops even when the
+/// test fails.
+pub struct StopOnDrop<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Waits up to `secs` for `f` to give something; fails the test naming `what` otherwise.
+pub fn eventually<T>(secs: u64, what: &str, f: impl Fn() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -1,6 +1,7 @@
 //! The control plane's pieces as processes: the simulated cluster (`fake-apiserver`) with
 //! Velero's CRDs from `deploy/crds/`, driven by the real kubectl.
 
+use cairn_tests::{eventually, StopOnDrop};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -1032,27 +1033,6 @@ fn server_status_requests_are_answered_and_then_removed() {
             "velero-cli-abc"
         )
         .is_none());
-}
-
-/// Sets a flag when dropped: a serving loop in a scope stops even when the test panics.
-struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Waits up to `secs` for `f` to give something.
-fn eventually<T>(secs: u64, what: &str, f: impl Fn() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 fn phase_of(server: &cairn_tests::apiserver::ApiServer, kind: &str, name: &str) -> Option<String> {

@@ -2,9 +2,10 @@
 //! directory laid out like a node's `/var/lib/kubelet/pods`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use cairn_tests::{eventually, StopOnDrop};
 use serde_json::{json, Value};
 
 fn cluster() -> cairn_tests::apiserver::ApiServer {
@@ -206,14 +207,6 @@ fn open_store(dir: &Path) -> repo_core::IndexedRepository {
     cairn_tests::location_repo(dir)
         .load_index(&repo_core::NoProgress)
         .unwrap()
-}
-
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 /// The data mover of node-a backs up its PodVolumeBackups' volumes with Velero's tags; a
@@ -606,7 +599,9 @@ fn a_backup_object_backs_up_its_pods_volumes_and_a_restore_brings_them_back() {
         server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": {"name": "r1", "namespace": "velero"},
             "spec": {"backupName": "b1"}})]);
         // The restored pod holds restore-wait first; its claim is provisioned anew.
-        let restored = eventually(|| server.get("v1", "Pod", Some("shop"), "db-0"));
+        let restored = eventually(60, "the condition", || {
+            server.get("v1", "Pod", Some("shop"), "db-0")
+        });
         let init = &restored["spec"]["initContainers"][0];
         assert_eq!(init["name"], "restore-wait", "{restored}");
         assert_eq!(init["command"], json!(["/node-agent", "restore-wait"]));
@@ -617,8 +612,9 @@ fn a_backup_object_backs_up_its_pods_volumes_and_a_restore_brings_them_back() {
             .unwrap()
             .to_string();
         assert_eq!(init["args"], json!([restore_uid]));
-        let claim =
-            eventually(|| server.get("v1", "PersistentVolumeClaim", Some("shop"), "data-0"));
+        let claim = eventually(60, "the condition", || {
+            server.get("v1", "PersistentVolumeClaim", Some("shop"), "data-0")
+        });
         assert!(
             claim["spec"].get("volumeName").is_none(),
             "provisioned anew: {claim}"
@@ -659,7 +655,7 @@ fn a_backup_object_backs_up_its_pods_volumes_and_a_restore_brings_them_back() {
             "cache",
             &[],
         );
-        let restored = eventually(|| {
+        let restored = eventually(60, "the condition", || {
             let r = server.get("velero.io/v1", "Restore", Some("velero"), "r1")?;
             matches!(
                 r["status"]["phase"].as_str(),
@@ -696,18 +692,6 @@ fn a_backup_object_backs_up_its_pods_volumes_and_a_restore_brings_them_back() {
     });
 }
 
-/// Polls `f` for up to a minute.
-fn eventually<T>(f: impl Fn() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Real processes on simulated nodes: `cairn-server serve` and a `node-agent serve` per
 /// node. The node-agent moving a large volume is killed with SIGKILL and started again:
 /// its PodVolumeBackup ends Failed with the reason, the Backup is PartiallyFailed naming
@@ -740,7 +724,7 @@ fn a_node_agent_killed_mid_volume_fails_it_and_the_next_backup_is_fine() {
             "spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "big"}}],
                 "containers": [{"name": "db", "image": "postgres", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}}),
     ]);
-    let pod = eventually(|| {
+    let pod = eventually(60, "the condition", || {
         let p = server.get("v1", "Pod", Some("shop"), "db")?;
         (p["status"]["phase"] == "Running").then_some(p)
     });
@@ -807,7 +791,9 @@ fn a_node_agent_killed_mid_volume_fails_it_and_the_next_backup_is_fine() {
             .find(|p| p["metadata"]["labels"]["velero.io/backup-name"] == b)
     };
     backup("b1");
-    eventually(|| pvb_of("b1").filter(|p| p["status"]["phase"] == "InProgress"));
+    eventually(60, "the condition", || {
+        pvb_of("b1").filter(|p| p["status"]["phase"] == "InProgress")
+    });
     moving.kill().unwrap();
     moving.wait().unwrap();
     let killed = pvb_of("b1").unwrap();
@@ -816,7 +802,9 @@ fn a_node_agent_killed_mid_volume_fails_it_and_the_next_backup_is_fine() {
         "killed before it ended"
     );
     let mut moving = agent(&node);
-    let pvb = eventually(|| pvb_of("b1").filter(|p| p["status"]["phase"] == "Failed"));
+    let pvb = eventually(60, "the condition", || {
+        pvb_of("b1").filter(|p| p["status"]["phase"] == "Failed")
+    });
     assert!(
         pvb["status"]["message"]
             .as_str()
@@ -824,7 +812,7 @@ fn a_node_agent_killed_mid_volume_fails_it_and_the_next_backup_is_fine() {
             .contains("stopped while it moved this volume"),
         "{pvb}"
     );
-    let b1 = eventually(|| {
+    let b1 = eventually(60, "the condition", || {
         let b = server.get("velero.io/v1", "Backup", Some("velero"), "b1")?;
         matches!(
             b["status"]["phase"].as_str(),
@@ -834,7 +822,7 @@ fn a_node_agent_killed_mid_volume_fails_it_and_the_next_backup_is_fine() {
     });
     assert_eq!(b1["status"]["phase"], "PartiallyFailed", "{b1}");
     backup("b2");
-    let b2 = eventually(|| {
+    let b2 = eventually(60, "the condition", || {
         let b = server.get("velero.io/v1", "Backup", Some("velero"), "b2")?;
         matches!(
             b["status"]["phase"].as_str(),
@@ -934,7 +922,7 @@ fn deleting_a_backup_while_its_volumes_upload_cancels_them() {
         s.spawn(|| mover.run(&stop));
         server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "big", "namespace": "velero"},
             "spec": {"includedNamespaces": ["shop"], "backup.velero.io/x": null, "defaultVolumesToFsBackup": true}})]);
-        let pvb = eventually(|| {
+        let pvb = eventually(60, "the condition", || {
             server
                 .list("velero.io/v1", "PodVolumeBackup", Some("velero"))
                 .into_iter()
@@ -942,7 +930,7 @@ fn deleting_a_backup_while_its_volumes_upload_cancels_them() {
         });
         let name = pvb["metadata"]["name"].as_str().unwrap().to_string();
         server.delete("velero.io/v1", "Backup", Some("velero"), "big");
-        let st = eventually(|| {
+        let st = eventually(60, "the condition", || {
             let st = pvb_status(&server, &name);
             matches!(
                 st["phase"].as_str(),
@@ -985,7 +973,7 @@ fn commands_run_in_pods_through_the_exec_api_with_kube_rs_and_kubectl() {
             "spec": {"volumes": [{"name": "data", "emptyDir": {}}],
                 "containers": [{"name": "db", "image": "postgres", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}}),
     ]);
-    eventually(|| {
+    eventually(60, "the condition", || {
         (server.get("v1", "Pod", Some("shop"), "db")?["status"]["phase"] == "Running").then_some(())
     });
     let work = tempfile::tempdir().unwrap();

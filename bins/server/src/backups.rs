@@ -12,6 +12,7 @@ use repo_core::OpenOptions;
 use repo_k8s::backup::{BackupOptions, FORMAT_VERSION};
 use repo_k8s::cluster::Cluster;
 use repo_k8s::control::{Control, Progress};
+use repo_k8s::hooks::backup as hooks;
 
 use crate::events::Level;
 use repo_k8s::filter::{BackupFilter, Filter};
@@ -20,6 +21,8 @@ use repo_k8s::velero::{
     BackupStorageLocationPhase,
 };
 use serde_json::{json, Value};
+
+pub use repo_k8s::velero::go_duration;
 
 /// The failure reason of a cancelled backup or restore.
 pub const CANCELLED: &str = "cancelled: its object was deleted, or a DeleteBackupRequest named it, while it ran; nothing of it was committed to the repository";
@@ -319,21 +322,55 @@ impl Controller<'_> {
         if control.cancelled() {
             return Err(CANCELLED.into());
         }
-        // The pods' volumes, after the objects were listed and before they are stored.
+        // The pods' hooks and volumes, after the objects were listed and before they are
+        // stored: pre hooks, then each pod's volumes, then its post hooks as soon as its
+        // volumes were read (not before: Velero #8159).
         let d = &contents.discovery;
-        let pods = self.pods_of(backup, d)?;
+        let mut pods = self.pods_of(backup, d)?;
+        let no_hooks = Vec::new();
+        let specs = backup
+            .spec
+            .hooks
+            .as_ref()
+            .and_then(|h| h.resources.as_ref())
+            .unwrap_or(&no_hooks);
+        let mut hooks = hooks::Hooks::new(hooks::Specs::new(specs, d)?, self.cluster);
+        // A pod whose pre hooks failed with onError Fail is left out, volumes included.
+        let mut left_out = std::collections::BTreeSet::new();
+        pods.retain(|pod| {
+            if !hooks.run(pod, hooks::Phase::Pre) {
+                return true;
+            }
+            let ns = pod.namespace().unwrap_or_default().to_string();
+            hooks.errors.push((ns.clone(), format!(
+                "pod {ns}/{} was left out of the backup (its volumes too): a pre hook with onError Fail failed", pod.name())));
+            left_out.insert((ns, pod.name().to_string()));
+            false
+        });
         let excluded = crate::pod_volumes::claims_excluded(&filter(backup), d);
         let mut located = backup.clone();
         located.spec.storage_location = Some(location.metadata.name.clone());
-        let volumes = self.back_up_pod_volumes(&located, &pods, excluded, &|| control.cancelled());
+        let volumes = self.back_up_pod_volumes(
+            &located,
+            &pods,
+            excluded,
+            &|| control.cancelled(),
+            &mut |pod| {
+                hooks.run(pod, hooks::Phase::Post);
+            },
+        );
+        self.patch(
+            &backup.metadata.name,
+            json!({"hookStatus": hooks.tally.status()}),
+        );
         for why in &volumes.skipped {
             tracing::info!(backup = %backup.metadata.name, "pod volume not backed up: {why}");
         }
         if control.cancelled() {
             return Err(CANCELLED.into());
         }
-        let problems = &mut contents.objects.inventory.problems;
-        problems.extend(volumes.errors.iter().map(|(_, e)| e.clone()));
+        let mut errors = hooks.errors;
+        errors.extend(volumes.errors.iter().cloned());
         // The Backup as asked for (no status, no server fields), kept beside the backup.
         let mut asked = backup.clone();
         asked.status = None;
@@ -351,6 +388,9 @@ impl Controller<'_> {
             discovery: contents.discovery,
             backup_object: Some(serde_json::to_vec(&asked).expect("a Backup is JSON")),
             extra_files: volumes_file(&volumes.ended),
+            errors,
+            warnings: hooks.warnings,
+            left_out_pods: left_out,
             control,
             ..Default::default()
         };
@@ -452,53 +492,4 @@ pub fn is_due(
     }
     let last = last.and_then(repo_core::time::parse_rfc3339);
     last.is_none_or(|t| t + every <= now)
-}
-
-/// A Go duration (`720h0m0s`, `1.5h`, `90m`, `500ms`).
-pub fn go_duration(s: &str) -> Option<Duration> {
-    let mut rest = s.trim();
-    if rest == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let (num, tail) = rest.split_at(num_len);
-        let n: f64 = num.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let secs = match unit {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        total += n * secs;
-        rest = next;
-    }
-    Some(Duration::from_secs_f64(total))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(
-            go_duration("720h0m0s"),
-            Some(Duration::from_secs(720 * 3600))
-        );
-        assert_eq!(go_duration("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(go_duration("90m"), Some(Duration::from_secs(5400)));
-        assert_eq!(go_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(go_duration("0"), Some(Duration::ZERO));
-        assert_eq!(go_duration("soon"), None);
-        assert_eq!(go_duration("5d"), None);
-    }
 }

@@ -194,8 +194,14 @@ impl Controller<'_> {
         }
         let uid = restore.metadata.uid.clone().unwrap_or_default();
         let selector = format!("{RESTORE_UID_LABEL}={uid}");
-        let ended: Vec<PodVolumeRestore> =
-            self.wait_for_ended(&selector, &created, restore_is_final, cancel, &mut errors);
+        let ended: Vec<PodVolumeRestore> = self.wait_for_ended(
+            &selector,
+            &created,
+            restore_is_final,
+            cancel,
+            &mut errors,
+            &mut |_| {},
+        );
         for p in &ended {
             let phase = p.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
             if phase != PodVolumeRestorePhase::Completed {
@@ -249,13 +255,15 @@ impl Controller<'_> {
     }
 
     /// Backs up the volumes of `pods` for `backup` and waits for them (see the module
-    /// documentation).
+    /// documentation). `volumes_read` is called once for each pod, as soon as its volumes
+    /// have ended (at once for a pod without any): where its post hooks run.
     pub(crate) fn back_up_pod_volumes(
         &self,
         backup: &Backup,
         pods: &[Object],
         claims_excluded: bool,
         cancel: &dyn Fn() -> bool,
+        volumes_read: &mut dyn FnMut(&Object),
     ) -> PodVolumes {
         let mut out = PodVolumes::default();
         let default_to_fs = backup
@@ -270,7 +278,9 @@ impl Controller<'_> {
         let agents = self.nodes_with_agents();
         let mut claims = Claims::default();
         let mut created = Vec::new();
-        for pod in pods {
+        // The PodVolumeBackups of each pod, by the pod's place in `pods`.
+        let mut of_pod: Vec<Vec<String>> = vec![Vec::new(); pods.len()];
+        for (at, pod) in pods.iter().enumerate() {
             let ns = pod.namespace().unwrap_or_default().to_string();
             let volume_of_claim = |c: &str| {
                 let pvc = get("persistentvolumeclaims", Some(&ns), c)?;
@@ -309,18 +319,49 @@ impl Controller<'_> {
                 });
                 let pvb = pod_volume_backup(backup, pod, v, claim_uid.as_deref());
                 match self.create(&pvb) {
-                    Ok(name) => created.push(name),
+                    Ok(name) => {
+                        created.push(name.clone());
+                        of_pod[at].push(name);
+                    }
                     Err(e) => out.errors.push((ns.clone(), format!(
                         "volume {} of pod {ns}/{}: the PodVolumeBackup could not be created: {e}", v.name, pod.name()))),
                 }
             }
         }
+        let mut told = vec![false; pods.len()];
+        let mut tell = |ended: &[PodVolumeBackup]| {
+            for (at, pod) in pods.iter().enumerate() {
+                let done = of_pod[at]
+                    .iter()
+                    .all(|n| ended.iter().any(|p| &p.metadata.name == n && is_final(p)));
+                if !told[at] && done {
+                    told[at] = true;
+                    volumes_read(pod);
+                }
+            }
+        };
+        tell(&[]);
         if created.is_empty() {
             return out;
         }
         let uid = backup.metadata.uid.clone().unwrap_or_default();
         let selector = format!("{BACKUP_UID_LABEL}={uid}");
-        let ended = self.wait_for_ended(&selector, &created, is_final, cancel, &mut out.errors);
+        let ended = self.wait_for_ended(
+            &selector,
+            &created,
+            is_final,
+            cancel,
+            &mut out.errors,
+            &mut tell,
+        );
+        // Whatever did not end (a timeout, a cancelled backup): the pods' post hooks run
+        // all the same, as an application left quiesced is worse than a late resume.
+        for (at, pod) in pods.iter().enumerate() {
+            if !told[at] {
+                told[at] = true;
+                volumes_read(pod);
+            }
+        }
         for p in &ended {
             let phase = p.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
             if phase != PodVolumeBackupPhase::Completed {
@@ -365,7 +406,7 @@ impl Controller<'_> {
 
     /// Waits until the objects `names` of kind `K` (matching `selector`) end; cancels them
     /// (`spec.cancel`) when `cancel` says so or the timeout passes. Returns them as they
-    /// ended.
+    /// ended. `each_step` sees them as they are, every step of the wait.
     fn wait_for_ended<K: Kind>(
         &self,
         selector: &str,
@@ -373,6 +414,7 @@ impl Controller<'_> {
         is_final: fn(&K) -> bool,
         cancel: &dyn Fn() -> bool,
         errors: &mut Vec<(String, String)>,
+        each_step: &mut dyn FnMut(&[K]),
     ) -> Vec<K> {
         let r = resource::<K>();
         let ns = Some(self.namespace.as_str());
@@ -393,12 +435,9 @@ impl Controller<'_> {
                 let mine = ours(objects);
                 mine.len() == names.len() && mine.iter().all(is_final)
             };
-            if self
-                .cluster
-                .wait_for(&r, ns, Some(selector), step, &done)
-                .is_ok()
-            {
-                break;
+            match self.cluster.wait_for(&r, ns, Some(selector), step, &done) {
+                Ok(()) => break,
+                Err(now) => each_step(&ours(&now)),
             }
             let over = Instant::now() >= deadline;
             if cancelled_at.is_none() && (over || cancel()) {

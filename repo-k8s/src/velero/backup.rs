@@ -134,10 +134,11 @@ pub struct HookSelection {
     pub label_selector: Option<LabelSelector>,
 }
 
-/// One backup hook.
+/// One backup hook (one without `exec` does nothing, as in Velero).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BackupResourceHook {
-    pub exec: ExecHook,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecHook>,
 }
 
 /// A command run in a container.

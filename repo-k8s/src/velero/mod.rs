@@ -178,6 +178,36 @@ pub struct Results {
     pub errors: VeleroResult,
 }
 
+/// A Go duration (`720h0m0s`, `1.5h`, `90m`, `500ms`).
+pub fn go_duration(s: &str) -> Option<std::time::Duration> {
+    let mut rest = s.trim();
+    if rest == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let (num, tail) = rest.split_at(num_len);
+        let n: f64 = num.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let secs = match unit {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += n * secs;
+        rest = next;
+    }
+    Some(std::time::Duration::from_secs_f64(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +223,28 @@ mod tests {
         assert_eq!(p, BackupPhase::Deleting);
         assert_eq!(BackupPhase::FailedValidation.outcome(), Outcome::Failed);
         assert_eq!(RestorePhase::InProgress.outcome(), Outcome::Running);
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(
+            go_duration("720h0m0s"),
+            Some(std::time::Duration::from_secs(720 * 3600))
+        );
+        assert_eq!(
+            go_duration("1.5h"),
+            Some(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(
+            go_duration("90m"),
+            Some(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(
+            go_duration("500ms"),
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(go_duration("0"), Some(std::time::Duration::ZERO));
+        assert_eq!(go_duration("soon"), None);
+        assert_eq!(go_duration("5d"), None);
     }
 }

@@ -1,0 +1,213 @@
+//! Backup and restore hooks (issue 15) on the tests' API server with a simulated node: the
+//! commands run through the pods `exec` API in the pod's directory on its node, where its
+//! volumes are, so a hook's effect on the data can be seen.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use cairn_tests::apiserver::{ApiServer, Options};
+use cairn_tests::{eventually, StopOnDrop};
+use serde_json::{json, Value};
+
+/// A cluster with node `node-a`, the Velero CRDs, namespaces `velero` and `shop`, a
+/// location on `store`, and a node-agent pod on the node.
+fn cluster(nodes_dir: &Path, store: &Path) -> ApiServer {
+    let server = ApiServer::start(Options {
+        nodes: vec!["node-a".into()],
+        nodes_dir: Some(nodes_dir.to_path_buf()),
+        ..Default::default()
+    });
+    let mut objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "velero"}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    ];
+    objects.extend(repo_k8s::velero::crd::all().into_iter().map(|(_, c)| c));
+    objects.extend([
+        json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+            "metadata": {"name": "default", "namespace": "velero"},
+            "spec": {"provider": "filesystem", "default": true, "objectStorage": {"bucket": "backups"},
+                "config": {"path": store.to_str().unwrap()}}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "velero-repo-credentials", "namespace": "velero"},
+            "data": {"repository-password": "Y29ycmVjdCBob3JzZQ=="}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "node-agent-a", "namespace": "velero", "labels": {"role": "node-agent"}},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "node-agent", "image": "cairn"}]}}),
+    ]);
+    server.seed(&objects);
+    server
+}
+
+/// A pod on node-a with an emptyDir volume `volume` mounted by container `main`.
+fn pod(name: &str, volume: &str, labels: Value, annotations: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "shop", "labels": labels, "annotations": annotations},
+        "spec": {"nodeName": "node-a", "volumes": [{"name": volume, "emptyDir": {}}],
+            "containers": [{"name": "main", "image": "app", "volumeMounts": [{"name": volume, "mountPath": "/v"}]},
+                {"name": "sidecar", "image": "proxy"}]}})
+}
+
+/// The pod's directory on node-a (the hooks' working directory).
+fn pod_dir(server: &ApiServer, name: &str) -> PathBuf {
+    let pod = server.get("v1", "Pod", Some("shop"), name).unwrap();
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    server.pods_dir("node-a").unwrap().join(uid)
+}
+
+fn running(server: &ApiServer, ns: &str, name: &str) {
+    eventually(60, &format!("{ns}/{name} Running"), || {
+        (server.get("v1", "Pod", Some(ns), name)?["status"]["phase"] == "Running").then_some(())
+    });
+}
+
+/// Pre and post backup hooks, from annotations and from the Backup's spec:
+/// - the pre hook's dump is in the volume's backup and the post hook, which removes it,
+///   ran only after the volume was read (Velero #8159);
+/// - a spec hook with `onError: Fail` that fails leaves its pod out (object and volumes)
+///   and runs none of its later hooks;
+/// - an annotation hook with `on-error: Continue` that fails is an error, and the pod is
+///   backed up;
+/// - `hookStatus` counts what Velero counts, and the Backup is PartiallyFailed.
+#[test]
+fn backup_hooks_run_around_the_pods_volumes_with_veleros_rules() {
+    let (nodes, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = cluster(nodes.path(), store.path());
+    let sh = |script: &str| json!(["sh", "-c", script]).to_string();
+    server.seed(&[
+        pod(
+            "db",
+            "data",
+            json!({"app": "db"}),
+            json!({
+                "pre.hook.backup.velero.io/command": sh("echo rows > volumes/kubernetes.io~empty-dir/data/dump.sql"),
+                "pre.hook.backup.velero.io/container": "main",
+                "post.hook.backup.velero.io/command": sh("rm volumes/kubernetes.io~empty-dir/data/dump.sql && echo resumed > post-ran"),
+            }),
+        ),
+        pod("web", "www", json!({"app": "web"}), json!({})),
+        pod(
+            "cache",
+            "tmp",
+            json!({"app": "cache"}),
+            json!({"hook.backup.velero.io/command": sh("echo not today >&2; exit 3"),
+                "hook.backup.velero.io/on-error": "Continue"}),
+        ),
+    ]);
+    for p in ["db", "web", "cache"] {
+        running(&server, "shop", p);
+    }
+    running(&server, "velero", "node-agent-a");
+    let work = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(work.path());
+    let cluster = repo_k8s::cluster::Cluster::connect(Some(&kubeconfig), None).unwrap();
+    let agent_cluster = repo_k8s::cluster::Cluster::connect(Some(&kubeconfig), None).unwrap();
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let no_cache = || repo_core::OpenOptions {
+        no_cache: true,
+        ..Default::default()
+    };
+    let controller = cairn_server::backups::Controller::new(&cluster, "velero", no_cache(), &now);
+    let mover = node_agent::data_mover::DataMover {
+        cluster: &agent_cluster,
+        namespace: "velero".into(),
+        node: "node-a".into(),
+        pods_dir: server.pods_dir("node-a").unwrap(),
+        open_options: no_cache(),
+        unlocked: Default::default(),
+        load_concurrency: 1,
+        timeout: Duration::from_secs(600),
+        now: &now,
+    };
+    let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));
+    let options = cairn_server::serve::Options::default();
+    let backup = std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| cairn_server::serve::run(&controller, &stop, &leading, &options, &|_| {}));
+        s.spawn(|| mover.run(&stop));
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+            "metadata": {"name": "b1", "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"], "defaultVolumesToFsBackup": true,
+                "hooks": {"resources": [
+                    {"name": "freeze", "labelSelector": {"matchLabels": {"app": "web"}},
+                        "pre": [{"exec": {"command": ["false"], "onError": "Fail"}},
+                            {"exec": {"command": ["touch", "never"]}}],
+                        "post": [{"exec": {"command": ["touch", "never-post"]}}]},
+                    // Replaced by db's and cache's pre annotations; after freeze on web.
+                    {"name": "everyone", "includedNamespaces": ["shop"],
+                        "pre": [{"exec": {"container": "sidecar", "command": ["touch", "spec-pre"]}}]}]}}})]);
+        eventually(60, "b1 ended", || {
+            let b = server.get("velero.io/v1", "Backup", Some("velero"), "b1")?;
+            matches!(
+                b["status"]["phase"].as_str(),
+                Some("Completed" | "PartiallyFailed" | "Failed")
+            )
+            .then_some(b)
+        })
+    });
+    assert_eq!(backup["status"]["phase"], "PartiallyFailed", "{backup}");
+    // db: pre and post (annotations); web: freeze's two pre and everyone's (the last two
+    // not run, but counted as Velero counts them); cache: its pre (annotation).
+    assert_eq!(
+        backup["status"]["hookStatus"],
+        json!({"hooksAttempted": 6, "hooksFailed": 2}),
+        "{backup}"
+    );
+    let repo = cairn_tests::location_repo(store.path())
+        .load_index(&repo_core::NoProgress)
+        .unwrap();
+    let snap = repo_k8s::catalog::backup_snapshot(&repo, "b1").unwrap();
+    let errors: Vec<String> = repo_k8s::catalog::results(&repo, &snap)
+        .unwrap()
+        .errors
+        .messages()
+        .map(|(_, m)| m.to_string())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "pre hook <from-annotation> of pod shop/cache in container (first) failed: command terminated with exit code 3: not today",
+            "pre hook freeze of pod shop/web in container (first) failed: command terminated with exit code 1",
+            "pod shop/web was left out of the backup (its volumes too): a pre hook with onError Fail failed",
+        ]
+    );
+    let pods = &repo_k8s::catalog::resource_list(&repo, &snap).unwrap()["v1/Pod"];
+    assert_eq!(pods, &["shop/cache", "shop/db"], "web is left out");
+    let mut volumes: Vec<String> = server
+        .list("velero.io/v1", "PodVolumeBackup", Some("velero"))
+        .iter()
+        .map(|p| format!("{}/{}", p["spec"]["pod"]["name"], p["spec"]["volume"]))
+        .collect();
+    volumes.sort();
+    assert_eq!(volumes, [r#""cache"/"tmp""#, r#""db"/"data""#]);
+    // The dump was read before the post hook removed it.
+    let data = server
+        .list("velero.io/v1", "PodVolumeBackup", Some("velero"))
+        .into_iter()
+        .find(|p| p["spec"]["volume"] == "data")
+        .unwrap();
+    let mut files = Vec::new();
+    repo_fs::browse::list(
+        &repo,
+        data["status"]["snapshotID"].as_str().unwrap(),
+        "",
+        true,
+        &mut |p, _| files.push(p.display().to_string()),
+    )
+    .unwrap();
+    assert_eq!(files, ["dump.sql"]);
+    let db = pod_dir(&server, "db");
+    assert!(!db
+        .join("volumes/kubernetes.io~empty-dir/data/dump.sql")
+        .exists());
+    assert_eq!(
+        std::fs::read_to_string(db.join("post-ran")).unwrap(),
+        "resumed\n"
+    );
+    let web = pod_dir(&server, "web");
+    for never in ["never", "never-post", "spec-pre"] {
+        assert!(!web.join(never).exists(), "{never}");
+    }
+    assert!(
+        !db.join("spec-pre").exists(),
+        "annotations replace spec hooks"
+    );
+}
