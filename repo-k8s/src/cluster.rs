@@ -576,14 +576,7 @@ pub fn describe(r: &Resource, ns: Option<&str>, name: &str) -> String {
     }
 }
 
-/// What a command run in a container (the pods `exec` API) did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ExecOutput {
-    pub stdout: String,
-    pub stderr: String,
-    /// The command's exit code (0: success).
-    pub exit_code: i32,
-}
+pub use crate::hooks::ExecOutput;
 
 impl Cluster {
     /// Runs `command` in `container` (default: the pod's first) of pod `ns/pod` through the

@@ -51,6 +51,9 @@ pub struct RestoreResult {
     pub phases: Vec<PhaseReport>,
     pub warnings: VeleroResult,
     pub errors: VeleroResult,
+    /// The pods the restore created (namespace, name): those whose restore hooks run.
+    #[serde(skip)]
+    pub created_pods: Vec<(String, String)>,
 }
 
 /// The resources a cluster serves, by `resource.group`; discovered again when a restored
@@ -214,6 +217,10 @@ pub fn execute(
                     match created {
                         Created::Created(made) => {
                             report.created += 1;
+                            if r.group.is_empty() && r.plural == "pods" {
+                                let name = made.name().to_string();
+                                result.created_pods.push((ns.to_string(), name));
+                            }
                             // Velero's order: the status, then the managedFields (the status
                             // write would add a manager of its own).
                             if let Err(w) = restore_status(cluster, &r, &object, &made) {

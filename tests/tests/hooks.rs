@@ -59,6 +59,69 @@ fn running(server: &ApiServer, ns: &str, name: &str) {
     });
 }
 
+/// Runs `f` while the server's serve loop (its controller given to `f`) and node-a's
+/// node-agent run, in this process.
+fn with_control_plane<T>(
+    server: &ApiServer,
+    f: impl FnOnce(&cairn_server::backups::Controller) -> T,
+) -> T {
+    let work = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(work.path());
+    let cluster = repo_k8s::cluster::Cluster::connect(Some(&kubeconfig), None).unwrap();
+    let agent_cluster = repo_k8s::cluster::Cluster::connect(Some(&kubeconfig), None).unwrap();
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let no_cache = || repo_core::OpenOptions {
+        no_cache: true,
+        ..Default::default()
+    };
+    let controller = cairn_server::backups::Controller::new(&cluster, "velero", no_cache(), &now);
+    let mover = node_agent::data_mover::DataMover {
+        cluster: &agent_cluster,
+        namespace: "velero".into(),
+        node: "node-a".into(),
+        pods_dir: server.pods_dir("node-a").unwrap(),
+        open_options: no_cache(),
+        unlocked: Default::default(),
+        load_concurrency: 1,
+        timeout: Duration::from_secs(600),
+        now: &now,
+    };
+    let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));
+    let options = cairn_server::serve::Options::default();
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| cairn_server::serve::run(&controller, &stop, &leading, &options, &|_| {}));
+        s.spawn(|| mover.run(&stop));
+        f(&controller)
+    })
+}
+
+/// The Backup or Restore `name` once it has ended.
+fn ended(server: &ApiServer, kind: &str, name: &str) -> Value {
+    eventually(60, &format!("{kind} {name} ended"), || {
+        let o = server.get("velero.io/v1", kind, Some("velero"), name)?;
+        matches!(
+            o["status"]["phase"].as_str(),
+            Some("Completed" | "PartiallyFailed" | "Failed" | "FailedValidation")
+        )
+        .then_some(o)
+    })
+}
+
+/// The errors in the results of backup `name`.
+fn backup_errors(store: &Path, name: &str) -> Vec<String> {
+    let repo = cairn_tests::location_repo(store)
+        .load_index(&repo_core::NoProgress)
+        .unwrap();
+    let snap = repo_k8s::catalog::backup_snapshot(&repo, name).unwrap();
+    repo_k8s::catalog::results(&repo, &snap)
+        .unwrap()
+        .errors
+        .messages()
+        .map(|(_, m)| m.to_string())
+        .collect()
+}
+
 /// Pre and post backup hooks, from annotations and from the Backup's spec:
 /// - the pre hook's dump is in the volume's backup and the post hook, which removes it,
 ///   ran only after the volume was read (Velero #8159);
@@ -96,33 +159,7 @@ fn backup_hooks_run_around_the_pods_volumes_with_veleros_rules() {
         running(&server, "shop", p);
     }
     running(&server, "velero", "node-agent-a");
-    let work = tempfile::tempdir().unwrap();
-    let kubeconfig = server.kubeconfig(work.path());
-    let cluster = repo_k8s::cluster::Cluster::connect(Some(&kubeconfig), None).unwrap();
-    let agent_cluster = repo_k8s::cluster::Cluster::connect(Some(&kubeconfig), None).unwrap();
-    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
-    let no_cache = || repo_core::OpenOptions {
-        no_cache: true,
-        ..Default::default()
-    };
-    let controller = cairn_server::backups::Controller::new(&cluster, "velero", no_cache(), &now);
-    let mover = node_agent::data_mover::DataMover {
-        cluster: &agent_cluster,
-        namespace: "velero".into(),
-        node: "node-a".into(),
-        pods_dir: server.pods_dir("node-a").unwrap(),
-        open_options: no_cache(),
-        unlocked: Default::default(),
-        load_concurrency: 1,
-        timeout: Duration::from_secs(600),
-        now: &now,
-    };
-    let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));
-    let options = cairn_server::serve::Options::default();
-    let backup = std::thread::scope(|s| {
-        let _stop = StopOnDrop(&stop);
-        s.spawn(|| cairn_server::serve::run(&controller, &stop, &leading, &options, &|_| {}));
-        s.spawn(|| mover.run(&stop));
+    let backup = with_control_plane(&server, |_| {
         server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup",
             "metadata": {"name": "b1", "namespace": "velero"},
             "spec": {"includedNamespaces": ["shop"], "defaultVolumesToFsBackup": true,
@@ -134,14 +171,7 @@ fn backup_hooks_run_around_the_pods_volumes_with_veleros_rules() {
                     // Replaced by db's and cache's pre annotations; after freeze on web.
                     {"name": "everyone", "includedNamespaces": ["shop"],
                         "pre": [{"exec": {"container": "sidecar", "command": ["touch", "spec-pre"]}}]}]}}})]);
-        eventually(60, "b1 ended", || {
-            let b = server.get("velero.io/v1", "Backup", Some("velero"), "b1")?;
-            matches!(
-                b["status"]["phase"].as_str(),
-                Some("Completed" | "PartiallyFailed" | "Failed")
-            )
-            .then_some(b)
-        })
+        ended(&server, "Backup", "b1")
     });
     assert_eq!(backup["status"]["phase"], "PartiallyFailed", "{backup}");
     // db: pre and post (annotations); web: freeze's two pre and everyone's (the last two
@@ -155,12 +185,7 @@ fn backup_hooks_run_around_the_pods_volumes_with_veleros_rules() {
         .load_index(&repo_core::NoProgress)
         .unwrap();
     let snap = repo_k8s::catalog::backup_snapshot(&repo, "b1").unwrap();
-    let errors: Vec<String> = repo_k8s::catalog::results(&repo, &snap)
-        .unwrap()
-        .errors
-        .messages()
-        .map(|(_, m)| m.to_string())
-        .collect();
+    let errors = backup_errors(store.path(), "b1");
     assert_eq!(
         errors,
         [
@@ -209,5 +234,107 @@ fn backup_hooks_run_around_the_pods_volumes_with_veleros_rules() {
     assert!(
         !db.join("spec-pre").exists(),
         "annotations replace spec hooks"
+    );
+}
+
+/// Restore hooks, from annotations and from the Restore's spec, on pods whose volume data
+/// comes back through the node-agent:
+/// - init hooks go after `restore-wait` (an annotation's replaces the spec's);
+/// - an exec hook runs once its container is ready, after the data is back (it reads it);
+/// - a failing hook (Continue) and one naming a container the pod lacks are errors, not a
+///   hang (Velero #9749); the next hook still runs; `hookStatus` counts them and the
+///   Restore is PartiallyFailed.
+#[test]
+fn restore_hooks_run_after_the_data_is_back() {
+    let (nodes, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = cluster(nodes.path(), store.path());
+    let sh = |script: &str| json!(["sh", "-c", script]).to_string();
+    server.seed(&[
+        pod(
+            "db",
+            "data",
+            json!({"app": "db"}),
+            json!({
+                "init.hook.restore.velero.io/container-image": "busybox",
+                "init.hook.restore.velero.io/command": sh("true"),
+                "post.hook.restore.velero.io/command": sh("cat volumes/kubernetes.io~empty-dir/data/f > hook-saw"),
+                "post.hook.restore.velero.io/wait-for-ready": "true",
+            }),
+        ),
+        pod("web", "www", json!({"app": "web"}), json!({})),
+    ]);
+    for p in ["db", "web"] {
+        running(&server, "shop", p);
+    }
+    running(&server, "velero", "node-agent-a");
+    let file = |pod: &str, volume: &str| {
+        pod_dir(&server, pod).join(format!("volumes/kubernetes.io~empty-dir/{volume}/f"))
+    };
+    std::fs::write(file("db", "data"), "rows").unwrap();
+    std::fs::write(file("web", "www"), "page").unwrap();
+    let (restore, restored, results) = with_control_plane(&server, |controller| {
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+            "metadata": {"name": "b1", "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"], "defaultVolumesToFsBackup": true}})]);
+        let b = ended(&server, "Backup", "b1");
+        assert_eq!(
+            b["status"]["phase"],
+            "Completed",
+            "{b} {:?}",
+            backup_errors(store.path(), "b1")
+        );
+        // The pods and their data are lost.
+        for p in ["db", "web"] {
+            server.delete("v1", "Pod", Some("shop"), p);
+        }
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Restore",
+            "metadata": {"name": "r1", "namespace": "velero"},
+            "spec": {"backupName": "b1", "hooks": {"resources": [
+                {"name": "web-hooks", "labelSelector": {"matchLabels": {"app": "web"}}, "postHooks": [
+                    {"exec": {"command": ["false"]}},
+                    {"exec": {"container": "nope", "command": ["true"]}},
+                    {"exec": {"container": "sidecar", "command": ["touch", "sidecar-ran"], "waitTimeout": "1m"}}]},
+                {"name": "warm", "includedNamespaces": ["shop"], "postHooks": [
+                    {"init": {"initContainers": [{"name": "warm", "image": "busybox", "command": ["true"]}]}}]}]}}})]);
+        let r = ended(&server, "Restore", "r1");
+        let pods: Vec<Value> = ["db", "web"]
+            .iter()
+            .map(|p| server.get("v1", "Pod", Some("shop"), p).unwrap())
+            .collect();
+        (r, pods, controller.downloads.restore_results("r1").unwrap())
+    });
+    assert_eq!(restore["status"]["phase"], "PartiallyFailed", "{restore}");
+    assert_eq!(
+        restore["status"]["hookStatus"],
+        json!({"hooksAttempted": 4, "hooksFailed": 2}),
+        "{restore}"
+    );
+    let inits = |p: &Value| -> Vec<String> {
+        p["spec"]["initContainers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let db_inits = inits(&restored[0]);
+    assert_eq!(db_inits.len(), 2, "{db_inits:?}");
+    assert_eq!(db_inits[0], "restore-wait");
+    assert!(db_inits[1].starts_with("restore-init-"), "{db_inits:?}");
+    assert_eq!(inits(&restored[1]), ["restore-wait", "warm"]);
+    assert_eq!(
+        std::fs::read_to_string(pod_dir(&server, "db").join("hook-saw")).unwrap(),
+        "rows",
+        "the hook ran after the data was back"
+    );
+    assert_eq!(std::fs::read_to_string(file("web", "www")).unwrap(), "page");
+    assert!(pod_dir(&server, "web").join("sidecar-ran").exists());
+    assert_eq!(
+        results["errors"]["namespaces"]["shop"],
+        json!([
+            "restore hook web-hooks in container main of pod shop/web failed: command terminated with exit code 1",
+            "restore hook web-hooks in container nope of pod shop/web not run: the pod has no such container; name one of its containers",
+        ]),
+        "{results}"
     );
 }

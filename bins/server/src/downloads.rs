@@ -108,6 +108,12 @@ impl Downloads {
         );
     }
 
+    /// A restore's results as kept (`{"warnings": …, "errors": …}`), if it ran here.
+    pub fn restore_results(&self, restore: &str) -> Option<serde_json::Value> {
+        let bytes = std::fs::read(self.restore_file(restore, "results")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
     fn dir(&self) -> &Path {
         self.dir.path()
     }

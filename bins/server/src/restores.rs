@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use repo_k8s::control::{Control, Progress};
+use repo_k8s::hooks::restore as hooks;
+use repo_k8s::hooks::Tally;
 
 use repo_k8s::phases::{ExistingResourcePolicy, ResolvedPhase};
 use repo_k8s::restore::RestoreOptions;
@@ -181,6 +183,9 @@ impl Controller<'_> {
         if let Err(e) = self.phases(restore, &repo_k8s::Discovery::built_in()) {
             problems.push(e);
         }
+        if let Err(e) = restore_hook_specs(restore) {
+            problems.push(e);
+        }
         let named = |s: &Option<String>| s.as_deref().is_some_and(|n| !n.is_empty());
         let backup = match (named(&spec.backup_name), named(&spec.schedule_name)) {
             (true, false) => self.backup_object(spec.backup_name.as_deref().unwrap()),
@@ -293,6 +298,7 @@ impl Controller<'_> {
         if let Some(m) = &spec.resource_modifier {
             opts.resource_modifiers = Some(self.resource_modifiers(&m.kind, &m.name)?);
         }
+        opts.hooks = restore_hook_specs(restore)?;
         let volumes = crate::pod_volumes::backed_up(&repo, &snapshot)?;
         self.plan_pod_volumes(restore, &volumes, &mut opts);
         let (plan, _notes) = repo_k8s::restore::plan_backup(&repo, &snapshot, &discovery, &opts)
@@ -322,7 +328,109 @@ impl Controller<'_> {
                 result.errors.add(&ns, e);
             }
         }
+        if !result.created_pods.is_empty() {
+            let (tally, errors, warnings) =
+                self.run_exec_hooks(&opts.hooks, &result.created_pods, control);
+            self.patch_restore(
+                &restore.metadata.name,
+                json!({"hookStatus": tally.status()}),
+            );
+            if !errors.is_empty() && result.phase == RestorePhase::Completed {
+                result.phase = RestorePhase::PartiallyFailed;
+            }
+            for (ns, e) in errors {
+                result.errors.add(&ns, e);
+            }
+            for (ns, w) in warnings {
+                result.warnings.add(&ns, w);
+            }
+        }
         Ok(result)
+    }
+
+    /// Runs the exec hooks of the pods the restore created, each pod's as its containers
+    /// come up, the pods side by side; their tally, and `(namespace, message)` errors and
+    /// warnings.
+    #[allow(clippy::type_complexity)]
+    fn run_exec_hooks(
+        &self,
+        specs: &hooks::Specs,
+        pods: &[(String, String)],
+        control: &Control,
+    ) -> (Tally, Vec<(String, String)>, Vec<(String, String)>) {
+        let resource = repo_k8s::Discovery::built_in()
+            .resolve("pods")
+            .expect("built in")
+            .clone();
+        let read =
+            |ns: &str, name: &str| self.cluster.get(&resource, Some(ns), name).ok().flatten();
+        // One list, not a read per pod: a restore may create thousands.
+        let listed: std::collections::HashMap<(String, String), repo_k8s::Object> = self
+            .cluster
+            .list(&resource, None)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                (
+                    (
+                        p.namespace().unwrap_or_default().to_string(),
+                        p.name().to_string(),
+                    ),
+                    p,
+                )
+            })
+            .collect();
+        let mut work = Vec::new();
+        let mut warnings = Vec::new();
+        for (ns, name) in pods {
+            let Some(pod) = listed.get(&(ns.clone(), name.clone())) else {
+                continue;
+            };
+            let (hooks, w) = specs.exec_hooks_of(pod, ns);
+            warnings.extend(w.into_iter().map(|w| (ns.clone(), w)));
+            if !hooks.is_empty() {
+                work.push((ns, name, hooks));
+            }
+        }
+        // A cancelled restore stops its hooks as a failed Fail hook does.
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let ran: Vec<(String, hooks::Ran)> = std::thread::scope(|s| {
+            let threads: Vec<_> = work
+                .iter()
+                .map(|(ns, name, hooks)| {
+                    let (read, stop) = (&read, &stop);
+                    s.spawn(move || {
+                        let id = format!("{ns}/{name}");
+                        let pod = || {
+                            if control.cancelled() {
+                                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            read(ns, name)
+                        };
+                        let ran = hooks::run_exec_hooks(
+                            self.cluster,
+                            &pod,
+                            &id,
+                            hooks,
+                            self.fs_backup_timeout,
+                            stop,
+                        );
+                        (ns.to_string(), ran)
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("a hook thread does not panic"))
+                .collect()
+        });
+        let mut tally = Tally::default();
+        let mut errors = Vec::new();
+        for (ns, r) in ran {
+            tally.add(&r.tally);
+            errors.extend(r.errors.into_iter().map(|e| (ns.clone(), e)));
+        }
+        (tally, errors, warnings)
     }
 
     /// The resource modifiers of the ConfigMap a Restore names (Velero: in the Restore's
@@ -432,6 +540,12 @@ impl Controller<'_> {
             &json!({ "status": status }),
         );
     }
+}
+
+/// The Restore's hook specs, checked.
+fn restore_hook_specs(restore: &Restore) -> Result<hooks::Specs, String> {
+    let specs = restore.spec.hooks.as_ref().map(|h| h.resources.as_slice());
+    hooks::Specs::new(specs.unwrap_or_default())
 }
 
 /// The Restore's filters, as cairn's restore reads them.

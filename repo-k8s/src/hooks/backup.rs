@@ -224,7 +224,7 @@ impl<'a> Hooks<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::ExecOutput;
+    use crate::hooks::ExecOutput;
     use serde_json::json;
     use std::sync::Mutex;
     use std::time::Duration;

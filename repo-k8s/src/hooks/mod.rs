@@ -15,7 +15,6 @@ pub mod restore;
 
 use std::time::Duration;
 
-use crate::cluster::{Cluster, ExecOutput};
 use crate::discovery::Discovery;
 use crate::filter::Glob;
 use crate::object::Object;
@@ -160,6 +159,15 @@ pub struct Hook {
     pub timeout: Duration,
 }
 
+/// What a command run in a container (the pods `exec` API) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    /// The command's exit code (0: success).
+    pub exit_code: i32,
+}
+
 /// Runs commands in pods' containers (the pods `exec` API; a stand-in in unit tests).
 pub trait PodExec: Sync {
     fn exec(
@@ -172,7 +180,8 @@ pub trait PodExec: Sync {
     ) -> Result<ExecOutput, String>;
 }
 
-impl PodExec for Cluster {
+#[cfg(feature = "cluster")]
+impl PodExec for crate::cluster::Cluster {
     fn exec(
         &self,
         ns: &str,
@@ -181,7 +190,8 @@ impl PodExec for Cluster {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput, String> {
-        Cluster::exec(self, ns, pod, Some(container), command, timeout).map_err(|e| e.to_string())
+        let run = crate::cluster::Cluster::exec(self, ns, pod, Some(container), command, timeout);
+        run.map_err(|e| e.to_string())
     }
 }
 

@@ -19,7 +19,7 @@ use crate::restore_filter::{ItemFilter, Take};
 use crate::velero::VeleroResult;
 
 mod actions;
-pub use actions::restore_wait::RestoreWait;
+pub use actions::restore_wait::{RestoreWait, CONTAINER as RESTORE_WAIT_CONTAINER};
 
 /// Velero's default restore priorities (high), as `resource.group`.
 pub const HIGH_PRIORITIES: &[&str] = &[
@@ -112,6 +112,8 @@ pub struct RestoreOptions {
     pub claims_with_data: BTreeSet<(String, String)>,
     /// The init container that holds a pod until its volumes' data is back.
     pub restore_wait: Option<actions::restore_wait::RestoreWait>,
+    /// The Restore's hooks: their init containers are added to the pods they select.
+    pub hooks: crate::hooks::restore::Specs,
     /// Opt-in modifiers: Velero's change-storage-class mapping (`old → new`), its
     /// change-image-name rules (`(old part, new part)`, first match wins), and resource
     /// modifiers.
@@ -404,6 +406,7 @@ impl<'a> Planner<'a> {
             if let (Some(wait), Some(volumes)) = (&opts.restore_wait, opts.pod_volumes.get(&key)) {
                 actions::restore_wait::add(&mut obj, volumes, wait);
             }
+            opts.hooks.add_init_containers(&mut obj, &target);
         }
         // Velero's claim fix-up (volumeName itself is settled in `finish`), then its resource
         // modifiers, before the namespace mapping.

@@ -15,7 +15,8 @@
 //!   exist and its `restore-wait` init container would end: every volume it mounts has the
 //!   restore's done file (which it then removes, as `node-agent restore-wait` does). A
 //!   volume whose restore failed leaves the pod Pending with the init container terminated
-//!   and the reason in its status. A deleted pod's directory is removed.
+//!   and the reason in its status; once Running, each container is running and ready
+//!   (`containerStatuses`). A deleted pod's directory is removed.
 //!
 //! Not simulated: images, containers' processes, resource limits, node failures.
 
@@ -181,8 +182,18 @@ impl State {
             .as_array()
             .and_then(|cs| cs.iter().find(|c| c["name"] == "restore-wait"))
             .cloned();
-        let mut status =
-            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+        // Every container running and ready (what restore exec hooks wait for).
+        let containers: Vec<Value> = pod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                json!({"name": c["name"], "image": c["image"], "ready": true, "started": true,
+                "restartCount": 0, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}})
+            })
+            .collect();
+        let mut status = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": containers});
         if let Some(w) = wait {
             let restore_uid = w["args"][0].as_str().unwrap_or_default();
             let mounted: Vec<&PathBuf> = w["volumeMounts"]
