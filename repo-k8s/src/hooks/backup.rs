@@ -224,35 +224,9 @@ impl<'a> Hooks<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hooks::ExecOutput;
+    use crate::hooks::tests::Recorder;
     use serde_json::json;
-    use std::sync::Mutex;
     use std::time::Duration;
-
-    /// Records what it was asked to run; a command whose first word is `fail` exits 1.
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<String>>);
-
-    impl PodExec for Recorder {
-        fn exec(
-            &self,
-            _ns: &str,
-            _pod: &str,
-            container: &str,
-            command: &[String],
-            _timeout: Duration,
-        ) -> Result<ExecOutput, String> {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("{container}:{}", command.join(" ")));
-            Ok(ExecOutput {
-                stdout: String::new(),
-                stderr: "it broke".into(),
-                exit_code: if command[0] == "fail" { 1 } else { 0 },
-            })
-        }
-    }
 
     fn pod(annotations: serde_json::Value) -> Object {
         Object::from_value(

@@ -274,9 +274,35 @@ impl Tally {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
+    use std::sync::Mutex;
+
+    /// Records what it was asked to run; a command whose first word is `fail` exits 1.
+    #[derive(Default)]
+    pub(crate) struct Recorder(pub Mutex<Vec<String>>);
+
+    impl PodExec for Recorder {
+        fn exec(
+            &self,
+            _ns: &str,
+            _pod: &str,
+            container: &str,
+            command: &[String],
+            _timeout: Duration,
+        ) -> Result<ExecOutput, String> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{container}:{}", command.join(" ")));
+            Ok(ExecOutput {
+                stdout: String::new(),
+                stderr: "it broke".into(),
+                exit_code: if command[0] == "fail" { 1 } else { 0 },
+            })
+        }
+    }
 
     // Velero TestGetPodExecHookFromAnnotations: JSON arrays, a single word, malformed JSON
     // whole, no splitting on spaces.

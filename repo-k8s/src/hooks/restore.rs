@@ -429,9 +429,8 @@ fn with_container(h: &Hook, container: &str) -> Hook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hooks::ExecOutput;
+    use crate::hooks::tests::Recorder;
     use std::sync::atomic::AtomicBool;
-    use std::sync::Mutex;
 
     fn pod(annotations: Value, inits: Value) -> Object {
         Object::from_value(
@@ -607,31 +606,6 @@ mod tests {
         assert_eq!(w.len(), 2, "{w:?}");
     }
 
-    /// Runs what it is asked in a recorded list; `fail` exits 1.
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<String>>);
-
-    impl PodExec for Recorder {
-        fn exec(
-            &self,
-            _ns: &str,
-            _pod: &str,
-            container: &str,
-            command: &[String],
-            _timeout: Duration,
-        ) -> Result<ExecOutput, String> {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("{container}:{}", command.join(" ")));
-            Ok(ExecOutput {
-                stdout: String::new(),
-                stderr: String::new(),
-                exit_code: i32::from(command[0] == "fail"),
-            })
-        }
-    }
-
     fn hook(container: Option<&str>, cmd: &str, on_error: HookErrorMode) -> ExecHook {
         ExecHook {
             hook: Hook {
@@ -704,7 +678,7 @@ mod tests {
         assert_eq!(
             ran.errors,
             [
-                "restore hook h in container c1 of pod default/p failed: command terminated with exit code 1",
+                "restore hook h in container c1 of pod default/p failed: command terminated with exit code 1: it broke",
                 "restore hook h in container nope of pod default/p not run: the pod has no such container; name one of its containers",
             ]
         );
