@@ -2,6 +2,7 @@
 //! the `node-agent` binary, and the S3 test server's address.
 
 pub mod apiserver;
+pub mod control_plane;
 
 use std::path::PathBuf;
 use std::process::Command;

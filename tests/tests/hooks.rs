@@ -3,37 +3,18 @@
 //! volumes are, so a hook's effect on the data can be seen.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
-use cairn_tests::apiserver::{ApiServer, Options};
-use cairn_tests::{eventually, StopOnDrop};
+use cairn_tests::apiserver::ApiServer;
+use cairn_tests::control_plane::{simulated_cluster, with_control_plane};
+use cairn_tests::eventually;
 use serde_json::{json, Value};
 
-/// A cluster with node `node-a`, the Velero CRDs, namespaces `velero` and `shop`, a
-/// location on `store`, and a node-agent pod on the node.
+/// The simulated cluster with node `node-a` and a node-agent pod on it.
 fn cluster(nodes_dir: &Path, store: &Path) -> ApiServer {
-    let server = ApiServer::start(Options {
-        nodes: vec!["node-a".into()],
-        nodes_dir: Some(nodes_dir.to_path_buf()),
-        ..Default::default()
-    });
-    let mut objects = vec![
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "velero"}}),
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-    ];
-    objects.extend(repo_k8s::velero::crd::all().into_iter().map(|(_, c)| c));
-    objects.extend([
-        json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
-            "metadata": {"name": "default", "namespace": "velero"},
-            "spec": {"provider": "filesystem", "default": true, "objectStorage": {"bucket": "backups"},
-                "config": {"path": store.to_str().unwrap()}}}),
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "velero-repo-credentials", "namespace": "velero"},
-            "data": {"repository-password": "Y29ycmVjdCBob3JzZQ=="}}),
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "node-agent-a", "namespace": "velero", "labels": {"role": "node-agent"}},
-            "spec": {"nodeName": "node-a", "containers": [{"name": "node-agent", "image": "cairn"}]}}),
-    ]);
-    server.seed(&objects);
+    let server = simulated_cluster(&["node-a"], nodes_dir, store);
+    server.seed(&[json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "node-agent-a", "namespace": "velero", "labels": {"role": "node-agent"}},
+        "spec": {"nodeName": "node-a", "containers": [{"name": "node-agent", "image": "cairn"}]}})]);
     server
 }
 
@@ -57,43 +38,6 @@ fn running(server: &ApiServer, ns: &str, name: &str) {
     eventually(60, &format!("{ns}/{name} Running"), || {
         (server.get("v1", "Pod", Some(ns), name)?["status"]["phase"] == "Running").then_some(())
     });
-}
-
-/// Runs `f` while the server's serve loop (its controller given to `f`) and node-a's
-/// node-agent run, in this process.
-fn with_control_plane<T>(
-    server: &ApiServer,
-    f: impl FnOnce(&cairn_server::backups::Controller) -> T,
-) -> T {
-    let work = tempfile::tempdir().unwrap();
-    let kubeconfig = server.kubeconfig(work.path());
-    let cluster = repo_k8s::cluster::Cluster::connect(Some(&kubeconfig), None).unwrap();
-    let agent_cluster = repo_k8s::cluster::Cluster::connect(Some(&kubeconfig), None).unwrap();
-    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
-    let no_cache = || repo_core::OpenOptions {
-        no_cache: true,
-        ..Default::default()
-    };
-    let controller = cairn_server::backups::Controller::new(&cluster, "velero", no_cache(), &now);
-    let mover = node_agent::data_mover::DataMover {
-        cluster: &agent_cluster,
-        namespace: "velero".into(),
-        node: "node-a".into(),
-        pods_dir: server.pods_dir("node-a").unwrap(),
-        open_options: no_cache(),
-        unlocked: Default::default(),
-        load_concurrency: 1,
-        timeout: Duration::from_secs(600),
-        now: &now,
-    };
-    let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));
-    let options = cairn_server::serve::Options::default();
-    std::thread::scope(|s| {
-        let _stop = StopOnDrop(&stop);
-        s.spawn(|| cairn_server::serve::run(&controller, &stop, &leading, &options, &|_| {}));
-        s.spawn(|| mover.run(&stop));
-        f(&controller)
-    })
 }
 
 /// The Backup or Restore `name` once it has ended.
@@ -159,7 +103,7 @@ fn backup_hooks_run_around_the_pods_volumes_with_veleros_rules() {
         running(&server, "shop", p);
     }
     running(&server, "velero", "node-agent-a");
-    let backup = with_control_plane(&server, |_| {
+    let backup = with_control_plane(&server, &["node-a"], |_| {
         server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup",
             "metadata": {"name": "b1", "namespace": "velero"},
             "spec": {"includedNamespaces": ["shop"], "defaultVolumesToFsBackup": true,
@@ -272,7 +216,7 @@ fn restore_hooks_run_after_the_data_is_back() {
     };
     std::fs::write(file("db", "data"), "rows").unwrap();
     std::fs::write(file("web", "www"), "page").unwrap();
-    let (restore, restored, results) = with_control_plane(&server, |controller| {
+    let (restore, restored, results) = with_control_plane(&server, &["node-a"], |controller| {
         server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup",
             "metadata": {"name": "b1", "namespace": "velero"},
             "spec": {"includedNamespaces": ["shop"], "defaultVolumesToFsBackup": true}})]);

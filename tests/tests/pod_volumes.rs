@@ -22,14 +22,7 @@ fn cluster() -> cairn_tests::apiserver::ApiServer {
 }
 
 fn location(server: &cairn_tests::apiserver::ApiServer, store: &Path) {
-    server.seed(&[
-        json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
-            "metadata": {"name": "default", "namespace": "velero"},
-            "spec": {"provider": "filesystem", "default": true, "objectStorage": {"bucket": "backups"},
-                "config": {"path": store.to_str().unwrap()}}}),
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "velero-repo-credentials", "namespace": "velero"},
-            "data": {"repository-password": "Y29ycmVjdCBob3JzZQ=="}}),
-    ]);
+    server.seed(&cairn_tests::control_plane::location(store));
 }
 
 /// A pod `name` on node-a with claim `data-0` (bound to PV `pv-data`) mounted as `data`

@@ -18,6 +18,9 @@
 //!   and the reason in its status; once Running, each container is running and ready
 //!   (`containerStatuses`). A deleted pod's directory is removed.
 //!
+//! - **Workloads** ([`super::workloads`]): Deployments, ReplicaSets and StatefulSets get
+//!   their pods and claims.
+//!
 //! Not simulated: images, containers' processes, resource limits, node failures.
 
 use std::path::PathBuf;
@@ -80,6 +83,7 @@ impl State {
         if self.opts.nodes.is_empty() {
             return;
         }
+        self.run_workloads();
         self.provision();
         let pods: Vec<Key> = self
             .objects
