@@ -73,6 +73,7 @@ fn backup_errors(store: &Path, name: &str) -> Vec<String> {
 ///   and runs none of its later hooks;
 /// - an annotation hook with `on-error: Continue` that fails is an error, and the pod is
 ///   backed up;
+/// - a hook that outlives its timeout fails, naming the timeout;
 /// - `hookStatus` counts what Velero counts, and the Backup is PartiallyFailed.
 #[test]
 fn backup_hooks_run_around_the_pods_volumes_with_veleros_rules() {
@@ -92,6 +93,14 @@ fn backup_hooks_run_around_the_pods_volumes_with_veleros_rules() {
         ),
         pod("web", "www", json!({"app": "web"}), json!({})),
         pod(
+            "slow",
+            "tmp",
+            json!({"app": "slow"}),
+            json!({"pre.hook.backup.velero.io/command": r#"["sleep","5"]"#,
+                "pre.hook.backup.velero.io/timeout": "1s",
+                "pre.hook.backup.velero.io/on-error": "Continue"}),
+        ),
+        pod(
             "cache",
             "tmp",
             json!({"app": "cache"}),
@@ -99,7 +108,7 @@ fn backup_hooks_run_around_the_pods_volumes_with_veleros_rules() {
                 "hook.backup.velero.io/on-error": "Continue"}),
         ),
     ]);
-    for p in ["db", "web", "cache"] {
+    for p in ["db", "web", "slow", "cache"] {
         running(&server, "shop", p);
     }
     running(&server, "velero", "node-agent-a");
@@ -119,10 +128,10 @@ fn backup_hooks_run_around_the_pods_volumes_with_veleros_rules() {
     });
     assert_eq!(backup["status"]["phase"], "PartiallyFailed", "{backup}");
     // db: pre and post (annotations); web: freeze's two pre and everyone's (the last two
-    // not run, but counted as Velero counts them); cache: its pre (annotation).
+    // not run, but counted as Velero counts them); cache and slow: their pre (annotations).
     assert_eq!(
         backup["status"]["hookStatus"],
-        json!({"hooksAttempted": 6, "hooksFailed": 2}),
+        json!({"hooksAttempted": 7, "hooksFailed": 3}),
         "{backup}"
     );
     let repo = cairn_tests::location_repo(store.path())
@@ -134,19 +143,27 @@ fn backup_hooks_run_around_the_pods_volumes_with_veleros_rules() {
         errors,
         [
             "pre hook <from-annotation> of pod shop/cache in container (first) failed: command terminated with exit code 3: not today",
+            "pre hook <from-annotation> of pod shop/slow in container (first) failed: running [\"sleep\", \"5\"] in pod shop/slow: timed out after 1s",
             "pre hook freeze of pod shop/web in container (first) failed: command terminated with exit code 1",
             "pod shop/web was left out of the backup (its volumes too): a pre hook with onError Fail failed",
         ]
     );
     let pods = &repo_k8s::catalog::resource_list(&repo, &snap).unwrap()["v1/Pod"];
-    assert_eq!(pods, &["shop/cache", "shop/db"], "web is left out");
+    assert_eq!(
+        pods,
+        &["shop/cache", "shop/db", "shop/slow"],
+        "web is left out"
+    );
     let mut volumes: Vec<String> = server
         .list("velero.io/v1", "PodVolumeBackup", Some("velero"))
         .iter()
         .map(|p| format!("{}/{}", p["spec"]["pod"]["name"], p["spec"]["volume"]))
         .collect();
     volumes.sort();
-    assert_eq!(volumes, [r#""cache"/"tmp""#, r#""db"/"data""#]);
+    assert_eq!(
+        volumes,
+        [r#""cache"/"tmp""#, r#""db"/"data""#, r#""slow"/"tmp""#]
+    );
     // The dump was read before the post hook removed it.
     let data = server
         .list("velero.io/v1", "PodVolumeBackup", Some("velero"))
