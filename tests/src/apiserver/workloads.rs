@@ -69,9 +69,11 @@ impl State {
                     .all(|(k, v)| pod["metadata"]["labels"][k] == *v)
             };
             let have = self
-                .of_kind("", "pods")
+                .objects
                 .iter()
-                .filter(|(k, p)| k.2 == key.2 && matches(p))
+                .filter(|(k, s)| {
+                    k.0.is_empty() && k.1 == "pods" && k.2 == key.2 && matches(&s.value)
+                })
                 .count();
             let template = &rs["spec"]["template"];
             for n in have..want {
