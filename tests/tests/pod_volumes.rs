@@ -1036,3 +1036,82 @@ fn commands_run_in_pods_through_the_exec_api_with_kube_rs_and_kubectl() {
         format!("hello from {uid}\n")
     );
 }
+
+/// A PodVolumeRestore's target with leftovers: this restore's done file from an earlier
+/// attempt is replaced (the pod must not start on it before the data is back), another
+/// restore's files are left alone; a `.velero` that is a file, not a directory, fails the
+/// volume with the reason instead of leaving the pod waiting.
+#[test]
+fn done_files_already_present_in_the_target() {
+    let Setup {
+        server,
+        store: _store,
+        pods,
+        claim_uid: _,
+        uid,
+    } = setup();
+    volume_dir(
+        pods.path(),
+        &uid,
+        "kubernetes.io~empty-dir",
+        "cache",
+        &[("c", b"cache")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cluster =
+        repo_k8s::cluster::Cluster::connect(Some(&server.kubeconfig(dir.path())), None).unwrap();
+    let now = || cairn_server::backups::kube_time(std::time::SystemTime::now());
+    let mover = mover(&cluster, pods.path(), 1, &now);
+    let name = create_pvb_on(&cluster, &server, "b1", "db-0", "cache", None, "node-a");
+    let typed = |kind: &str, name: &str| {
+        server
+            .get("velero.io/v1", kind, Some("velero"), name)
+            .unwrap()
+    };
+    let pvb: repo_k8s::velero::PodVolumeBackup =
+        serde_json::from_value(typed("PodVolumeBackup", &name)).unwrap();
+    let never = AtomicBool::new(false);
+    mover.back_up(&pvb, &never);
+    let snapshot = pvb_status(&server, &name)["snapshotID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let restore = |target: &Path, pvr_name: &str| -> Value {
+        let pvr = json!({"apiVersion": "velero.io/v1", "kind": "PodVolumeRestore",
+            "metadata": {"name": pvr_name, "namespace": "velero", "labels": {"velero.io/restore-uid": "r-uid"}},
+            "spec": {"pod": {"kind": "Pod", "namespace": "shop", "name": "db-0", "uid": uid},
+                "volume": "cache", "backupStorageLocation": "default", "repoIdentifier": "",
+                "uploaderType": "", "snapshotID": snapshot, "sourceNamespace": "shop"}});
+        let o = repo_k8s::Object::from_value(pvr.clone(), "test").unwrap();
+        let r = repo_k8s::velero::resource::<repo_k8s::velero::PodVolumeRestore>();
+        cluster.create(&r, &o).unwrap();
+        let typed_pvr: repo_k8s::velero::PodVolumeRestore = serde_json::from_value(pvr).unwrap();
+        mover.restore(&typed_pvr, target, &never);
+        typed("PodVolumeRestore", pvr_name)["status"].clone()
+    };
+
+    let target = tempfile::tempdir().unwrap();
+    let marks = target.path().join(".velero");
+    std::fs::create_dir(&marks).unwrap();
+    std::fs::write(marks.join("r-uid"), "left by an earlier attempt").unwrap();
+    std::fs::write(marks.join("other-uid"), "").unwrap();
+    let st = restore(target.path(), "pvr-1");
+    assert_eq!(st["phase"], "Completed", "{st}");
+    assert_eq!(std::fs::read(target.path().join("c")).unwrap(), b"cache");
+    assert_eq!(
+        std::fs::read(marks.join("r-uid")).unwrap(),
+        b"",
+        "written anew"
+    );
+    assert!(
+        marks.join("other-uid").exists(),
+        "another restore's file stays"
+    );
+
+    let hostile = tempfile::tempdir().unwrap();
+    std::fs::write(hostile.path().join(".velero"), "not a directory").unwrap();
+    let st = restore(hostile.path(), "pvr-2");
+    assert_eq!(st["phase"], "Failed", "{st}");
+    let message = st["message"].as_str().unwrap();
+    assert!(message.contains(".velero"), "{message}");
+}
