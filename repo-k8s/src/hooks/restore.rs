@@ -233,6 +233,10 @@ fn exec_from_annotations(pod: &Object, warnings: &mut Vec<String>) -> Option<Exe
     })
 }
 
+/// Why a hook did not run once the restore's hooks were stopped.
+pub const STOPPED: &str =
+    "not run: the restore's hooks were stopped (a hook with onError Fail failed, or the restore was cancelled)";
+
 /// A command run in a restored pod once its container is up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecHook {
@@ -307,7 +311,7 @@ pub fn run_exec_hooks(
     };
     while !pending.is_empty() {
         let why_not = if stop.load(Ordering::Relaxed) {
-            Some("not run: an earlier hook with onError Fail failed".to_string())
+            Some(STOPPED.to_string())
         } else {
             match pod() {
                 None => Some("not run: the pod was deleted first".to_string()),
@@ -394,11 +398,7 @@ fn run_ready(
         }
         for h in hooks {
             if stop.load(Ordering::Relaxed) {
-                fail(
-                    h,
-                    container,
-                    "not run: an earlier hook with onError Fail failed".into(),
-                );
+                fail(h, container, STOPPED.into());
                 continue;
             }
             if h.wait_timeout.is_some_and(|w| began.elapsed() > w) {
@@ -711,7 +711,7 @@ mod tests {
                 failed: 2
             }
         );
-        assert!(ran.errors[1].ends_with("not run: an earlier hook with onError Fail failed"));
+        assert!(ran.errors[1].ends_with(STOPPED));
         assert!(stop.load(std::sync::atomic::Ordering::Relaxed));
 
         // A container that never comes up: its hooks fail when their wait is over; a
