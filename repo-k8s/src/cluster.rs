@@ -445,7 +445,8 @@ impl Cluster {
     pub fn delete(&self, r: &Resource, ns: Option<&str>, name: &str) -> crate::Result<bool> {
         let api = self.api(r, ns);
         let what = format!("deleting {}", describe(r, ns, name));
-        let dp = kube::api::DeleteParams::default();
+        // What depends on it goes too (a Job's pods), as kubectl deletes.
+        let dp = kube::api::DeleteParams::background();
         match self.with_retry(&what, || api.delete(name, &dp)) {
             Ok(_) => Ok(true),
             Err(e) if e.code == Some(404) => Ok(false),

@@ -20,6 +20,8 @@ pub struct Control {
     cancel: Option<Arc<AtomicBool>>,
     progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
     phases: Option<Arc<PhaseHook>>,
+    /// Past this, the work is stopped as if cancelled.
+    deadline: Option<std::time::Instant>,
 }
 
 /// Told where a phased restore is: a sentence on the current phase, and the reports of the
@@ -45,7 +47,22 @@ impl Control {
             cancel: Some(cancel),
             progress: Some(Arc::new(progress)),
             phases: None,
+            deadline: None,
         }
+    }
+
+    /// The same control, also stopping the work at `deadline` (the earlier of it and any
+    /// deadline it had).
+    pub fn until(&self, deadline: std::time::Instant) -> Control {
+        let mut c = self.clone();
+        c.deadline = Some(self.deadline.map_or(deadline, |d| d.min(deadline)));
+        c
+    }
+
+    /// Whether its deadline has passed.
+    pub fn timed_out(&self) -> bool {
+        self.deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
     }
 
     /// Also tells `hook` where a phased restore is, at each phase's start, gate and end.
@@ -64,11 +81,12 @@ impl Control {
         }
     }
 
-    /// Whether the work was asked to stop.
+    /// Whether the work was asked to stop (or its deadline passed).
     pub fn cancelled(&self) -> bool {
         self.cancel
             .as_ref()
             .is_some_and(|c| c.load(Ordering::Relaxed))
+            || self.timed_out()
     }
 
     /// `Err(Error::Cancelled)` once the work was asked to stop.
@@ -105,5 +123,15 @@ mod tests {
         assert!(matches!(c.check(), Err(crate::Error::Cancelled)));
         assert_eq!(*seen.lock().unwrap(), [Progress { done: 1, total: 2 }]);
         assert!(!Control::default().cancelled());
+        let now = std::time::Instant::now();
+        let late = Control::default().until(now + std::time::Duration::from_secs(3600));
+        assert!(!late.cancelled() && !late.timed_out());
+        let over = late.until(now);
+        assert!(over.cancelled() && over.timed_out());
+        assert!(
+            over.until(now + std::time::Duration::from_secs(7200))
+                .timed_out(),
+            "the earlier wins"
+        );
     }
 }

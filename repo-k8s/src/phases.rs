@@ -111,6 +111,9 @@ pub struct Phase {
     pub existing_resource_policy: Option<ExistingResourcePolicy>,
     #[serde(default)]
     pub wait: Option<Gate>,
+    /// What a workflow records when this phase's gate fails (cairn-server workflows).
+    #[serde(default)]
+    pub failure_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +143,7 @@ impl ResolvedPhase {
                 label_selector: None,
                 existing_resource_policy: policy,
                 wait: None,
+                failure_reason: None,
             },
             filter: ItemFilter::everything(),
         }

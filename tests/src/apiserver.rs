@@ -176,7 +176,20 @@ impl ApiServer {
                 tokio::spawn(async move {
                     loop {
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        ticking.lock().unwrap_or_else(|e| e.into_inner()).tick();
+                        let due = {
+                            let mut st = ticking.lock().unwrap_or_else(|e| e.into_inner());
+                            st.tick();
+                            st.job_pods_to_run()
+                        };
+                        // Job pods run outside the lock, each on a thread of its own.
+                        for run in due {
+                            let done = ticking.clone();
+                            std::thread::spawn(move || {
+                                let (code, message) = workloads::run_job_pod(&run);
+                                let mut st = done.lock().unwrap_or_else(|e| e.into_inner());
+                                st.job_pod_ended(&run.pod, code, &message);
+                            });
+                        }
                     }
                 });
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
@@ -579,6 +592,24 @@ impl State {
         };
         if r.group.is_empty() && r.plural == "pods" {
             self.pod_gone(&s.value);
+        }
+        // Its direct dependents go too (the garbage collector's background deletion).
+        let uid = s.value["metadata"]["uid"].clone();
+        let dependents: Vec<Key> = self
+            .objects
+            .iter()
+            .filter(|(_, d)| {
+                d.value["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|o| o["uid"] == uid))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in dependents {
+            if let Some(dr) = self.served(&k.0, &k.1) {
+                let ns = (!k.2.is_empty()).then_some(k.2.as_str());
+                let _ = self.delete(&dr, ns, &k.3);
+            }
         }
         if r.group.is_empty() && r.plural == "namespaces" {
             let inside: Vec<Key> = self

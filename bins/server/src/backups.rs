@@ -111,7 +111,14 @@ impl Controller<'_> {
         let schedule = schedule_of(&backup.metadata);
         let m = &self.metrics;
         m.inc("velero_backup_attempt_total", schedule);
-        let (location, problems) = self.validate(backup);
+        let (location, mut problems) = self.validate(backup);
+        let workflow = match self.workflow_of(&backup.metadata) {
+            Ok(w) => w.filter(|w| !w.backup.is_empty()),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
         let Some(location) = location.filter(|_| problems.is_empty()) else {
             self.patch(
                 name,
@@ -157,8 +164,9 @@ impl Controller<'_> {
             progress: &write,
             phase: &|_| {},
         };
-        let ended = crate::progress::reporting(cancel, &writers, |control| {
-            self.back_up(backup, &location, ttl, control)
+        let ended = crate::progress::reporting(cancel, &writers, |control| match &workflow {
+            None => self.back_up(backup, &location, ttl, control),
+            Some(w) => self.back_up_in_steps(backup, w, &location, ttl, control),
         });
         let done = (self.now)();
         m.observe(
@@ -402,6 +410,41 @@ impl Controller<'_> {
             Err(repo_k8s::Error::Cancelled) => Err(CANCELLED.into()),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// [`Controller::back_up`] as the objects step of the Backup's workflow (see
+    /// [`crate::workflow`]); `Err` is the failure reason to record.
+    fn back_up_in_steps(
+        &self,
+        backup: &Backup,
+        w: &crate::workflow::Workflow,
+        location: &BackupStorageLocation,
+        ttl: Duration,
+        control: Control,
+    ) -> Result<repo_k8s::backup::BackupOutcome, String> {
+        let mut outcome = None;
+        let mut objects = |deadline| {
+            let bounded = control.until(deadline);
+            match self.back_up(backup, location, ttl, bounded.clone()) {
+                Ok(o) => {
+                    let what = format!("{} items, {} new bytes", o.items, o.new_bytes);
+                    outcome = Some(o);
+                    Ok(what)
+                }
+                Err(_) if bounded.timed_out() && !control.cancelled() => Err(String::from(
+                    "the backup of the objects did not finish in time; nothing of it was committed",
+                )
+                .into()),
+                Err(e) => Err(e.into()),
+            }
+        };
+        let cancelled = || control.cancelled();
+        let continued = self.run_workflow(backup, "backup", w, &cancelled, &mut objects)?;
+        let mut out = outcome.ok_or("the workflow has no objects step")?;
+        for c in continued {
+            out.results.errors.add("", c);
+        }
+        Ok(out)
     }
 
     /// Merges `status` into the Backup's status.

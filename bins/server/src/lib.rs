@@ -30,6 +30,7 @@ pub mod serve;
 pub mod startup;
 pub mod status_requests;
 pub mod sync;
+pub mod workflow;
 
 /// An object as a Velero kind (or any type it deserializes into); `None` if it does not read.
 pub(crate) fn typed<K: serde::de::DeserializeOwned>(o: &repo_k8s::Object) -> Option<K> {

@@ -55,7 +55,14 @@ impl Controller<'_> {
         let schedule = restore.spec.schedule_name.as_deref().unwrap_or("");
         let m = &self.metrics;
         m.inc("velero_restore_attempt_total", schedule);
-        let (backup, problems) = self.validate_restore(restore);
+        let (backup, mut problems) = self.validate_restore(restore);
+        let workflow = match self.workflow_of(&restore.metadata) {
+            Ok(w) => w.filter(|w| !w.restore.is_empty()),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
         let Some(backup) = backup.filter(|_| problems.is_empty()) else {
             self.patch_restore(
                 name,
@@ -88,8 +95,9 @@ impl Controller<'_> {
             progress: &write,
             phase: &phase_written,
         };
-        let ended = crate::progress::reporting(cancel, &writers, |control| {
-            self.restore_backup(restore, &backup, &control)
+        let ended = crate::progress::reporting(cancel, &writers, |control| match &workflow {
+            None => self.restore_backup(restore, &backup, &control),
+            Some(w) => self.restore_in_steps(restore, &backup, w, &control),
         });
         if let Ok(r) = &ended {
             if r.phases.len() > 1 {
@@ -348,6 +356,68 @@ impl Controller<'_> {
         Ok(result)
     }
 
+    /// [`Controller::restore_backup`] as the objects step of the Restore's workflow (see
+    /// [`crate::workflow`]); `Err` is the failure reason to record. A phase whose gate
+    /// fails gives its own `failureReason`.
+    fn restore_in_steps(
+        &self,
+        restore: &Restore,
+        backup: &Backup,
+        w: &crate::workflow::Workflow,
+        control: &Control,
+    ) -> Result<repo_k8s::execute::RestoreResult, String> {
+        use crate::workflow::Failure;
+        let mut result = None;
+        let mut objects = |deadline| {
+            let bounded = control.until(deadline);
+            match self.restore_backup(restore, backup, &bounded) {
+                Ok(r) if r.phase == RestorePhase::Failed => {
+                    let reason = r
+                        .phases
+                        .iter()
+                        .find(|p| p.gate.starts_with("failed"))
+                        .and_then(|p| phase_failure_reason(w, &p.name));
+                    let message = r
+                        .errors
+                        .messages()
+                        .map(|(_, m)| m)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    result = Some(r);
+                    Err(Failure { message, reason })
+                }
+                Ok(r) => {
+                    let restored: usize = r
+                        .phases
+                        .iter()
+                        .map(|p| p.created + p.updated + p.unchanged)
+                        .sum();
+                    let what = format!(
+                        "{restored} items restored, {} errors, {} warnings",
+                        r.errors.len(),
+                        r.warnings.len()
+                    );
+                    result = Some(r);
+                    Ok(what)
+                }
+                Err(_) if bounded.timed_out() && !control.cancelled() => {
+                    Err(String::from("the restore of the objects did not finish in time").into())
+                }
+                Err(e) => Err(e.into()),
+            }
+        };
+        let cancelled = || control.cancelled();
+        let continued = self.run_workflow(restore, "restore", w, &cancelled, &mut objects)?;
+        let mut r = result.ok_or("the workflow has no objects step")?;
+        for c in &continued {
+            r.errors.add("", c.clone());
+        }
+        if !continued.is_empty() && r.phase == RestorePhase::Completed {
+            r.phase = RestorePhase::PartiallyFailed;
+        }
+        Ok(r)
+    }
+
     /// Runs the exec hooks of the pods the restore created, each pod's as its containers
     /// come up, the pods side by side; their tally, and `(namespace, message)` errors and
     /// warnings.
@@ -464,6 +534,18 @@ impl Controller<'_> {
         restore: &Restore,
         discovery: &repo_k8s::Discovery,
     ) -> Result<Option<Vec<ResolvedPhase>>, String> {
+        if let Ok(Some(w)) = self.workflow_of(&restore.metadata) {
+            if let Some(p) = w
+                .restore
+                .iter()
+                .find_map(|s| s.objects.as_ref()?.phases.clone())
+            {
+                let text = json!({ "phases": p }).to_string();
+                return repo_k8s::phases::parse(&text, discovery)
+                    .map(Some)
+                    .map_err(|e| format!("the phases of the restore's workflow: {e}"));
+            }
+        }
         let Some(cm_name) = restore.metadata.annotations.get(PHASES_ANNOTATION) else {
             return Ok(None);
         };
@@ -540,6 +622,21 @@ impl Controller<'_> {
             &json!({ "status": status }),
         );
     }
+}
+
+/// The `failureReason` the workflow's restore phases give phase `phase`.
+fn phase_failure_reason(w: &crate::workflow::Workflow, phase: &str) -> Option<String> {
+    let phases = w
+        .restore
+        .iter()
+        .find_map(|s| s.objects.as_ref()?.phases.clone())?;
+    phases
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == phase)?
+        .get("failureReason")?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// The Restore's hook specs, checked.

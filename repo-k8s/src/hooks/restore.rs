@@ -302,11 +302,15 @@ pub fn run_exec_hooks(
             None => pending.push((c, vec![h])),
         }
     }
-    let fail = |ran: &mut Ran, h: &ExecHook, container: &str, why: String| {
-        ran.tally.failed += 1;
-        ran.errors.push(format!(
-            "restore hook {} in container {container} of pod {id} {why}",
-            h.hook.source.name()
+    // Errors by the hook's place, so they read in the hooks' order whatever order the
+    // containers came up in.
+    let mut failed: Vec<(usize, String)> = Vec::new();
+    let mut fail = |h: &ExecHook, container: &str, why: String| {
+        let at = hooks.iter().position(|x| std::ptr::eq(x, h)).unwrap_or(0);
+        let name = h.hook.source.name();
+        failed.push((
+            at,
+            format!("restore hook {name} in container {container} of pod {id} {why}"),
         ));
     };
     while !pending.is_empty() {
@@ -320,15 +324,7 @@ pub fn run_exec_hooks(
                         Some(format!("not run: the pod ended ({phase}) first"))
                     }
                     _ => {
-                        run_ready(
-                            exec,
-                            &p,
-                            &mut pending,
-                            began,
-                            limit,
-                            stop,
-                            &mut |h, c, w| fail(&mut ran, h, c, w),
-                        );
+                        run_ready(exec, &p, &mut pending, began, limit, stop, &mut fail);
                         None
                     }
                 },
@@ -337,7 +333,7 @@ pub fn run_exec_hooks(
         if let Some(why) = why_not {
             for (c, hs) in pending.drain(..) {
                 for h in hs {
-                    fail(&mut ran, h, &c, why.clone());
+                    fail(h, &c, why.clone());
                 }
             }
         }
@@ -345,6 +341,9 @@ pub fn run_exec_hooks(
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+    failed.sort_by_key(|(at, _)| *at);
+    ran.tally.failed = failed.len();
+    ran.errors = failed.into_iter().map(|(_, e)| e).collect();
     ran
 }
 
@@ -678,8 +677,8 @@ mod tests {
         assert_eq!(
             ran.errors,
             [
-                "restore hook h in container c1 of pod default/p failed: command terminated with exit code 1: it broke",
                 "restore hook h in container nope of pod default/p not run: the pod has no such container; name one of its containers",
+                "restore hook h in container c1 of pod default/p failed: command terminated with exit code 1: it broke",
             ]
         );
         assert!(!stop.load(std::sync::atomic::Ordering::Relaxed));

@@ -137,8 +137,10 @@ impl State {
     /// A pod's kubelet: volumes made, restore-wait run, Running.
     fn run_pod(&mut self, key: &Key) {
         let pod = self.objects[key].value.clone();
+        // A Job's pod is run by the Job stand-in ([`super::workloads`]).
         if pod["status"]["phase"] == "Running"
             || pod["metadata"]["labels"][super::NEVER_READY] == "true"
+            || pod["metadata"]["labels"]["job-name"].is_string()
         {
             return;
         }
@@ -249,7 +251,7 @@ impl State {
     }
 
     /// Stores a changed object and tells the watches.
-    fn store_modified(&mut self, key: &Key, mut value: Value) {
+    pub(super) fn store_modified(&mut self, key: &Key, mut value: Value) {
         value["metadata"]["resourceVersion"] = json!(self.next_rv());
         let created = self.objects[key].created;
         self.objects.insert(
