@@ -122,22 +122,31 @@ pub fn serve(addr: SocketAddr, shared: Shared, stop: &AtomicBool) -> Result<(), 
         .enable_all()
         .build()
         .map_err(|e| format!("starting the HTTP server: {e}"))?;
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr} (--metrics-address): {e}"))?;
-        let stopped = async {
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        };
-        tokio::select! {
-            served = axum::serve(listener, router(shared)).into_future() => {
-                served.map_err(|e| format!("the HTTP server stopped: {e}"))
-            }
-            () = stopped => Ok(()),
+    rt.block_on(serve_until(addr, router(shared), stop, "--metrics-address"))
+}
+
+/// Serves `routes` on `addr` until `stop` is set (`flag` names the option that gave the
+/// address, for the error).
+pub async fn serve_until(
+    addr: SocketAddr,
+    routes: axum::Router,
+    stop: &AtomicBool,
+    flag: &str,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} ({flag}): {e}"))?;
+    let stopped = async {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    })
+    };
+    tokio::select! {
+        served = axum::serve(listener, routes).into_future() => {
+            served.map_err(|e| format!("the HTTP server on {addr} stopped: {e}"))
+        }
+        () = stopped => Ok(()),
+    }
 }
 
 /// `:8085` (all interfaces, as Go reads it) or `host:port`.

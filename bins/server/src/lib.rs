@@ -9,6 +9,7 @@
 //!   locations as repositories, their checks, and disaster-recovery sync;
 //! - ServerStatusRequests: [`status_requests`].
 
+pub mod api;
 pub mod backups;
 pub mod credentials;
 pub mod cron;

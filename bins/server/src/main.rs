@@ -120,6 +120,10 @@ struct ServeArgs {
     /// that address).
     #[arg(long)]
     download_url: Option<String>,
+    /// Serve the platform API (and its console) here (`:PORT` or `IP:PORT`; default: not
+    /// served). Calls need a token of the Secret `cairn-api-tokens`.
+    #[arg(long)]
+    listen: Option<String>,
     /// How log lines are written to stderr: `text`, or `json` (one object a line, for log
     /// collectors).
     #[arg(long, value_enum, default_value = "text")]
@@ -587,6 +591,15 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
     *controller.downloads.base_url.lock().expect("not poisoned") = base_url;
     // The Lease is renewed on a connection of its own, so a long backup never delays it.
     let lease_cluster = a.cluster.connect()?;
+    // The API answers on every replica, leading or not, on its own connection too.
+    let api = match &a.listen {
+        Some(l) => {
+            let at = cairn_server::http::parse_address(l).map_err(|e| Failure(2, e))?;
+            let api = cairn_server::api::Api::new(a.cluster.connect()?, &a.namespace);
+            Some((at, std::sync::Arc::new(api)))
+        }
+        None => None,
+    };
     std::thread::scope(|s| {
         let shared = controller.http_shared();
         s.spawn(|| {
@@ -594,6 +607,15 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
                 tracing::error!("{e}; metrics, probes and downloads are not served");
             }
         });
+        if let Some((at, api)) = api {
+            let stop = &stop;
+            s.spawn(move || {
+                tracing::info!(address = %at, "serving the platform API");
+                if let Err(e) = cairn_server::api::serve(at, api, stop) {
+                    tracing::error!("{e}; the platform API is not served");
+                }
+            });
+        }
         s.spawn(|| {
             let elector = cairn_server::lease::Elector::new(
                 &lease_cluster,

@@ -1,0 +1,399 @@
+//! What the API does: it creates and reads the same `velero.io` objects the controllers
+//! run (one source of truth), and refuses to start an operation while another runs.
+
+use repo_k8s::cluster::Cluster;
+use repo_k8s::velero::{resource, Backup, DeleteBackupRequest, Restore};
+use repo_k8s::Object;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::workflow::{STEPS_ANNOTATION, WORKFLOW_ANNOTATION};
+
+/// Annotation: what the caller said the backup is for.
+pub const DESCRIPTION_ANNOTATION: &str = "cairn.io/description";
+/// Annotation: the API request that made the object.
+pub const REQUEST_ANNOTATION: &str = "cairn.io/request-id";
+/// Annotations the backup controller writes when a backup ends: bytes new in the
+/// repository, and bytes the backup refers to.
+pub const NEW_BYTES_ANNOTATION: &str = "cairn.io/new-bytes";
+pub const STORED_BYTES_ANNOTATION: &str = "cairn.io/stored-bytes";
+
+/// An answer other than success: the HTTP status and what to tell the caller.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+    /// For 409: the operation that runs.
+    pub running: Option<Value>,
+}
+
+impl Refusal {
+    pub fn new(status: u16, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            message: message.into(),
+            running: None,
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Refusal {
+    Refusal::new(
+        503,
+        format!("the Kubernetes API server could not be used: {e}; try again"),
+    )
+}
+
+/// A backup asked for.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupRequest {
+    #[serde(default)]
+    pub description: Option<String>,
+    /// A workflow ConfigMap in the server's namespace.
+    #[serde(default)]
+    pub workflow: Option<String>,
+    #[serde(default)]
+    pub included_namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    pub excluded_namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    pub storage_location: Option<String>,
+    #[serde(default)]
+    pub ttl: Option<String>,
+    #[serde(default)]
+    pub default_volumes_to_fs_backup: Option<bool>,
+}
+
+/// A restore asked for.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreRequest {
+    #[serde(default)]
+    pub workflow: Option<String>,
+    #[serde(default)]
+    pub namespace_mapping: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub included_namespaces: Option<Vec<String>>,
+    /// A phases ConfigMap (`cairn.io/phases`).
+    #[serde(default)]
+    pub phases: Option<String>,
+}
+
+/// The API's view of the cluster.
+pub struct Operations<'a> {
+    pub cluster: &'a Cluster,
+    pub namespace: &'a str,
+}
+
+fn phase(o: &Object) -> &str {
+    o.str_at(&["status", "phase"]).unwrap_or("")
+}
+
+/// A name for a new object: `<prefix>-<UTC time>-<4 hex>`.
+fn new_name(prefix: &str) -> String {
+    let now = chrono::Utc::now().format("%Y%m%d%H%M%S");
+    format!("{prefix}-{now}-{:04x}", rand::random::<u16>())
+}
+
+fn annotations(o: &Object) -> Map<String, Value> {
+    o.get(&["metadata", "annotations"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The steps' states of a workflow operation (none without one).
+fn steps_of(o: &Object) -> Value {
+    annotations(o)
+        .get(STEPS_ANNOTATION)
+        .and_then(Value::as_str)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_else(|| json!([]))
+}
+
+impl Operations<'_> {
+    fn list<K: repo_k8s::velero::Kind>(&self) -> Result<Vec<Object>, Refusal> {
+        let mut all = self
+            .cluster
+            .list(&resource::<K>(), Some(self.namespace))
+            .map_err(unavailable)?;
+        // Newest first.
+        all.sort_by(|a, b| {
+            let t = |o: &Object| {
+                o.str_at(&["metadata", "creationTimestamp"])
+                    .unwrap_or("")
+                    .to_string()
+            };
+            t(b).cmp(&t(a)).then_with(|| b.name().cmp(a.name()))
+        });
+        Ok(all)
+    }
+
+    fn get<K: repo_k8s::velero::Kind>(&self, name: &str) -> Result<Option<Object>, Refusal> {
+        self.cluster
+            .get(&resource::<K>(), Some(self.namespace), name)
+            .map_err(unavailable)
+    }
+
+    /// The operation that runs (a Backup or Restore New or InProgress, a
+    /// DeleteBackupRequest not yet Processed), if any: 409's body.
+    pub fn running(&self) -> Result<Option<Value>, Refusal> {
+        for o in self.list::<Backup>()? {
+            if matches!(phase(&o), "" | "New" | "InProgress") {
+                return Ok(Some(
+                    json!({"kind": "Backup", "name": o.name(), "phase": phase(&o)}),
+                ));
+            }
+        }
+        for o in self.list::<Restore>()? {
+            if matches!(phase(&o), "" | "New" | "InProgress") {
+                return Ok(Some(
+                    json!({"kind": "Restore", "name": o.name(), "phase": phase(&o)}),
+                ));
+            }
+        }
+        for o in self.list::<DeleteBackupRequest>()? {
+            if phase(&o) != "Processed" {
+                return Ok(Some(
+                    json!({"kind": "DeleteBackupRequest", "name": o.name(), "phase": phase(&o)}),
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    fn refuse_if_running(&self) -> Result<(), Refusal> {
+        match self.running()? {
+            None => Ok(()),
+            Some(r) => Err(Refusal {
+                status: 409,
+                message: format!(
+                    "{} {} is {}; wait until it ends, then ask again",
+                    r["kind"].as_str().unwrap_or_default(),
+                    r["name"].as_str().unwrap_or_default(),
+                    match r["phase"].as_str() {
+                        Some("" | "New") | None => "waiting to run",
+                        Some(_) => "running",
+                    }
+                ),
+                running: Some(r),
+            }),
+        }
+    }
+
+    fn check_workflow(&self, name: &str) -> Result<(), Refusal> {
+        let r = repo_k8s::Discovery::built_in()
+            .resolve("configmaps")
+            .expect("built in")
+            .clone();
+        match self.cluster.get(&r, Some(self.namespace), name).map_err(unavailable)? {
+            Some(_) => Ok(()),
+            None => Err(Refusal::new(
+                400,
+                format!(
+                    "workflow {name:?}: no ConfigMap of that name in namespace {}; create it (key workflow.yaml) or name another",
+                    self.namespace
+                ),
+            )),
+        }
+    }
+
+    fn create(&self, r: &repo_k8s::Resource, v: Value) -> Result<(), Refusal> {
+        let o = Object::from_value(v, &r.plural).map_err(|e| Refusal::new(400, e.to_string()))?;
+        match self.cluster.create(r, &o) {
+            Ok(repo_k8s::cluster::Created::Created(_)) => Ok(()),
+            Ok(repo_k8s::cluster::Created::AlreadyExists(_)) => Err(Refusal::new(
+                409,
+                format!("{} {} already exists; ask again", r.kind, o.name()),
+            )),
+            Err(e) => Err(Refusal::new(
+                400,
+                format!("the API server refused the {}: {e}", r.kind),
+            )),
+        }
+    }
+
+    /// Starts a backup: its Backup's name.
+    pub fn start_backup(&self, req: &BackupRequest, request_id: &str) -> Result<String, Refusal> {
+        self.refuse_if_running()?;
+        if let Some(w) = &req.workflow {
+            self.check_workflow(w)?;
+        }
+        let name = new_name("backup");
+        let mut annotations = json!({REQUEST_ANNOTATION: request_id});
+        if let Some(d) = &req.description {
+            annotations[DESCRIPTION_ANNOTATION] = json!(d);
+        }
+        if let Some(w) = &req.workflow {
+            annotations[WORKFLOW_ANNOTATION] = json!(w);
+        }
+        let mut spec = json!({});
+        let fields = [
+            ("includedNamespaces", json!(req.included_namespaces)),
+            ("excludedNamespaces", json!(req.excluded_namespaces)),
+            ("storageLocation", json!(req.storage_location)),
+            ("ttl", json!(req.ttl)),
+            (
+                "defaultVolumesToFsBackup",
+                json!(req.default_volumes_to_fs_backup),
+            ),
+        ];
+        for (k, v) in fields {
+            if !v.is_null() {
+                spec[k] = v;
+            }
+        }
+        let backup = json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+            "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations},
+            "spec": spec});
+        self.create(&resource::<Backup>(), backup)?;
+        Ok(name)
+    }
+
+    /// Starts a restore of backup `backup`: its Restore's name.
+    pub fn start_restore(
+        &self,
+        backup: &str,
+        req: &RestoreRequest,
+        request_id: &str,
+    ) -> Result<String, Refusal> {
+        let b = self
+            .get::<Backup>(backup)?
+            .ok_or_else(|| Refusal::new(404, format!("no backup named {backup:?}")))?;
+        if phase(&b) != "Completed" {
+            return Err(Refusal::new(
+                400,
+                format!(
+                    "Backup must be in Completed phase; backup {backup} is {}",
+                    match phase(&b) {
+                        "" => "New",
+                        p => p,
+                    }
+                ),
+            ));
+        }
+        self.refuse_if_running()?;
+        if let Some(w) = &req.workflow {
+            self.check_workflow(w)?;
+        }
+        let name = new_name(&format!("{}-restore", short(backup)));
+        let mut annotations = json!({REQUEST_ANNOTATION: request_id});
+        if let Some(w) = &req.workflow {
+            annotations[WORKFLOW_ANNOTATION] = json!(w);
+        }
+        if let Some(p) = &req.phases {
+            annotations[crate::restores::PHASES_ANNOTATION] = json!(p);
+        }
+        let mut spec = json!({"backupName": backup});
+        if let Some(m) = &req.namespace_mapping {
+            spec["namespaceMapping"] = Value::Object(m.clone());
+        }
+        if let Some(n) = &req.included_namespaces {
+            spec["includedNamespaces"] = json!(n);
+        }
+        let restore = json!({"apiVersion": "velero.io/v1", "kind": "Restore",
+            "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations},
+            "spec": spec});
+        self.create(&resource::<Restore>(), restore)?;
+        Ok(name)
+    }
+
+    /// Asks for backup `name` to be deleted (a DeleteBackupRequest): its name.
+    pub fn delete_backup(&self, name: &str, request_id: &str) -> Result<String, Refusal> {
+        if self.get::<Backup>(name)?.is_none() {
+            return Err(Refusal::new(404, format!("no backup named {name:?}")));
+        }
+        self.refuse_if_running()?;
+        let request = new_name(&format!("{}-delete", short(name)));
+        let v = json!({"apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
+            "metadata": {"name": request, "namespace": self.namespace,
+                "annotations": {REQUEST_ANNOTATION: request_id},
+                "labels": {"velero.io/backup-name": repo_k8s::restore::valid_label_value(name)}},
+            "spec": {"backupName": name}});
+        self.create(&resource::<DeleteBackupRequest>(), v)?;
+        Ok(request)
+    }
+
+    /// Every backup, newest first, as [`backup_view`] shows it.
+    pub fn backups(&self) -> Result<Vec<Value>, Refusal> {
+        Ok(self.list::<Backup>()?.iter().map(backup_view).collect())
+    }
+
+    pub fn backup(&self, name: &str) -> Result<Value, Refusal> {
+        self.get::<Backup>(name)?
+            .map(|o| backup_view(&o))
+            .ok_or_else(|| Refusal::new(404, format!("no backup named {name:?}")))
+    }
+
+    pub fn restores(&self) -> Result<Vec<Value>, Refusal> {
+        Ok(self.list::<Restore>()?.iter().map(restore_view).collect())
+    }
+
+    pub fn restore(&self, name: &str) -> Result<Value, Refusal> {
+        self.get::<Restore>(name)?
+            .map(|o| restore_view(&o))
+            .ok_or_else(|| Refusal::new(404, format!("no restore named {name:?}")))
+    }
+}
+
+/// A name cut short enough to be the start of another object's name.
+fn short(name: &str) -> &str {
+    let end = name.char_indices().nth(200).map_or(name.len(), |(i, _)| i);
+    &name[..end]
+}
+
+fn status_field(o: &Object, field: &str) -> Value {
+    o.get(&["status", field]).cloned().unwrap_or(Value::Null)
+}
+
+fn number_annotation(o: &Object, key: &str) -> Value {
+    annotations(o)
+        .get(key)
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(Value::Null, Value::from)
+}
+
+/// What Backups and Restores show alike.
+fn view(o: &Object) -> Value {
+    let a = annotations(o);
+    json!({
+        "name": o.name(),
+        "phase": match phase(o) { "" => "New", p => p },
+        "workflow": a.get(WORKFLOW_ANNOTATION),
+        "steps": steps_of(o),
+        "startTimestamp": status_field(o, "startTimestamp"),
+        "completionTimestamp": status_field(o, "completionTimestamp"),
+        "progress": status_field(o, "progress"),
+        "warnings": status_field(o, "warnings").as_u64().unwrap_or(0),
+        "errors": status_field(o, "errors").as_u64().unwrap_or(0),
+        "failureReason": status_field(o, "failureReason"),
+        "validationErrors": status_field(o, "validationErrors"),
+        "hookStatus": status_field(o, "hookStatus"),
+    })
+}
+
+/// A Backup as the API shows it.
+pub fn backup_view(o: &Object) -> Value {
+    let mut v = view(o);
+    v["description"] = json!(annotations(o).get(DESCRIPTION_ANNOTATION));
+    v["expiration"] = status_field(o, "expiration");
+    v["bytes"] = json!({"new": number_annotation(o, NEW_BYTES_ANNOTATION), "stored": number_annotation(o, STORED_BYTES_ANNOTATION)});
+    v["storageLocation"] = json!(o.get(&["spec", "storageLocation"]));
+    v
+}
+
+/// A Restore as the API shows it.
+pub fn restore_view(o: &Object) -> Value {
+    let a = annotations(o);
+    let report = a
+        .get(crate::restores::PHASE_REPORT_ANNOTATION)
+        .and_then(Value::as_str)
+        .and_then(|t| serde_json::from_str::<Value>(t).ok());
+    let mut v = view(o);
+    v["backupName"] = json!(o.get(&["spec", "backupName"]));
+    v["currentPhase"] = json!(a.get(crate::restores::CURRENT_PHASE_ANNOTATION));
+    v["phases"] = json!(report);
+    v
+}
