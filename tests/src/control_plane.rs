@@ -37,6 +37,7 @@ pub fn with_control_plane<T>(
             load_concurrency: 1,
             timeout: Duration::from_secs(600),
             now: &now,
+            host_root: Some(host_root(server, node)),
         })
         .collect();
     let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));
@@ -49,6 +50,15 @@ pub fn with_control_plane<T>(
         }
         f(&controller)
     })
+}
+
+/// Where a simulated node's root directory is (its node-agent's `--host-root`):
+/// `<nodes_dir>/<node>/root`.
+pub fn host_root(server: &ApiServer, node: &str) -> std::path::PathBuf {
+    let pods = server.pods_dir(node).expect("a simulated node");
+    pods.parent()
+        .expect("below the node's directory")
+        .join("root")
 }
 
 /// A cluster with `nodes` simulated below `nodes_dir` and what the control plane needs:

@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 const WORKFLOW: &str = r#"
 timeout: 5m
 backup:
+  - name: onprem
+    hostPath: {path: /var/onprem, nodes: [node-a]}
+    failureReason: file-system-backup-failed
   - name: label
     job:
       template:
@@ -22,6 +25,9 @@ restore:
   - name: stop
     scale: {namespaces: [shop], replicas: 0}
     timeout: 30s
+  - name: onprem
+    hostPath: {path: /var/onprem, nodeSelector: "kubernetes.io/hostname=node-a"}
+    failureReason: file-system-restore-failed
   - name: cleanup
     job:
       template:
@@ -50,6 +56,15 @@ backup:
         spec:
           containers: [{name: label, image: tools, command: [sh, -c, "echo no labels >&2; exit 4"]}]
     failureReason: prehook-failed
+  - name: kubernetes
+    objects: {}
+"#;
+
+const MISSING_DIR: &str = r#"
+backup:
+  - name: onprem
+    hostPath: {path: /var/nothing, nodes: [node-a]}
+    failureReason: file-system-backup-failed
   - name: kubernetes
     objects: {}
 "#;
@@ -117,7 +132,18 @@ fn workflows_run_their_steps_and_record_the_reason_of_a_failure() {
         deployment("ops", "operator", 1, json!({NEVER_READY: "true"})),
         workflow_map("platform", WORKFLOW),
         workflow_map("failing", FAILING),
+        workflow_map("missing-dir", MISSING_DIR),
     ]);
+    // The node's directory the workflow backs up first.
+    let onprem = cairn_tests::control_plane::host_root(&server, "node-a").join("var/onprem");
+    std::fs::create_dir_all(onprem.join("db")).unwrap();
+    std::fs::write(
+        onprem.join("db/data.bin"),
+        cairn_tests::random_bytes(50_000, 1),
+    )
+    .unwrap();
+    std::fs::write(onprem.join("exports"), "/srv *(rw)\n").unwrap();
+    let before = cairn_tests::tree_state(&onprem);
     eventually(60, "web's two pods", || {
         (running_pods(&server, "shop", "web") == 2).then_some(())
     });
@@ -128,7 +154,21 @@ fn workflows_run_their_steps_and_record_the_reason_of_a_failure() {
             "spec": {"includedNamespaces": ["shop", "ops"]}})]);
         let b = ended(&server, "Backup", "b1");
         assert_eq!(b["status"]["phase"], "Completed", "{b}");
-        assert_eq!(steps(&b), ["label=succeeded", "kubernetes=succeeded"]);
+        assert_eq!(
+            steps(&b),
+            [
+                "onprem=succeeded",
+                "label=succeeded",
+                "kubernetes=succeeded"
+            ]
+        );
+        let host = server
+            .list("velero.io/v1", "PodVolumeBackup", Some("velero"))
+            .into_iter()
+            .find(|p| p["spec"]["pod"]["kind"] == "Node")
+            .unwrap();
+        assert_eq!(host["status"]["phase"], "Completed", "{host}");
+        assert_eq!(host["spec"]["tags"]["host-path"], "/var/onprem");
         let jobs = server.list("batch/v1", "Job", Some("velero"));
         assert_eq!(jobs.len(), 1, "{jobs:?}");
         assert_eq!(jobs[0]["status"]["conditions"][0]["type"], "Complete");
@@ -150,6 +190,23 @@ fn workflows_run_their_steps_and_record_the_reason_of_a_failure() {
             .load_index(&repo_core::NoProgress)
             .unwrap();
         assert!(repo_k8s::catalog::backup_snapshot(&repo, "b2").is_err());
+        // A directory that is not there fails the first step, with its reason.
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+            "metadata": {"name": "b3", "namespace": "velero", "annotations": {"cairn.io/workflow": "missing-dir"}},
+            "spec": {"includedNamespaces": ["shop"]}})]);
+        let b = ended(&server, "Backup", "b3");
+        assert_eq!(
+            b["status"]["failureReason"], "file-system-backup-failed",
+            "{b}"
+        );
+        let text = b["metadata"]["annotations"]["cairn.io/steps"]
+            .as_str()
+            .unwrap();
+        assert!(text.contains("/var/nothing"), "{text}");
+
+        // The node's directory is damaged.
+        std::fs::remove_file(onprem.join("db/data.bin")).unwrap();
+        std::fs::write(onprem.join("exports"), "changed").unwrap();
 
         // The restore: the operators' namespace is gone, and its deployment never becomes
         // available: the gate fails with the phase's reason; apps are not restored; the
@@ -165,6 +222,7 @@ fn workflows_run_their_steps_and_record_the_reason_of_a_failure() {
             steps(&r),
             [
                 "stop=succeeded",
+                "onprem=succeeded",
                 "cleanup=succeeded",
                 "kubernetes=failed",
                 "start=succeeded"
@@ -184,6 +242,11 @@ fn workflows_run_their_steps_and_record_the_reason_of_a_failure() {
         assert!(server
             .get("apps/v1", "Deployment", Some("ops"), "operator")
             .is_some());
+        assert_eq!(
+            cairn_tests::tree_state(&onprem),
+            before,
+            "the host directory is back"
+        );
     });
 }
 

@@ -61,6 +61,16 @@ pub struct DataMover<'a> {
     pub timeout: Duration,
     /// The time now, RFC 3339 (a seam for tests).
     pub now: &'a (dyn Fn() -> String + Sync),
+    /// The node's root as mounted here (`--host-root`), for workflows' host directories:
+    /// PodVolumeBackups and PodVolumeRestores whose `spec.pod` is this Node and whose
+    /// `spec.volume` is an absolute path on it. `None`: such requests fail, saying so.
+    pub host_root: Option<PathBuf>,
+}
+
+/// Whether a request is for a directory of the node itself (a workflow's hostPath step),
+/// not a pod's volume.
+pub fn is_host_path(pod: &repo_k8s::velero::ObjectReference) -> bool {
+    pod.kind.as_deref() == Some("Node")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -332,18 +342,27 @@ impl DataMover<'_> {
     pub fn back_up(&self, pvb: &PodVolumeBackup, cancel: &AtomicBool) {
         self.run_job::<PodVolumeBackup>(&pvb.metadata.name, json!({}), |counters| {
             let spec = &pvb.spec;
-            let (dir, claim) = self.volume_dir(&spec.pod, &spec.volume)?;
+            let host = is_host_path(&spec.pod);
+            let (dir, claim) = match host {
+                true => (self.host_dir(&spec.volume, false)?, None),
+                false => self.volume_dir(&spec.pod, &spec.volume)?,
+            };
             let repo = self.repository(&spec.backup_storage_location)?;
             let tags: Vec<String> = spec.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let parent_tags = match spec.tags.contains_key("pvc-uid") {
-                true => vec!["pvc-uid".to_string()],
-                false => vec!["ns".into(), "pod".into(), "volume".into()],
+            let parent_tags = match (host, spec.tags.contains_key("pvc-uid")) {
+                (true, _) => vec!["host-path".to_string(), "node".into()],
+                (false, true) => vec!["pvc-uid".to_string()],
+                (false, false) => vec!["ns".into(), "pod".into(), "volume".into()],
             };
             let pod_ns = spec.pod.namespace.as_deref().unwrap_or_default();
             let pod_name = spec.pod.name.as_deref().unwrap_or_default();
+            let source = match host {
+                true => format!("{}:{}", self.node, spec.volume),
+                false => format!("{pod_ns}/{pod_name}/{}", claim.as_deref().unwrap_or(&spec.volume)),
+            };
             let stop = Arc::new(AtomicBool::new(false));
             let opts = repo_fs::BackupOptions {
-                source: Some(format!("{pod_ns}/{pod_name}/{}", claim.as_deref().unwrap_or(&spec.volume))),
+                source: Some(source),
                 host: Some(self.node.clone()),
                 tags,
                 parent_tags,
@@ -371,6 +390,11 @@ impl DataMover<'_> {
     /// Where a PodVolumeRestore's data goes, if its pod runs on this node and the kubelet
     /// has made the volume.
     fn restore_target(&self, pvr: &PodVolumeRestore) -> Option<PathBuf> {
+        if is_host_path(&pvr.spec.pod) {
+            // This node's, or another's; a bad path fails in the restore, saying why.
+            return (pvr.spec.pod.name.as_deref() == Some(self.node.as_str()))
+                .then(|| PathBuf::from(&pvr.spec.volume));
+        }
         let pods = Discovery::built_in()
             .resolve("pods")
             .expect("built in")
@@ -392,6 +416,17 @@ impl DataMover<'_> {
 
     /// Restores one volume into `dir`, then writes its done file (or its failed file).
     pub fn restore(&self, pvr: &PodVolumeRestore, dir: &Path, cancel: &AtomicBool) {
+        if is_host_path(&pvr.spec.pod) {
+            self.run_job::<PodVolumeRestore>(
+                &pvr.metadata.name,
+                json!({"node": self.node}),
+                |counters| {
+                    let dir = self.host_dir(&pvr.spec.volume, true)?;
+                    self.restore_files(pvr, &dir, None, cancel, counters)
+                },
+            );
+            return;
+        }
         let uid = restore_uid(pvr);
         let mut failure = None;
         self.run_job::<PodVolumeRestore>(
@@ -430,10 +465,26 @@ impl DataMover<'_> {
         // or in the data) would let the pod start before its data is back.
         let _ = std::fs::remove_file(crate::restore_wait::done_file(dir, uid));
         let _ = std::fs::remove_file(crate::restore_wait::failed_file(dir, uid));
+        let done = self.restore_files(pvr, dir, Some(uid), cancel, counters)?;
+        // The helper may run as any user: it must be able to remove its own file.
+        open_markers(dir, uid);
+        Ok(done)
+    }
+
+    /// Restores a PodVolumeRestore's snapshot into `dir`, then writes the done file of
+    /// restore `uid` if given.
+    fn restore_files(
+        &self,
+        pvr: &PodVolumeRestore,
+        dir: &Path,
+        uid: Option<&str>,
+        cancel: &AtomicBool,
+        counters: &repo_fs::Counters,
+    ) -> Result<Value, Stop> {
         let repo = self.repository(&pvr.spec.backup_storage_location)?;
         let stop = Arc::new(AtomicBool::new(false));
         let opts = repo_fs::RestoreOptions {
-            done_file_uid: Some(uid.to_string()),
+            done_file_uid: uid.map(str::to_string),
             cancel: stop.clone(),
             ..Default::default()
         };
@@ -449,11 +500,7 @@ impl DataMover<'_> {
             )
         });
         match out {
-            Ok(o) if o.failures.is_empty() => {
-                // The helper may run as any user: it must be able to remove its own file.
-                open_markers(dir, uid);
-                Ok(json!({}))
-            }
+            Ok(o) if o.failures.is_empty() => Ok(json!({})),
             Ok(o) => {
                 let (path, why) = &o.failures[0];
                 Err(failed(format!(
@@ -524,6 +571,57 @@ impl DataMover<'_> {
             ))
         })?;
         Ok((dir, claim))
+    }
+
+    /// Where the node's directory `path` is here (below `--host-root`). It must be
+    /// absolute, without `..`, and no part of it may be a symlink (which could lead out of
+    /// the root). `create`: make it if missing (a restore); else it must exist.
+    fn host_dir(&self, path: &str, create: bool) -> Result<PathBuf, Stop> {
+        let Some(root) = &self.host_root else {
+            return Err(failed(format!("node-agent on node {} serves no host directories: start it with --host-root (the node's / mounted there, see deploy/node-agent.yaml)", self.node)));
+        };
+        if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
+            return Err(failed(format!(
+                "host path {path:?} must be absolute, without .."
+            )));
+        }
+        let mut dir = root.clone();
+        for part in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+            dir.push(part);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(failed(format!(
+                        "host path {path:?} on node {}: {} is a symlink; name the real directory",
+                        self.node,
+                        dir.display()
+                    )));
+                }
+                Ok(m) if !m.is_dir() => {
+                    return Err(failed(format!(
+                        "host path {path:?} on node {}: {} is not a directory",
+                        self.node,
+                        dir.display()
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                    std::fs::create_dir(&dir).map_err(|e| {
+                        failed(format!(
+                            "creating {} on node {}: {e}",
+                            dir.display(),
+                            self.node
+                        ))
+                    })?;
+                }
+                Err(e) => {
+                    return Err(failed(format!(
+                        "host path {path:?} on node {}: {e}",
+                        self.node
+                    )));
+                }
+            }
+        }
+        Ok(dir)
     }
 
     /// The repository of storage location `name`.

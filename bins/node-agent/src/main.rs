@@ -70,6 +70,10 @@ struct ServeArgs {
     /// The kubelet's pods directory as mounted in this container.
     #[arg(long, default_value = "/host_pods")]
     pods_dir: PathBuf,
+    /// The node's root directory as mounted in this container, for workflows' host
+    /// directories (hostPath steps; default: none served).
+    #[arg(long)]
+    host_root: Option<PathBuf>,
     /// Volumes moved at once on this node.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     load_concurrency: u16,
@@ -351,6 +355,7 @@ fn serve(g: &Global, a: &ServeArgs) -> CliResult {
         load_concurrency: a.load_concurrency.into(),
         timeout: a.timeout,
         now: &now,
+        host_root: a.host_root.clone(),
     };
     eprintln!(
         "node-agent: moving the pod volumes of node {} (PodVolumeBackups in namespace {}), {} at once",

@@ -447,7 +447,11 @@ impl Controller<'_> {
             }
         };
         let cancelled = || control.cancelled();
-        let continued = self.run_workflow(backup, "backup", w, &cancelled, &mut objects)?;
+        let mut located = backup.clone();
+        located.spec.storage_location = Some(location.metadata.name.clone());
+        let host_paths = crate::workflow::run::HostPaths::Backup(&located);
+        let continued =
+            self.run_workflow(backup, "backup", w, host_paths, &cancelled, &mut objects)?;
         let mut out = outcome.ok_or("the workflow has no objects step")?;
         for c in continued {
             out.results.errors.add("", c);

@@ -46,7 +46,7 @@ pub struct PodVolumes {
     pub skipped: Vec<String>,
 }
 
-fn is_final(p: &PodVolumeBackup) -> bool {
+pub(crate) fn is_final(p: &PodVolumeBackup) -> bool {
     matches!(
         p.status.as_ref().and_then(|s| s.phase),
         Some(
@@ -101,7 +101,7 @@ pub fn backed_up(
         .collect())
 }
 
-fn restore_is_final(p: &PodVolumeRestore) -> bool {
+pub(crate) fn restore_is_final(p: &PodVolumeRestore) -> bool {
     matches!(
         p.status.as_ref().and_then(|s| s.phase),
         Some(
@@ -225,7 +225,7 @@ impl Controller<'_> {
     }
 
     /// Creates `object` (named by `generateName`); its name.
-    fn create<K: Kind + serde::Serialize>(&self, object: &K) -> Result<String, String> {
+    pub(crate) fn create<K: Kind + serde::Serialize>(&self, object: &K) -> Result<String, String> {
         let value = serde_json::to_value(object).expect("JSON");
         let o = Object::from_value(value, K::PLURAL).map_err(|e| e.to_string())?;
         match self
@@ -407,7 +407,7 @@ impl Controller<'_> {
     /// Waits until the objects `names` of kind `K` (matching `selector`) end; cancels them
     /// (`spec.cancel`) when `cancel` says so or the timeout passes. Returns them as they
     /// ended. `each_step` sees them as they are, every step of the wait.
-    fn wait_for_ended<K: Kind>(
+    pub(crate) fn wait_for_ended<K: Kind>(
         &self,
         selector: &str,
         names: &[String],
@@ -431,10 +431,9 @@ impl Controller<'_> {
             // Short steps: a cancelled backup stops its volumes within a fraction of a second.
             let step =
                 (Instant::now() + Duration::from_millis(250)).min(deadline.max(Instant::now()));
-            let done = |objects: &[Object]| {
-                let mine = ours(objects);
-                mine.len() == names.len() && mine.iter().all(is_final)
-            };
+            // Deleted ones (their Backup or Restore deleted, the garbage collector) have
+            // ended too.
+            let done = |objects: &[Object]| ours(objects).iter().all(is_final);
             match self.cluster.wait_for(&r, ns, Some(selector), step, &done) {
                 Ok(()) => break,
                 Err(now) => each_step(&ours(&now)),
@@ -463,6 +462,15 @@ impl Controller<'_> {
             .cluster
             .list_selected(&r, ns, Some(selector))
             .unwrap_or_default();
-        ours(&listed)
+        let ended = ours(&listed);
+        for n in names {
+            if !listed.iter().any(|o| o.name() == n) {
+                errors.push((
+                    String::new(),
+                    format!("{} {n} was deleted before it ended", K::KIND),
+                ));
+            }
+        }
+        ended
     }
 }

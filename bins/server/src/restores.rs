@@ -407,7 +407,36 @@ impl Controller<'_> {
             }
         };
         let cancelled = || control.cancelled();
-        let continued = self.run_workflow(restore, "restore", w, &cancelled, &mut objects)?;
+        let location = self.location(backup.spec.storage_location.as_deref())?;
+        let snapshot = |node: &str, path: &str| -> Result<String, String> {
+            let repo = self.open_repository(&location)?;
+            let filter = repo_core::SnapshotFilter {
+                tags: vec![
+                    format!("backup={}", backup.metadata.name),
+                    format!("host-path={path}"),
+                    format!("node={node}"),
+                ],
+                ..Default::default()
+            };
+            let found = repo.list_snapshots(&filter).map_err(|e| e.to_string())?;
+            found
+                .iter()
+                .max_by(|a, b| a.1.time.cmp(&b.1.time))
+                .map(|(id, _)| id.to_string())
+                .ok_or_else(|| {
+                    format!(
+                        "backup {} holds no copy of {path} from node {node}",
+                        backup.metadata.name
+                    )
+                })
+        };
+        let host_paths = crate::workflow::run::HostPaths::Restore {
+            restore,
+            location: location.metadata.name.clone(),
+            snapshot: &snapshot,
+        };
+        let continued =
+            self.run_workflow(restore, "restore", w, host_paths, &cancelled, &mut objects)?;
         let mut r = result.ok_or("the workflow has no objects step")?;
         for c in &continued {
             r.errors.add("", c.clone());

@@ -8,9 +8,13 @@ use std::time::{Duration, Instant};
 use repo_k8s::{Discovery, Object};
 use serde_json::{json, Value};
 
-use super::spec::{JobStep, ScaleStep};
+use super::spec::{HostPath, JobStep, ScaleStep};
 use super::{Failure, Kind, Step, StepRunner, Workflow, WORKFLOW_ANNOTATION, WORKFLOW_KEY};
 use crate::backups::Controller;
+use repo_k8s::podvolumes::objects::{
+    BACKUP_NAME_LABEL, BACKUP_UID_LABEL, RESTORE_NAME_LABEL, RESTORE_UID_LABEL,
+};
+use repo_k8s::velero::{Backup, PodVolumeBackup, PodVolumeRestore, Restore};
 
 /// Label on what a step creates: the operation (`backup-<name>` or `restore-<name>`).
 pub const OPERATION_LABEL: &str = "cairn.io/operation";
@@ -32,9 +36,21 @@ struct Scaled {
     before: u64,
 }
 
+/// What a hostPath step moves: a Backup's directories into its location, or a Restore's
+/// back from the snapshots `snapshot` finds for (node, path).
+pub enum HostPaths<'r> {
+    Backup(&'r Backup),
+    Restore {
+        restore: &'r Restore,
+        location: String,
+        snapshot: &'r dyn Fn(&str, &str) -> Result<String, String>,
+    },
+}
+
 /// Runs an operation's steps: its objects step by `objects`, the others here.
 pub struct Runner<'r, 'a> {
     pub controller: &'r Controller<'a>,
+    pub host_paths: HostPaths<'r>,
     /// `backup-<name>` or `restore-<name>`: names and labels what the steps create.
     pub operation: String,
     /// Whether the operation was cancelled (its object deleted).
@@ -46,12 +62,14 @@ pub struct Runner<'r, 'a> {
 impl<'r, 'a> Runner<'r, 'a> {
     pub fn new(
         controller: &'r Controller<'a>,
+        host_paths: HostPaths<'r>,
         operation: String,
         cancelled: &'r (dyn Fn() -> bool + Sync),
         objects: &'r mut dyn FnMut(Instant) -> Result<String, Failure>,
     ) -> Self {
         Runner {
             controller,
+            host_paths,
             operation,
             cancelled,
             objects,
@@ -68,8 +86,12 @@ impl StepRunner for Runner<'_, '_> {
         match step.kind() {
             Kind::Objects => (self.objects)(deadline),
             Kind::Job => Ok(self.job(step, step.job.as_ref().expect("a job step"), deadline)?),
-            Kind::Scale => Ok(self.scale(step, step.scale.as_ref().expect("a scale step"), deadline)?),
-            Kind::HostPath => Err(String::from("hostPath steps are not served yet by this cairn-server; back the directory up with `node-agent backup` on the node").into()),
+            Kind::Scale => {
+                Ok(self.scale(step, step.scale.as_ref().expect("a scale step"), deadline)?)
+            }
+            Kind::HostPath => {
+                Ok(self.host_path(step.host_path.as_ref().expect("a hostPath step"), deadline)?)
+            }
         }
     }
 }
@@ -296,6 +318,180 @@ impl Runner<'_, '_> {
     }
 }
 
+/// Label on the PodVolumeBackups and PodVolumeRestores of host directories.
+pub const HOST_PATH_LABEL: &str = "cairn.io/host-path";
+
+fn owner(kind: &str, meta: &repo_k8s::velero::ObjectMeta) -> Value {
+    json!([{"apiVersion": "velero.io/v1", "kind": kind, "name": meta.name,
+        "uid": meta.uid.clone().unwrap_or_default(), "controller": true}])
+}
+
+impl Runner<'_, '_> {
+    /// The nodes a hostPath step names, or its selector picks.
+    fn nodes_of(&self, h: &HostPath) -> Result<Vec<String>, String> {
+        if !h.nodes.is_empty() {
+            return Ok(h.nodes.clone());
+        }
+        let selector = h.node_selector.as_deref().unwrap_or_default();
+        let nodes = self
+            .controller
+            .cluster
+            .list_selected(&resource("nodes"), None, Some(selector))
+            .map_err(|e| format!("listing the nodes {selector:?} selects: {e}"))?;
+        match nodes.is_empty() {
+            true => Err(format!("no node matches the selector {selector:?}")),
+            false => Ok(nodes.iter().map(|n| n.name().to_string()).collect()),
+        }
+    }
+
+    /// Creates `made` (per node, objects of kind `K`), adding their names to `names`, and
+    /// waits until they end.
+    #[allow(clippy::too_many_arguments)]
+    fn create_and_wait<K>(
+        &self,
+        path: &str,
+        made: Vec<(String, Value)>,
+        selector: &str,
+        is_final: fn(&K) -> bool,
+        stop: &dyn Fn() -> bool,
+        names: &mut Vec<String>,
+        errors: &mut Vec<(String, String)>,
+    ) -> Result<Vec<K>, String>
+    where
+        K: repo_k8s::velero::Kind + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let c = self.controller;
+        for (node, v) in made {
+            let typed: K = serde_json::from_value(v).expect("a Velero object");
+            let name = c.create(&typed).map_err(|e| {
+                format!(
+                    "the {} for {path} on node {node} could not be created: {e}",
+                    K::KIND
+                )
+            })?;
+            names.push(name);
+        }
+        Ok(c.wait_for_ended::<K>(selector, names, is_final, stop, errors, &mut |_| {}))
+    }
+
+    /// A directory on the step's nodes, moved by their node-agents (a PodVolumeBackup or
+    /// PodVolumeRestore each, with the Node as its pod), waited for.
+    fn host_path(&self, h: &HostPath, deadline: Instant) -> Result<String, String> {
+        let c = self.controller;
+        let nodes = self.nodes_of(h)?;
+        let stop = || (self.cancelled)() || Instant::now() >= deadline;
+        let mut errors = Vec::new();
+        let mut names = Vec::new();
+        let ended: Vec<(String, String, String)> = match &self.host_paths {
+            HostPaths::Backup(b) => {
+                let uid = b.metadata.uid.clone().unwrap_or_default();
+                let mut made = Vec::new();
+                for node in &nodes {
+                    let pvb = json!({"apiVersion": "velero.io/v1", "kind": "PodVolumeBackup",
+                        "metadata": {"generateName": format!("{}-", short(&b.metadata.name)), "namespace": c.namespace,
+                            "labels": {BACKUP_NAME_LABEL: repo_k8s::restore::valid_label_value(&b.metadata.name),
+                                BACKUP_UID_LABEL: uid, HOST_PATH_LABEL: "true"},
+                            "ownerReferences": owner("Backup", &b.metadata)},
+                        "spec": {"node": node, "pod": {"kind": "Node", "name": node}, "volume": h.path,
+                            "backupStorageLocation": b.spec.storage_location.clone().unwrap_or_default(),
+                            "repoIdentifier": "", "uploaderType": "",
+                            "tags": {"backup": b.metadata.name, "backup-uid": uid, "host-path": h.path, "node": node}}});
+                    made.push((node.clone(), pvb));
+                }
+                let selector = format!("{BACKUP_UID_LABEL}={uid}");
+                self.create_and_wait::<PodVolumeBackup>(
+                    &h.path,
+                    made,
+                    &selector,
+                    crate::pod_volumes::is_final,
+                    &stop,
+                    &mut names,
+                    &mut errors,
+                )?
+                .into_iter()
+                .map(|p| {
+                    let st = p.status.unwrap_or_default();
+                    let phase = st.phase.map(|p| p.to_string()).unwrap_or_default();
+                    let what = if st.snapshot_id.is_empty() {
+                        st.message
+                    } else {
+                        format!(
+                            "snapshot {}",
+                            &st.snapshot_id[..st.snapshot_id.len().min(12)]
+                        )
+                    };
+                    (p.spec.node, phase, what)
+                })
+                .collect()
+            }
+            HostPaths::Restore {
+                restore,
+                location,
+                snapshot,
+            } => {
+                let uid = restore.metadata.uid.clone().unwrap_or_default();
+                let mut made = Vec::new();
+                for node in &nodes {
+                    let id = snapshot(node, &h.path)?;
+                    let pvr = json!({"apiVersion": "velero.io/v1", "kind": "PodVolumeRestore",
+                        "metadata": {"generateName": format!("{}-", short(&restore.metadata.name)), "namespace": c.namespace,
+                            "labels": {RESTORE_NAME_LABEL: repo_k8s::restore::valid_label_value(&restore.metadata.name),
+                                RESTORE_UID_LABEL: uid, HOST_PATH_LABEL: "true"},
+                            "ownerReferences": owner("Restore", &restore.metadata)},
+                        "spec": {"pod": {"kind": "Node", "name": node}, "volume": h.path,
+                            "backupStorageLocation": location, "repoIdentifier": "", "uploaderType": "",
+                            "snapshotID": id, "sourceNamespace": ""}});
+                    made.push((node.clone(), pvr));
+                }
+                let selector = format!("{RESTORE_UID_LABEL}={uid}");
+                self.create_and_wait::<PodVolumeRestore>(
+                    &h.path,
+                    made,
+                    &selector,
+                    crate::pod_volumes::restore_is_final,
+                    &stop,
+                    &mut names,
+                    &mut errors,
+                )?
+                .into_iter()
+                .map(|p| {
+                    let st = p.status.unwrap_or_default();
+                    let phase = st.phase.map(|p| p.to_string()).unwrap_or_default();
+                    (p.spec.pod.name.unwrap_or_default(), phase, st.message)
+                })
+                .collect()
+            }
+        };
+        let failed: Vec<String> = ended
+            .iter()
+            .filter(|(_, phase, _)| phase != "Completed")
+            .map(|(node, phase, why)| format!("{} on node {node}: {phase}: {why}", h.path))
+            .chain(errors.into_iter().map(|(_, e)| e))
+            .collect();
+        if !failed.is_empty() || ended.len() < names.len() {
+            let mut why = failed;
+            if why.is_empty() {
+                why.push(format!("{} did not finish in time on every node", h.path));
+            }
+            return Err(why.join("; "));
+        }
+        let done: Vec<String> = ended
+            .iter()
+            .map(|(node, _, what)| {
+                format!(
+                    "node {node}{}",
+                    if what.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({what})")
+                    }
+                )
+            })
+            .collect();
+        Ok(format!("{} on {}", h.path, done.join(", ")))
+    }
+}
+
 /// A name cut to fit in a generated object name.
 fn short(s: &str) -> String {
     let mut out: String = s
@@ -355,6 +551,7 @@ impl Controller<'_> {
         object: &K,
         operation: &str,
         w: &Workflow,
+        host_paths: HostPaths,
         cancelled: &(dyn Fn() -> bool + Sync),
         objects: &mut dyn FnMut(Instant) -> Result<String, Failure>,
     ) -> Result<Vec<String>, String> {
@@ -377,7 +574,8 @@ impl Controller<'_> {
                 .cluster
                 .merge_patch(&r, Some(&self.namespace), name, &patch);
         };
-        let mut runner = Runner::new(self, format!("{operation}-{name}"), cancelled, objects);
+        let operation_name = format!("{operation}-{name}");
+        let mut runner = Runner::new(self, host_paths, operation_name, cancelled, objects);
         let ran = super::run_steps(steps, &limits, &mut runner, &report, self.now);
         match ran.failure {
             Some((reason, message)) => {
