@@ -7,6 +7,7 @@
 #   (PyPI `azure-storage-blob`, only to create test containers), for the Azure tests;
 # - kubectl (Debian's `kubernetes-client`), which checks the tests' in-process Kubernetes API
 #   server against the real client;
+# - Chromium (Debian's `chromium`), headless, for the web console's tests;
 # - the node-agent binary, which the process tests spawn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,7 @@ if [ ! -x "$azurite" ]; then
 fi
 
 source tests/kubectl.sh
+source tests/chromium.sh
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_http() { # url, log

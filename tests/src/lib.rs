@@ -2,6 +2,7 @@
 //! the `node-agent` binary, and the S3 test server's address.
 
 pub mod apiserver;
+pub mod browser;
 pub mod control_plane;
 
 use std::path::PathBuf;

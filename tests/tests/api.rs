@@ -71,8 +71,10 @@ impl Client {
     }
 }
 
-#[test]
-fn the_platform_api_starts_reads_and_refuses_as_documented() {
+/// The tests' cluster with a simulated node, API tokens, a ConfigMap to back up and two
+/// workflows; `f` runs while the API serves it (at the client's base) and the control
+/// plane runs.
+fn with_api(f: impl FnOnce(&Client, &cairn_tests::apiserver::ApiServer)) {
     let (nodes, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let server = simulated_cluster(&["node-a"], nodes.path(), store.path());
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
@@ -104,145 +106,230 @@ fn the_platform_api_starts_reads_and_refuses_as_documented() {
         eventually(30, "the API listens", || {
             std::net::TcpStream::connect(addr).ok()
         });
-        with_control_plane(&server, &["node-a"], |_| {
-            // Who may call.
-            let (s, v, h) = c.call("GET", "/v1/internal/backups", None, None);
-            assert_eq!(s, 401, "{v}");
-            assert_eq!(h["www-authenticate"], "Bearer");
-            assert!(
-                v["error"].as_str().unwrap().contains("cairn-api-tokens"),
-                "{v}"
-            );
-            assert_eq!(
-                c.call(
-                    "GET",
-                    "/v1/internal/backups",
-                    Some("not-a-token-at-all-123"),
-                    None
-                )
-                .0,
-                401
-            );
-            let (s, v, _) = c.call("GET", "/v1/internal/backups", Some(READ), None);
-            assert_eq!((s, &v["items"]), (200, &json!([])), "{v}");
-            let (s, v, _) = c.call("POST", "/v1/internal/backups", Some(READ), Some(json!({})));
-            assert_eq!(s, 403, "{v}");
-            // The document needs no token and names every call.
-            let (s, doc, _) = c.call("GET", "/v1/openapi.json", None, None);
-            assert_eq!(s, 200);
-            for path in [
-                "/v1/internal/backups",
-                "/v1/internal/backups/{name}",
-                "/v1/internal/backups/{name}/restore",
-                "/v1/internal/restores",
-                "/v1/internal/restores/{name}",
-            ] {
-                assert!(doc["paths"].get(path).is_some(), "{path}");
-            }
-            // Bad bodies.
-            let (s, v) = c.admin("POST", "/v1/internal/backups", Some(json!({"bogus": 1})));
-            assert_eq!(s, 400, "{v}");
-            assert!(v["error"].as_str().unwrap().contains("bogus"), "{v}");
-            let (s, v) = c.admin(
-                "POST",
-                "/v1/internal/backups",
-                Some(json!({"workflow": "nope"})),
-            );
-            assert_eq!(s, 400, "{v}");
-            assert!(v["error"].as_str().unwrap().contains("no ConfigMap"), "{v}");
-            let big = json!({"description": "x".repeat(100_000)});
-            assert_eq!(c.admin("POST", "/v1/internal/backups", Some(big)).0, 413);
-            let (s, v) = c.admin("GET", "/v1/nothing", None);
-            assert_eq!(s, 404, "{v}");
+        with_control_plane(&server, &["node-a"], |_| f(&c, &server));
+    });
+}
 
-            // A backup, and a second one refused while it runs.
-            let req = c.http.post(format!("{}/v1/internal/backups", c.base)).bearer_auth(ADMIN)
+#[test]
+fn the_platform_api_starts_reads_and_refuses_as_documented() {
+    with_api(|c, server| {
+        // Who may call.
+        let (s, v, h) = c.call("GET", "/v1/internal/backups", None, None);
+        assert_eq!(s, 401, "{v}");
+        assert_eq!(h["www-authenticate"], "Bearer");
+        assert!(
+            v["error"].as_str().unwrap().contains("cairn-api-tokens"),
+            "{v}"
+        );
+        assert_eq!(
+            c.call(
+                "GET",
+                "/v1/internal/backups",
+                Some("not-a-token-at-all-123"),
+                None
+            )
+            .0,
+            401
+        );
+        let (s, v, _) = c.call("GET", "/v1/internal/backups", Some(READ), None);
+        assert_eq!((s, &v["items"]), (200, &json!([])), "{v}");
+        let (s, v, _) = c.call("POST", "/v1/internal/backups", Some(READ), Some(json!({})));
+        assert_eq!(s, 403, "{v}");
+        // The document needs no token and names every call.
+        let (s, doc, _) = c.call("GET", "/v1/openapi.json", None, None);
+        assert_eq!(s, 200);
+        for path in [
+            "/v1/internal/backups",
+            "/v1/internal/backups/{name}",
+            "/v1/internal/backups/{name}/restore",
+            "/v1/internal/restores",
+            "/v1/internal/restores/{name}",
+            "/v1/internal/schedules",
+            "/v1/internal/storage-locations",
+            "/v1/internal/storage-locations/{name}/repository",
+        ] {
+            assert!(doc["paths"].get(path).is_some(), "{path}");
+        }
+        // Bad bodies.
+        let (s, v) = c.admin("POST", "/v1/internal/backups", Some(json!({"bogus": 1})));
+        assert_eq!(s, 400, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("bogus"), "{v}");
+        let (s, v) = c.admin(
+            "POST",
+            "/v1/internal/backups",
+            Some(json!({"workflow": "nope"})),
+        );
+        assert_eq!(s, 400, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("no ConfigMap"), "{v}");
+        let big = json!({"description": "x".repeat(100_000)});
+        assert_eq!(c.admin("POST", "/v1/internal/backups", Some(big)).0, 413);
+        let (s, v) = c.admin("GET", "/v1/nothing", None);
+        assert_eq!(s, 404, "{v}");
+
+        // A backup, and a second one refused while it runs.
+        let req = c.http.post(format!("{}/v1/internal/backups", c.base)).bearer_auth(ADMIN)
                 .header("X-Request-Id", "req-123")
                 .json(&json!({"description": "nightly", "workflow": "slow", "includedNamespaces": ["shop"]}))
                 .send().unwrap();
-            assert_eq!(req.status().as_u16(), 202);
-            assert_eq!(req.headers()["x-request-id"], "req-123");
-            let v: Value = req.json().unwrap();
-            assert_eq!(v["requestId"], "req-123");
-            let first = v["name"].as_str().unwrap().to_string();
-            let (s, v) = c.admin("POST", "/v1/internal/backups", Some(json!({})));
-            assert_eq!(s, 409, "{v}");
-            assert_eq!(v["running"]["name"], first.as_str(), "{v}");
-            assert!(v["error"].as_str().unwrap().contains(&first), "{v}");
-            let b = c.ended(&format!("/v1/internal/backups/{first}"));
-            assert_eq!(b["phase"], "Completed", "{b}");
-            assert_eq!(b["description"], "nightly");
-            assert_eq!(b["steps"].as_array().unwrap().len(), 2, "{b}");
-            assert!(b["bytes"]["new"].as_u64().unwrap() > 0, "{b}");
-            assert!(b["startTimestamp"].is_string() && b["completionTimestamp"].is_string());
-            let object = server
-                .get("velero.io/v1", "Backup", Some("velero"), &first)
-                .unwrap();
-            assert_eq!(
-                object["metadata"]["annotations"]["cairn.io/request-id"], "req-123",
-                "one source of truth"
-            );
+        assert_eq!(req.status().as_u16(), 202);
+        assert_eq!(req.headers()["x-request-id"], "req-123");
+        let v: Value = req.json().unwrap();
+        assert_eq!(v["requestId"], "req-123");
+        let first = v["name"].as_str().unwrap().to_string();
+        let (s, v) = c.admin("POST", "/v1/internal/backups", Some(json!({})));
+        assert_eq!(s, 409, "{v}");
+        assert_eq!(v["running"]["name"], first.as_str(), "{v}");
+        assert!(v["error"].as_str().unwrap().contains(&first), "{v}");
+        let b = c.ended(&format!("/v1/internal/backups/{first}"));
+        assert_eq!(b["phase"], "Completed", "{b}");
+        assert_eq!(b["description"], "nightly");
+        assert_eq!(b["steps"].as_array().unwrap().len(), 2, "{b}");
+        assert!(b["bytes"]["new"].as_u64().unwrap() > 0, "{b}");
+        assert!(b["startTimestamp"].is_string() && b["completionTimestamp"].is_string());
+        let object = server
+            .get("velero.io/v1", "Backup", Some("velero"), &first)
+            .unwrap();
+        assert_eq!(
+            object["metadata"]["annotations"]["cairn.io/request-id"], "req-123",
+            "one source of truth"
+        );
 
-            // A failed backup cannot be restored; a missing one is 404.
-            let (_, v) = c.admin(
-                "POST",
-                "/v1/internal/backups",
-                Some(json!({"workflow": "failing"})),
-            );
-            let failed = v["name"].as_str().unwrap().to_string();
-            let b = c.ended(&format!("/v1/internal/backups/{failed}"));
-            assert_eq!(
-                (b["phase"].as_str(), b["failureReason"].as_str()),
-                (Some("Failed"), Some("prehook-failed")),
-                "{b}"
-            );
-            let (s, v) = c.admin(
-                "POST",
-                &format!("/v1/internal/backups/{failed}/restore"),
-                None,
-            );
-            assert_eq!(s, 400, "{v}");
-            assert!(
-                v["error"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("Backup must be in Completed phase"),
-                "{v}"
-            );
-            assert_eq!(
-                c.admin("POST", "/v1/internal/backups/nope/restore", None).0,
-                404
-            );
-            assert_eq!(c.admin("GET", "/v1/internal/backups/nope", None).0, 404);
-            assert_eq!(c.admin("GET", "/v1/internal/restores/nope", None).0, 404);
+        // A failed backup cannot be restored; a missing one is 404.
+        let (_, v) = c.admin(
+            "POST",
+            "/v1/internal/backups",
+            Some(json!({"workflow": "failing"})),
+        );
+        let failed = v["name"].as_str().unwrap().to_string();
+        let b = c.ended(&format!("/v1/internal/backups/{failed}"));
+        assert_eq!(
+            (b["phase"].as_str(), b["failureReason"].as_str()),
+            (Some("Failed"), Some("prehook-failed")),
+            "{b}"
+        );
+        let (s, v) = c.admin(
+            "POST",
+            &format!("/v1/internal/backups/{failed}/restore"),
+            None,
+        );
+        assert_eq!(s, 400, "{v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("Backup must be in Completed phase"),
+            "{v}"
+        );
+        assert_eq!(
+            c.admin("POST", "/v1/internal/backups/nope/restore", None).0,
+            404
+        );
+        assert_eq!(c.admin("GET", "/v1/internal/backups/nope", None).0, 404);
+        assert_eq!(c.admin("GET", "/v1/internal/restores/nope", None).0, 404);
 
-            // A restore into another namespace.
-            let (s, v) = c.admin(
-                "POST",
-                &format!("/v1/internal/backups/{first}/restore"),
-                Some(json!({"namespaceMapping": {"shop": "shop-copy"}})),
-            );
-            assert_eq!(s, 202, "{v}");
-            let restore = v["name"].as_str().unwrap().to_string();
-            let r = c.ended(&format!("/v1/internal/restores/{restore}"));
-            assert_eq!(r["phase"], "Completed", "{r}");
-            assert_eq!(r["backupName"], first.as_str());
-            assert!(server
-                .get("v1", "ConfigMap", Some("shop-copy"), "cfg")
-                .is_some());
-            let (_, list) = c.admin("GET", "/v1/internal/restores", None);
-            assert_eq!(list["items"].as_array().unwrap().len(), 1);
+        // A restore into another namespace.
+        let (s, v) = c.admin(
+            "POST",
+            &format!("/v1/internal/backups/{first}/restore"),
+            Some(json!({"namespaceMapping": {"shop": "shop-copy"}})),
+        );
+        assert_eq!(s, 202, "{v}");
+        let restore = v["name"].as_str().unwrap().to_string();
+        let r = c.ended(&format!("/v1/internal/restores/{restore}"));
+        assert_eq!(r["phase"], "Completed", "{r}");
+        assert_eq!(r["backupName"], first.as_str());
+        assert!(server
+            .get("v1", "ConfigMap", Some("shop-copy"), "cfg")
+            .is_some());
+        let (_, list) = c.admin("GET", "/v1/internal/restores", None);
+        assert_eq!(list["items"].as_array().unwrap().len(), 1);
 
-            // Deleting: a DeleteBackupRequest, then the backup is gone.
-            let (s, v) = c.admin("DELETE", &format!("/v1/internal/backups/{first}"), None);
-            assert_eq!(s, 202, "{v}");
-            eventually(60, "the backup deleted", || {
-                (c.admin("GET", &format!("/v1/internal/backups/{first}"), None)
-                    .0
-                    == 404)
-                    .then_some(())
-            });
-            assert_eq!(c.admin("DELETE", "/v1/internal/backups/nope", None).0, 404);
+        // Deleting: a DeleteBackupRequest, then the backup is gone.
+        let (s, v) = c.admin("DELETE", &format!("/v1/internal/backups/{first}"), None);
+        assert_eq!(s, 202, "{v}");
+        eventually(60, "the backup deleted", || {
+            (c.admin("GET", &format!("/v1/internal/backups/{first}"), None)
+                .0
+                == 404)
+                .then_some(())
         });
+        assert_eq!(c.admin("DELETE", "/v1/internal/backups/nope", None).0, 404);
+    });
+}
+
+/// The web console in a real headless browser (Debian's Chromium), with no internet: sign
+/// in, start a backup, watch it complete, restore it into another namespace, watch that
+/// complete; the storage location and its repository's health show. Screenshots are kept
+/// in `target/test-artifacts/console/`.
+#[test]
+fn the_console_backs_up_and_restores_in_a_browser() {
+    let shots =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts/console");
+    // Everything the page needs is in it: no address outside this server.
+    for absolute in ["http://", "https://", "//cdn"] {
+        assert!(
+            !cairn_server::api::CONSOLE.contains(absolute),
+            "the console must work without internet: {absolute}"
+        );
+    }
+    with_api(|c, server| {
+        let mut b = cairn_tests::browser::Browser::start();
+        b.open(&format!("{}/", c.base));
+        b.screenshot(&shots.join("1-sign-in.png"));
+        // A wrong token is refused and says so.
+        b.eval("document.getElementById('token').value = 'wrong-token-0123456789'; document.getElementById('login-form').requestSubmit(); true");
+        b.wait_for(
+            30,
+            "the refusal",
+            "document.getElementById('message').textContent.includes('refused')",
+        );
+        b.eval(&format!("document.getElementById('token').value = '{ADMIN}'; document.getElementById('login-form').requestSubmit(); true"));
+        b.wait_for(
+            30,
+            "the location's row",
+            "document.getElementById('locations').textContent.includes('default')",
+        );
+        b.wait_for(
+            60,
+            "the repository's health",
+            "document.getElementById('locations').textContent.includes('reclaimable')",
+        );
+        b.eval("document.getElementById('b-description').value = 'from the console'; document.getElementById('b-namespaces').value = 'shop'; document.getElementById('backup-form').requestSubmit(); true");
+        b.wait_for(
+            30,
+            "the start message",
+            "document.getElementById('message').textContent.includes('started')",
+        );
+        let name = b.eval("document.getElementById('message').textContent.split(' ')[1]");
+        let name = name.as_str().unwrap().to_string();
+        b.wait_for(120, "the backup Completed in the table", &format!(
+            "(() => {{ const r = document.querySelector('[data-backup=\"{name}\"]'); return !!r && r.textContent.includes('Completed'); }})()"));
+        b.screenshot(&shots.join("2-backup-completed.png"));
+        assert_eq!(
+            c.admin("GET", &format!("/v1/internal/backups/{name}"), None)
+                .1["description"],
+            "from the console"
+        );
+        // Restore it into another namespace.
+        b.eval(&format!(
+            "document.querySelector('[data-restore=\"{name}\"]').click(); true"
+        ));
+        b.wait_for(
+            10,
+            "the restore form",
+            "!document.getElementById('restore-panel').hidden",
+        );
+        b.eval("document.getElementById('r-mapping').value = 'shop=shop-console'; document.getElementById('restore-form').requestSubmit(); true");
+        b.wait_for(
+            30,
+            "the restore started",
+            "document.getElementById('message').textContent.startsWith('Restore')",
+        );
+        b.wait_for(120, "the restore Completed in the table",
+            "(() => { const r = document.querySelector('[data-restore-row]'); return !!r && r.textContent.includes('Completed'); })()");
+        b.screenshot(&shots.join("3-restore-completed.png"));
+        assert!(server
+            .get("v1", "ConfigMap", Some("shop-console"), "cfg")
+            .is_some());
     });
 }

@@ -48,6 +48,9 @@ pub struct Api {
     pub cluster: Cluster,
     /// The server's namespace (its Backups, Restores, Secrets, workflows).
     pub namespace: String,
+    /// How repositories are opened for their health.
+    pub open_options: repo_core::OpenOptions,
+    unlocked: crate::repository::Unlocked,
     tokens: auth::Tokens,
     /// Checking that nothing runs and starting an operation is one step for this server.
     starting: Mutex<()>,
@@ -58,6 +61,8 @@ impl Api {
         Api {
             cluster,
             namespace: namespace.to_string(),
+            open_options: Default::default(),
+            unlocked: Default::default(),
             tokens: Default::default(),
             starting: Mutex::new(()),
         }
@@ -67,6 +72,8 @@ impl Api {
         Operations {
             cluster: &self.cluster,
             namespace: &self.namespace,
+            open_options: &self.open_options,
+            unlocked: &self.unlocked,
         }
     }
 }
@@ -110,7 +117,8 @@ async fn guard(State(api): State<Arc<Api>>, mut req: Request, next: Next) -> Res
         .unwrap_or_else(new_request_id);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let open = path == "/v1/openapi.json";
+    // The document and the console's page hold no data: they need no token.
+    let open = path == "/v1/openapi.json" || path == "/";
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -279,6 +287,51 @@ async fn get_restore(
     .await
 }
 
+async fn list_schedules(
+    State(api): State<Arc<Api>>,
+    axum::Extension(call): axum::Extension<Call>,
+) -> Response {
+    blocking(api, &call, |api, _| {
+        Ok((200, json!({"items": api.operations().schedules()?})))
+    })
+    .await
+}
+
+async fn list_locations(
+    State(api): State<Arc<Api>>,
+    axum::Extension(call): axum::Extension<Call>,
+) -> Response {
+    blocking(api, &call, |api, _| {
+        Ok((200, json!({"items": api.operations().locations()?})))
+    })
+    .await
+}
+
+async fn location_repository(
+    State(api): State<Arc<Api>>,
+    axum::Extension(call): axum::Extension<Call>,
+    Path(name): Path<String>,
+) -> Response {
+    blocking(api, &call, move |api, _| {
+        Ok((200, api.operations().repository(&name)?))
+    })
+    .await
+}
+
+async fn console() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        CONSOLE,
+    )
+        .into_response()
+}
+
+/// The web console: one page that calls this API with the token its user gives.
+pub const CONSOLE: &str = include_str!("console.html");
+
 async fn openapi_document() -> Response {
     axum::Json(openapi::document()).into_response()
 }
@@ -307,7 +360,14 @@ pub fn router(api: Arc<Api>) -> axum::Router {
         .route("/v1/internal/backups/{name}/restore", post(start_restore))
         .route("/v1/internal/restores", get(list_restores))
         .route("/v1/internal/restores/{name}", get(get_restore))
+        .route("/v1/internal/schedules", get(list_schedules))
+        .route("/v1/internal/storage-locations", get(list_locations))
+        .route(
+            "/v1/internal/storage-locations/{name}/repository",
+            get(location_repository),
+        )
         .route("/v1/openapi.json", get(openapi_document))
+        .route("/", get(console))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(api.clone(), guard))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

@@ -105,6 +105,24 @@ pub fn document() -> Value {
                 "get": {"summary": "One restore", "operationId": "getRestore",
                     "responses": common(json!({"200": ok("The restore.", "Restore"), "404": error("No such restore.")}))}
             },
+            "/v1/internal/schedules": {
+                "get": {"summary": "List schedules", "operationId": "listSchedules",
+                    "responses": common(json!({"200": {"description": "items: name, schedule, paused, phase, lastBackup, lastSkipped, includedNamespaces."}}))}
+            },
+            "/v1/internal/storage-locations": {
+                "get": {"summary": "List storage locations and their last check", "operationId": "listStorageLocations",
+                    "responses": common(json!({"200": {"description": "items: name, provider, bucket, prefix, default, accessMode, phase, message, lastValidationTime."}}))}
+            },
+            "/v1/internal/storage-locations/{name}/repository": {
+                "parameters": [name_parameter("The BackupStorageLocation's name.")],
+                "get": {"summary": "A location's repository health", "operationId": "getRepository",
+                    "responses": common(json!({"200": {"description": "lastMaintenance, lastFullMaintenance, nextFullDue, reclaimableBytes (null until measured), packs, packBytes, indexBytes, maintenanceRunning, pendingPlans."},
+                        "404": error("No such location."), "502": error("The repository could not be opened or read.")}))}
+            },
+            "/": {
+                "get": {"summary": "The web console (HTML; it calls this API with the token its user gives)", "operationId": "console", "security": [],
+                    "responses": {"200": {"description": "text/html"}}}
+            },
             "/v1/openapi.json": {
                 "get": {"summary": "This document", "operationId": "openapi", "security": [],
                     "responses": {"200": {"description": "OpenAPI 3.0"}}}

@@ -84,6 +84,9 @@ pub struct RestoreRequest {
 pub struct Operations<'a> {
     pub cluster: &'a Cluster,
     pub namespace: &'a str,
+    /// How repositories are opened (for their health), and those already unlocked.
+    pub open_options: &'a repo_core::OpenOptions,
+    pub unlocked: &'a crate::repository::Unlocked,
 }
 
 fn phase(o: &Object) -> &str {
@@ -324,6 +327,85 @@ impl Operations<'_> {
         self.get::<Backup>(name)?
             .map(|o| backup_view(&o))
             .ok_or_else(|| Refusal::new(404, format!("no backup named {name:?}")))
+    }
+
+    /// Every Schedule: its cron, whether paused, its last backup.
+    pub fn schedules(&self) -> Result<Vec<Value>, Refusal> {
+        Ok(self
+            .list::<repo_k8s::velero::Schedule>()?
+            .iter()
+            .map(|o| {
+                json!({"name": o.name(), "schedule": o.get(&["spec", "schedule"]),
+                    "paused": o.get(&["spec", "paused"]).and_then(Value::as_bool).unwrap_or(false),
+                    "phase": status_field(o, "phase"), "lastBackup": status_field(o, "lastBackup"),
+                    "lastSkipped": status_field(o, "lastSkipped"),
+                    "includedNamespaces": o.get(&["spec", "template", "includedNamespaces"])})
+            })
+            .collect())
+    }
+
+    /// Every BackupStorageLocation and its last check.
+    pub fn locations(&self) -> Result<Vec<Value>, Refusal> {
+        Ok(self
+            .list::<repo_k8s::velero::BackupStorageLocation>()?
+            .iter()
+            .map(|o| {
+                json!({"name": o.name(), "provider": o.get(&["spec", "provider"]),
+                    "bucket": o.get(&["spec", "objectStorage", "bucket"]),
+                    "prefix": o.get(&["spec", "objectStorage", "prefix"]),
+                    "default": o.get(&["spec", "default"]).and_then(Value::as_bool).unwrap_or(false),
+                    "accessMode": o.get(&["spec", "accessMode"]),
+                    "phase": status_field(o, "phase"), "message": status_field(o, "message"),
+                    "lastValidationTime": status_field(o, "lastValidationTime")})
+            })
+            .collect())
+    }
+
+    /// The health of location `name`'s repository: its maintenance (the last runs, the
+    /// next full one due), the space a garbage collection would free, and its size.
+    pub fn repository(&self, name: &str) -> Result<Value, Refusal> {
+        let r = resource::<repo_k8s::velero::BackupStorageLocation>();
+        let o = self
+            .cluster
+            .get(&r, Some(self.namespace), name)
+            .map_err(unavailable)?
+            .ok_or_else(|| Refusal::new(404, format!("no storage location named {name:?}")))?;
+        let bsl: repo_k8s::velero::BackupStorageLocation = crate::typed(&o)
+            .ok_or_else(|| Refusal::new(500, format!("storage location {name} is not readable")))?;
+        let repo = crate::repository::open(
+            self.cluster,
+            &bsl,
+            self.namespace,
+            self.open_options,
+            self.unlocked,
+        )
+        .map_err(|e| {
+            Refusal::new(
+                502,
+                format!("the repository of {name} could not be opened: {e}"),
+            )
+        })?;
+        let st = repo_core::maintenance::status(&repo, &Default::default()).map_err(|e| {
+            Refusal::new(
+                502,
+                format!("the repository of {name} could not be read: {e}"),
+            )
+        })?;
+        let last = |mode: Option<&str>| {
+            st.history
+                .iter()
+                .rev()
+                .find(|h| mode.is_none_or(|m| h.mode == m))
+                .map(|h| json!({"started": h.started, "mode": h.mode, "outcome": h.outcome, "summary": h.summary,
+                    "freedBytes": h.freed_bytes}))
+        };
+        Ok(json!({"location": name, "repository": st.repository,
+            "maintenanceRunning": st.running.is_some(),
+            "lastMaintenance": last(None), "lastFullMaintenance": last(Some("full")),
+            "nextFullDue": st.next_full_due,
+            "reclaimableBytes": st.stats.unreferenced_bytes, "reclaimableMeasured": st.stats.unreferenced_measured,
+            "packs": st.stats.packs, "packBytes": st.stats.pack_bytes, "indexBytes": st.stats.index_bytes,
+            "pendingPlans": st.plans.len()}))
     }
 
     pub fn restores(&self) -> Result<Vec<Value>, Refusal> {
