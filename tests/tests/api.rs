@@ -144,6 +144,7 @@ fn the_platform_api_starts_reads_and_refuses_as_documented() {
             "/v1/internal/backups/{name}/restore",
             "/v1/internal/restores",
             "/v1/internal/restores/{name}",
+            "/v1/internal/backups/{name}/contents",
             "/v1/internal/schedules",
             "/v1/internal/storage-locations",
             "/v1/internal/storage-locations/{name}/repository",
@@ -305,6 +306,15 @@ fn the_console_backs_up_and_restores_in_a_browser() {
         b.wait_for(120, "the backup Completed in the table", &format!(
             "(() => {{ const r = document.querySelector('[data-backup=\"{name}\"]'); return !!r && r.textContent.includes('Completed'); }})()"));
         b.screenshot(&shots.join("2-backup-completed.png"));
+        b.eval(&format!(
+            "document.querySelector('[data-contents=\"{name}\"]').click(); true"
+        ));
+        b.wait_for(
+            30,
+            "the contents",
+            "document.getElementById('contents').textContent.includes('v1/ConfigMap')",
+        );
+        b.screenshot(&shots.join("3-backup-contents.png"));
         assert_eq!(
             c.admin("GET", &format!("/v1/internal/backups/{name}"), None)
                 .1["description"],
@@ -327,7 +337,7 @@ fn the_console_backs_up_and_restores_in_a_browser() {
         );
         b.wait_for(120, "the restore Completed in the table",
             "(() => { const r = document.querySelector('[data-restore-row]'); return !!r && r.textContent.includes('Completed'); })()");
-        b.screenshot(&shots.join("3-restore-completed.png"));
+        b.screenshot(&shots.join("4-restore-completed.png"));
         assert!(server
             .get("v1", "ConfigMap", Some("shop-console"), "cfg")
             .is_some());

@@ -287,6 +287,17 @@ async fn get_restore(
     .await
 }
 
+async fn backup_contents(
+    State(api): State<Arc<Api>>,
+    axum::Extension(call): axum::Extension<Call>,
+    Path(name): Path<String>,
+) -> Response {
+    blocking(api, &call, move |api, _| {
+        Ok((200, api.operations().contents(&name)?))
+    })
+    .await
+}
+
 async fn list_schedules(
     State(api): State<Arc<Api>>,
     axum::Extension(call): axum::Extension<Call>,
@@ -358,6 +369,7 @@ pub fn router(api: Arc<Api>) -> axum::Router {
             get(get_backup).delete(delete_backup),
         )
         .route("/v1/internal/backups/{name}/restore", post(start_restore))
+        .route("/v1/internal/backups/{name}/contents", get(backup_contents))
         .route("/v1/internal/restores", get(list_restores))
         .route("/v1/internal/restores/{name}", get(get_restore))
         .route("/v1/internal/schedules", get(list_schedules))

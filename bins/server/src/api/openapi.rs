@@ -96,6 +96,12 @@ pub fn document() -> Value {
                     "responses": changing(json!({"202": ok("Started; name is the Restore's.", "Started"),
                         "400": error("Backup must be in Completed phase, or the body is not usable."), "404": error("No such backup.")}))}
             },
+            "/v1/internal/backups/{name}/contents": {
+                "parameters": [name_parameter("The Backup's name.")],
+                "get": {"summary": "What a backup holds", "operationId": "getBackupContents",
+                    "responses": common(json!({"200": {"description": "namespaces, counts (per kind), resources (per kind, ns/name), volumes (namespace, pod, volume, node, bytes, snapshot), bytes."},
+                        "400": error("The backup is not Completed or PartiallyFailed."), "404": error("No such backup."), "502": error("The repository could not be read.")}))}
+            },
             "/v1/internal/restores": {
                 "get": {"summary": "List restores, newest first", "operationId": "listRestores",
                     "responses": common(json!({"200": ok("The restores.", "Restores")}))}

@@ -329,6 +329,79 @@ impl Operations<'_> {
             .ok_or_else(|| Refusal::new(404, format!("no backup named {name:?}")))
     }
 
+    /// What backup `name` holds: its resources by kind (`ns/name`), its namespaces, and
+    /// its pod volumes with their sizes, read from its repository.
+    pub fn contents(&self, name: &str) -> Result<Value, Refusal> {
+        let b = self
+            .get::<Backup>(name)?
+            .ok_or_else(|| Refusal::new(404, format!("no backup named {name:?}")))?;
+        if !matches!(phase(&b), "Completed" | "PartiallyFailed") {
+            return Err(Refusal::new(
+                400,
+                format!(
+                    "backup {name} is {}; only a Completed or PartiallyFailed backup has contents",
+                    phase(&b)
+                ),
+            ));
+        }
+        let location = b.str_at(&["spec", "storageLocation"]).unwrap_or("default");
+        let r = resource::<repo_k8s::velero::BackupStorageLocation>();
+        let o = self
+            .cluster
+            .get(&r, Some(self.namespace), location)
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                Refusal::new(
+                    404,
+                    format!("backup {name}'s storage location {location:?} does not exist"),
+                )
+            })?;
+        let bsl: repo_k8s::velero::BackupStorageLocation = crate::typed(&o).ok_or_else(|| {
+            Refusal::new(500, format!("storage location {location} is not readable"))
+        })?;
+        let repo = crate::repository::open(
+            self.cluster,
+            &bsl,
+            self.namespace,
+            self.open_options,
+            self.unlocked,
+        )
+        .map_err(|e| {
+            Refusal::new(
+                502,
+                format!("the repository of {location} could not be opened: {e}"),
+            )
+        })?;
+        let read =
+            |e: repo_k8s::Error| Refusal::new(502, format!("backup {name} could not be read: {e}"));
+        let snapshot = repo_k8s::catalog::backup_snapshot(&repo, name).map_err(read)?;
+        let resources = repo_k8s::catalog::resource_list(&repo, &snapshot).map_err(read)?;
+        let mut namespaces: Vec<&str> = resources
+            .values()
+            .flatten()
+            .filter_map(|id| id.split_once('/').map(|(ns, _)| ns))
+            .collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        let volumes: Vec<Value> = crate::pod_volumes::backed_up(&repo, &snapshot)
+            .map_err(|e| Refusal::new(502, e))?
+            .iter()
+            .map(|p| {
+                let st = p.status.clone().unwrap_or_default();
+                json!({"namespace": p.spec.pod.namespace, "pod": p.spec.pod.name, "volume": p.spec.volume,
+                    "node": p.spec.node, "bytes": st.progress.map(|g| g.total_bytes), "snapshot": st.snapshot_id})
+            })
+            .collect();
+        let counts: Map<String, Value> = resources
+            .iter()
+            .map(|(kind, items)| (kind.clone(), json!(items.len())))
+            .collect();
+        Ok(
+            json!({"name": name, "namespaces": namespaces, "counts": counts, "resources": resources,
+            "volumes": volumes, "bytes": backup_view(&b)["bytes"]}),
+        )
+    }
+
     /// Every Schedule: its cron, whether paused, its last backup.
     pub fn schedules(&self) -> Result<Vec<Value>, Refusal> {
         Ok(self
