@@ -343,3 +343,72 @@ fn the_console_backs_up_and_restores_in_a_browser() {
             .is_some());
     });
 }
+
+/// `POST /v1/internal/storage-location` (S3, on the test server): every problem is a 400
+/// saying what is wrong and that nothing changed; a location that answers is set (its
+/// credentials Secret and the BackupStorageLocation), and the controller finds it
+/// Available.
+#[test]
+fn a_storage_location_is_checked_live_before_it_is_set() {
+    let Some(endpoint) = cairn_tests::s3_endpoint() else {
+        return;
+    };
+    cairn_tests::s3_bucket(&endpoint, "api-location");
+    with_api(|c, server| {
+        let path = "/v1/internal/storage-location";
+        let (s, v) = c.admin("POST", path, Some(json!({"bucket": "b"})));
+        assert_eq!(s, 400, "{v}");
+        assert_eq!(v["error"], "missing: endpoint, accessKey, secretKey");
+        let set = |endpoint: &str, bucket: &str| {
+            json!({"name": "offsite", "endpoint": endpoint, "bucket": bucket, "prefix": "cluster-a",
+                "accessKey": "test", "secretKey": "test", "default": false})
+        };
+        let (s, v) = c.admin("POST", path, Some(set(&endpoint, "no-such-bucket")));
+        assert_eq!(s, 400, "{v}");
+        let why = v["error"].as_str().unwrap();
+        assert!(
+            why.contains("listing the bucket failed") && why.ends_with("nothing was changed"),
+            "{why}"
+        );
+        assert!(server
+            .get(
+                "velero.io/v1",
+                "BackupStorageLocation",
+                Some("velero"),
+                "offsite"
+            )
+            .is_none());
+        let (s, v) = c.admin("POST", path, Some(set("ftp://nowhere", "b")));
+        assert_eq!(s, 400, "{v}");
+        let (s, v) = c.admin("POST", path, Some(set(&endpoint, "api-location")));
+        assert_eq!(s, 200, "{v}");
+        let bsl = server
+            .get(
+                "velero.io/v1",
+                "BackupStorageLocation",
+                Some("velero"),
+                "offsite",
+            )
+            .unwrap();
+        assert_eq!(bsl["spec"]["config"]["s3Url"], endpoint.as_str());
+        assert!(server
+            .get("v1", "Secret", Some("velero"), "cairn-location-offsite")
+            .is_some());
+        eventually(60, "the location Available", || {
+            let (_, l) = c.admin("GET", "/v1/internal/storage-locations", None);
+            l["items"]
+                .as_array()?
+                .iter()
+                .any(|x| x["name"] == "offsite" && x["phase"] == "Available")
+                .then_some(())
+        });
+        // A read token may not.
+        let (s, _, _) = c.call(
+            "POST",
+            path,
+            Some(READ),
+            Some(set(&endpoint, "api-location")),
+        );
+        assert_eq!(s, 403);
+    });
+}

@@ -298,6 +298,20 @@ async fn backup_contents(
     .await
 }
 
+async fn set_location(
+    State(api): State<Arc<Api>>,
+    axum::Extension(call): axum::Extension<Call>,
+    bytes: Bytes,
+) -> Response {
+    blocking(api, &call, move |api, id| {
+        let req: operations::LocationRequest = body(&bytes)?;
+        let done = api.operations().set_location(&req)?;
+        tracing::info!(request = %id, location = %done["name"], "storage location set");
+        Ok((200, done))
+    })
+    .await
+}
+
 async fn list_schedules(
     State(api): State<Arc<Api>>,
     axum::Extension(call): axum::Extension<Call>,
@@ -372,6 +386,7 @@ pub fn router(api: Arc<Api>) -> axum::Router {
         .route("/v1/internal/backups/{name}/contents", get(backup_contents))
         .route("/v1/internal/restores", get(list_restores))
         .route("/v1/internal/restores/{name}", get(get_restore))
+        .route("/v1/internal/storage-location", post(set_location))
         .route("/v1/internal/schedules", get(list_schedules))
         .route("/v1/internal/storage-locations", get(list_locations))
         .route(

@@ -111,6 +111,16 @@ pub fn document() -> Value {
                 "get": {"summary": "One restore", "operationId": "getRestore",
                     "responses": common(json!({"200": ok("The restore.", "Restore"), "404": error("No such restore.")}))}
             },
+            "/v1/internal/storage-location": {
+                "post": {"summary": "Set an S3 storage location, checked live first", "operationId": "setStorageLocation",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
+                        "required": ["endpoint", "bucket", "accessKey", "secretKey"], "properties": {
+                        "name": {"type": "string", "default": "default"}, "endpoint": {"type": "string"}, "bucket": {"type": "string"},
+                        "prefix": {"type": "string"}, "region": {"type": "string", "default": "us-east-1"}, "accessKey": {"type": "string"},
+                        "secretKey": {"type": "string"}, "default": {"type": "boolean", "default": true}}}}}},
+                    "responses": changing(json!({"200": {"description": "Checked and set: the Secret cairn-location-<name> and the BackupStorageLocation."},
+                        "400": error("What is wrong (a missing field, an endpoint that does not answer, keys or a bucket refused, another repository password); nothing was changed.")}))}
+            },
             "/v1/internal/schedules": {
                 "get": {"summary": "List schedules", "operationId": "listSchedules",
                     "responses": common(json!({"200": {"description": "items: name, schedule, paused, phase, lastBackup, lastSkipped, includedNamespaces."}}))}

@@ -80,6 +80,34 @@ pub struct RestoreRequest {
     pub phases: Option<String>,
 }
 
+/// An S3 storage location to set (the white paper's SetBackupStorageLocation).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocationRequest {
+    /// The BackupStorageLocation's name (default `default`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The S3 endpoint (`https://s3.example.com:9000`).
+    #[serde(default)]
+    pub endpoint: String,
+    #[serde(default)]
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub access_key: String,
+    #[serde(default)]
+    pub secret_key: String,
+    /// Whether it is the default location (default: yes).
+    #[serde(default)]
+    pub default: Option<bool>,
+}
+
+/// How long the live check of a location may take.
+const LOCATION_CHECK: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The API's view of the cluster.
 pub struct Operations<'a> {
     pub cluster: &'a Cluster,
@@ -327,6 +355,136 @@ impl Operations<'_> {
         self.get::<Backup>(name)?
             .map(|o| backup_view(&o))
             .ok_or_else(|| Refusal::new(404, format!("no backup named {name:?}")))
+    }
+
+    /// Sets an S3 storage location after checking it live (the bucket answers with these
+    /// keys; a repository already there opens with the password in the cluster). Nothing
+    /// changes unless the check passes.
+    pub fn set_location(&self, req: &LocationRequest) -> Result<Value, Refusal> {
+        let missing: Vec<&str> = [
+            ("endpoint", &req.endpoint),
+            ("bucket", &req.bucket),
+            ("accessKey", &req.access_key),
+            ("secretKey", &req.secret_key),
+        ]
+        .iter()
+        .filter(|(_, v)| v.trim().is_empty())
+        .map(|(k, _)| *k)
+        .collect();
+        if !missing.is_empty() {
+            return Err(Refusal::new(
+                400,
+                format!("missing: {}", missing.join(", ")),
+            ));
+        }
+        if !(req.endpoint.starts_with("http://") || req.endpoint.starts_with("https://")) {
+            return Err(Refusal::new(
+                400,
+                format!(
+                    "endpoint {:?} must start with http:// or https://",
+                    req.endpoint
+                ),
+            ));
+        }
+        let name = req.name.clone().unwrap_or_else(|| "default".into());
+        let secret = format!("cairn-location-{name}");
+        let region = req.region.clone().unwrap_or_else(|| "us-east-1".into());
+        let mut object_storage = json!({"bucket": req.bucket});
+        if let Some(p) = req.prefix.as_ref().filter(|p| !p.is_empty()) {
+            object_storage["prefix"] = json!(p);
+        }
+        let bsl = json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {"provider": "aws", "default": req.default.unwrap_or(true), "objectStorage": object_storage,
+                "credential": {"name": secret, "key": "cloud"},
+                "config": {"s3Url": req.endpoint, "region": region, "s3ForcePathStyle": "true"}}});
+        let credentials = format!(
+            "[default]\naws_access_key_id={}\naws_secret_access_key={}\n",
+            req.access_key.trim(),
+            req.secret_key.trim()
+        );
+        let typed: repo_k8s::velero::BackupStorageLocation = serde_json::from_value(bsl.clone())
+            .map_err(|e| Refusal::new(400, format!("not a location: {e}")))?;
+        let target = crate::location::target(&typed, Some(&credentials))
+            .map_err(|e| Refusal::new(400, e))?;
+        self.check_location(&typed, &target)?;
+        // Checked: the credentials, then the location.
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&credentials);
+        let secret_object = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": secret, "namespace": self.namespace}, "data": {"cloud": encoded}});
+        self.put(
+            &repo_k8s::Discovery::built_in()
+                .resolve("secrets")
+                .expect("built in")
+                .clone(),
+            secret_object,
+        )?;
+        self.put(&resource::<repo_k8s::velero::BackupStorageLocation>(), bsl)?;
+        Ok(json!({"name": name, "bucket": req.bucket, "endpoint": req.endpoint, "checked": true}))
+    }
+
+    /// Lists the location's prefix (the endpoint answers, the keys and bucket are right)
+    /// and, if a repository is there, opens it with the cluster's password.
+    fn check_location(
+        &self,
+        bsl: &repo_k8s::velero::BackupStorageLocation,
+        target: &crate::location::Target,
+    ) -> Result<(), Refusal> {
+        let (url, options) = (target.url.clone(), target.storage.clone());
+        let password = crate::repository::secret_value(
+            self.cluster,
+            self.namespace,
+            &target.password_secret.0,
+            &target.password_secret.1,
+        )
+        .ok();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let checked = (|| -> Result<(), String> {
+                let storage =
+                    repo_core::storage::open_url(&url, &options).map_err(|e| e.to_string())?;
+                storage
+                    .list("")
+                    .map_err(|e| format!("listing the bucket failed: {e}"))?;
+                let Some(password) = password else {
+                    return Ok(());
+                };
+                match repo_core::Repository::open(storage, &password, Default::default()) {
+                    Ok(_) | Err(repo_core::Error::NoRepository { .. }) => Ok(()),
+                    Err(repo_core::Error::WrongPassword { .. }) => Err(format!("a repository is there, made with another password than the cluster's (Secret {})", crate::location::PASSWORD_SECRET)),
+                    Err(e) => Err(format!("the repository there could not be read: {e}")),
+                }
+            })();
+            let _ = tx.send(checked);
+        });
+        match rx.recv_timeout(LOCATION_CHECK) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Refusal::new(400, format!("location {}: {e}; nothing was changed", bsl.metadata.name))),
+            Err(_) => Err(Refusal::new(400, format!(
+                "location {}: {} did not answer within {} s; check the endpoint; nothing was changed",
+                bsl.metadata.name, bsl.spec.config.get("s3Url").map(String::as_str).unwrap_or(""), LOCATION_CHECK.as_secs()))),
+        }
+    }
+
+    /// Creates `v`, or replaces the object of its name.
+    fn put(&self, r: &repo_k8s::Resource, v: Value) -> Result<(), Refusal> {
+        let o = Object::from_value(v.clone(), &r.plural)
+            .map_err(|e| Refusal::new(400, e.to_string()))?;
+        match self.cluster.create(r, &o).map_err(unavailable)? {
+            repo_k8s::cluster::Created::Created(_) => Ok(()),
+            repo_k8s::cluster::Created::AlreadyExists(_) => {
+                let patch = json!({"spec": v["spec"], "data": v["data"]});
+                let patch = match r.kind.as_str() {
+                    "Secret" => json!({"data": v["data"]}),
+                    _ => json!({"spec": patch["spec"]}),
+                };
+                self.cluster
+                    .merge_patch(r, Some(self.namespace), o.name(), &patch)
+                    .map_err(unavailable)?;
+                Ok(())
+            }
+        }
     }
 
     /// What backup `name` holds: its resources by kind (`ns/name`), its namespaces, and
