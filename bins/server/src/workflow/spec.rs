@@ -372,6 +372,23 @@ restore:
         assert!(w.restore[2].always);
     }
 
+    /// The example shipped in deploy/ reads, phases and all.
+    #[test]
+    fn the_shipped_platform_workflow_reads() {
+        let text = include_str!("../../../../deploy/workflows/platform.yaml");
+        let w = Workflow::parse(text).unwrap();
+        assert_eq!(w.backup.len(), 3);
+        assert_eq!(w.restore.len(), 6);
+        let phases = w.restore[3].objects.as_ref().unwrap().phases.clone().unwrap();
+        let text = serde_json::json!({ "phases": phases }).to_string();
+        let parsed = repo_k8s::phases::parse(&text, &repo_k8s::Discovery::built_in()).unwrap();
+        assert_eq!(parsed.len(), 4);
+        assert_eq!(
+            parsed[1].phase.failure_reason.as_deref(),
+            Some("Operator Pods didn't come-up")
+        );
+    }
+
     #[test]
     fn every_problem_is_named() {
         let e = Workflow::parse(
