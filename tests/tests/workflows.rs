@@ -36,10 +36,15 @@ restore:
   - name: kubernetes
     objects:
       phases:
+        - name: storage
+          includeResources: [storageclasses, persistentvolumes, persistentvolumeclaims]
         - name: operators
           includeNamespaces: [ops]
           wait: {timeout: 3s, deploymentsAvailable: [{namespaces: [ops]}]}
           failureReason: "Operator Pods didn't come-up"
+        - name: platform
+          includeNamespaces: [platform]
+          failureReason: platform-pods-not-ready
         - name: apps
           includeNamespaces: [shop]
   - name: start
@@ -218,6 +223,32 @@ fn workflows_run_their_steps_and_record_the_reason_of_a_failure() {
         let r = ended(&server, "Restore", "r1");
         assert_eq!(r["status"]["phase"], "Failed", "{r}");
         assert_eq!(r["status"]["failureReason"], "Operator Pods didn't come-up");
+        // The four phases: storage passed, operators' gate failed, the others not run.
+        let report: Value = serde_json::from_str(
+            r["metadata"]["annotations"]["cairn.io/phase-report"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let gates: Vec<String> = report
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}={}",
+                    p["name"].as_str().unwrap(),
+                    p["gate"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(gates.len(), 4, "{gates:?}");
+        assert!(gates[1].starts_with("operators=failed"), "{gates:?}");
+        assert_eq!(
+            gates[2..],
+            ["platform=not run", "apps=not run"],
+            "{gates:?}"
+        );
         assert_eq!(
             steps(&r),
             [

@@ -370,7 +370,15 @@ impl Controller<'_> {
         let mut result = None;
         let mut objects = |deadline| {
             let bounded = control.until(deadline);
-            match self.restore_backup(restore, backup, &bounded) {
+            let restored = self.restore_backup(restore, backup, &bounded);
+            // The phases' final report, whatever the workflow makes of the outcome.
+            if let Ok(r) = &restored {
+                if r.phases.len() > 1 {
+                    let reports = serde_json::to_value(&r.phases).expect("JSON");
+                    self.annotate_phases(&restore.metadata.name, "done", &reports);
+                }
+            }
+            match restored {
                 Ok(r) if r.phase == RestorePhase::Failed => {
                     let reason = r
                         .phases

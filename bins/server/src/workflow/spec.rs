@@ -379,7 +379,13 @@ restore:
         let w = Workflow::parse(text).unwrap();
         assert_eq!(w.backup.len(), 3);
         assert_eq!(w.restore.len(), 6);
-        let phases = w.restore[3].objects.as_ref().unwrap().phases.clone().unwrap();
+        let phases = w.restore[3]
+            .objects
+            .as_ref()
+            .unwrap()
+            .phases
+            .clone()
+            .unwrap();
         let text = serde_json::json!({ "phases": phases }).to_string();
         let parsed = repo_k8s::phases::parse(&text, &repo_k8s::Discovery::built_in()).unwrap();
         assert_eq!(parsed.len(), 4);
