@@ -1,4 +1,5 @@
-//! Fuzz target: Velero's resource modifiers and resource policies as a restore or backup
+//! Fuzz target: Velero's resource modifiers and resource policies (volume policies matched
+//! against volumes too) as a restore or backup
 //! reads them (from a ConfigMap in the cluster, once the controller runs): parsing,
 //! validation, and applying what parses to a few objects must never panic or hang.
 #![no_main]
@@ -6,13 +7,37 @@
 use libfuzzer_sys::fuzz_target;
 use repo_k8s::modifiers::ResourceModifiers;
 use repo_k8s::resource_policy::ResourcePolicies;
+use repo_k8s::volume_policy::{Volume, VolumePolicies};
 use repo_k8s::Object;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = ResourcePolicies::from_file_text(text);
+    if let Ok(p) = ResourcePolicies::from_file_text(text) {
+        // What validated, matched against volumes of each kind.
+        let policies = VolumePolicies::parse(&p.volume_policies).expect("validated");
+        let pv = Object::from_value(
+            serde_json::from_str(r#"{"apiVersion":"v1","kind":"PersistentVolume","metadata":{"name":"pv"},
+                "spec":{"capacity":{"storage":"10Gi"},"storageClassName":"gp2","csi":{"driver":"d","volumeAttributes":{"a":"b"}}}}"#).unwrap(),
+            "fuzz",
+        )
+        .unwrap();
+        let pvc = Object::from_value(
+            serde_json::from_str(r#"{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{"name":"c","namespace":"ns","labels":{"app":"db"}},
+                "spec":{},"status":{"phase":"Bound"}}"#).unwrap(),
+            "fuzz",
+        )
+        .unwrap();
+        let pod_volume: serde_json::Value = serde_json::from_str(r#"{"name":"v","nfs":{"server":"s","path":"/p"}}"#).unwrap();
+        for v in [
+            Volume { pv: Some(&pv), pvc: Some(&pvc), pod_volume: None },
+            Volume { pv: None, pvc: None, pod_volume: Some(&pod_volume) },
+            Volume { pv: None, pvc: Some(&pvc), pod_volume: None },
+        ] {
+            let _ = policies.action_for(&v);
+        }
+    }
     let Ok(m) = ResourceModifiers::from_file_text(text) else {
         return;
     };

@@ -30,6 +30,7 @@ pub mod selector;
 pub mod summary;
 pub mod tarball;
 pub mod velero;
+pub mod volume_policy;
 
 pub use discovery::{Discovery, Resource};
 pub use error::{Error, Result};

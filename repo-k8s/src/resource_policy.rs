@@ -1,7 +1,7 @@
 //! Velero's backup resource policies (`internal/resourcepolicies`, the resource-policy
 //! ConfigMap, version v1): the include/exclude policy, merged into a backup's scoped
-//! resource filters (the backup's own lists win), and volume policies, which are read and
-//! kept for the volume data movers. The CLI reads the ConfigMap manifest, or the document
+//! resource filters (the backup's own lists win), and volume policies
+//! ([`crate::volume_policy`]), which decide what happens to each volume's data. The CLI reads the ConfigMap manifest, or the document
 //! it holds, from a file.
 
 use serde::Deserialize;
@@ -61,15 +61,7 @@ impl ResourcePolicies {
                 self.version
             )));
         }
-        for v in &self.volume_policies {
-            let action = v.pointer("/action/type").and_then(Value::as_str);
-            if !matches!(action, Some("skip" | "snapshot" | "fs-backup" | "custom")) {
-                return Err(crate::Error::invalid(format!(
-                    "invalid action type {}",
-                    action.unwrap_or("")
-                )));
-            }
-        }
+        crate::volume_policy::VolumePolicies::parse(&self.volume_policies)?;
         let Some(p) = &self.include_exclude_policy else {
             return Ok(());
         };

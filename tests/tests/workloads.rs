@@ -246,3 +246,52 @@ fn a_deployment_and_a_statefulset_over_two_nodes_round_trip() {
     assert_eq!(pvrs.len(), 4, "{pvrs:?}");
     assert!(pvrs.iter().all(|p| p["status"]["phase"] == "Completed"));
 }
+
+/// Volume policies (the Backup's spec.resourcePolicy ConfigMap) decide before the pods'
+/// annotations: emptyDir volumes are skipped even when opted in, the StatefulSet's claims
+/// (by their labels) are backed up file by file.
+#[test]
+fn volume_policies_choose_the_volumes() {
+    let (nodes, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = cluster(nodes.path(), store.path());
+    server.seed(&[json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "volumes", "namespace": "velero"},
+        "data": {"policies.yaml": "version: v1\nvolumePolicies:\n- conditions: {volumeTypes: [emptyDir]}\n  action: {type: skip}\n- conditions: {pvcLabels: {app: db}}\n  action: {type: fs-backup}\n"}})]);
+    let pods = eventually(60, "four shop pods and two node-agents Running", || {
+        let shop = running_pods(&server, "shop");
+        (shop.len() == 4 && running_pods(&server, "velero").len() == 2).then_some(shop)
+    });
+    let expected: BTreeSet<(String, String, String)> = pods
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "db")
+        .map(|p| {
+            let s = |v: &Value| v.as_str().unwrap().to_string();
+            (
+                s(&p["metadata"]["name"]),
+                "data".to_string(),
+                s(&p["spec"]["nodeName"]),
+            )
+        })
+        .collect();
+    with_control_plane(&server, &NODES, |_| {
+        // web's pods opt their www (an emptyDir) in: the policy skips it all the same.
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+            "metadata": {"name": "by-policy", "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"], "resourcePolicy": {"kind": "configmap", "name": "volumes"}}})]);
+        let b = ended(&server, "Backup", "by-policy");
+        assert_eq!(phase_of(&b), Some("Completed"), "{b}");
+        assert_eq!(backed_up(&server, "by-policy"), expected);
+        // A policy ConfigMap that is not there is the Backup's validation error.
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+            "metadata": {"name": "no-policy", "namespace": "velero"},
+            "spec": {"resourcePolicy": {"kind": "configmap", "name": "nope"}}})]);
+        let b = ended(&server, "Backup", "no-policy");
+        assert_eq!(phase_of(&b), Some("FailedValidation"), "{b}");
+        assert!(
+            b["status"]["validationErrors"][0]
+                .as_str()
+                .unwrap()
+                .contains("nope"),
+            "{b}"
+        );
+    });
+}

@@ -261,6 +261,9 @@ impl Controller<'_> {
                 other => vec![other.to_string()],
             });
         }
+        if let Err(e) = self.resource_policies(backup) {
+            problems.push(e);
+        }
         let location = match self.location(backup.spec.storage_location.as_deref()) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -285,6 +288,32 @@ impl Controller<'_> {
             }
         }
         (location, problems)
+    }
+
+    /// The resource policies the Backup's `spec.resourcePolicy` names (Velero's
+    /// ConfigMap, in the server's namespace), read and checked; `None` without one.
+    pub(crate) fn resource_policies(
+        &self,
+        backup: &Backup,
+    ) -> Result<Option<repo_k8s::resource_policy::ResourcePolicies>, String> {
+        let Some(r) = &backup.spec.resource_policy else {
+            return Ok(None);
+        };
+        if !r.kind.eq_ignore_ascii_case("configmap") {
+            return Err(format!(
+                "resource policy kind {:?} is not supported: only configmap",
+                r.kind
+            ));
+        }
+        let text = self.config_map_text(&r.name, "the Backup's spec.resourcePolicy")?;
+        repo_k8s::resource_policy::ResourcePolicies::from_file_text(&text)
+            .map(Some)
+            .map_err(|e| {
+                format!(
+                    "resource policies in ConfigMap {}/{}: {e}",
+                    self.namespace, r.name
+                )
+            })
     }
 
     /// The repository of `location` (see [`crate::repository::open`]).
@@ -363,6 +392,14 @@ impl Controller<'_> {
             left_out.insert((ns, pod.name().to_string()));
             false
         });
+        let policies = self.resource_policies(backup)?;
+        let volume_policies = match &policies {
+            Some(p) => Some(
+                repo_k8s::volume_policy::VolumePolicies::parse(&p.volume_policies)
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
         let excluded = crate::pod_volumes::claims_excluded(&filter(backup), d);
         let mut located = backup.clone();
         located.spec.storage_location = Some(location.metadata.name.clone());
@@ -370,6 +407,7 @@ impl Controller<'_> {
             &located,
             &pods,
             excluded,
+            volume_policies.as_ref(),
             &|| control.cancelled(),
             &mut |pod| {
                 hooks.run(pod, hooks::Phase::Post);
@@ -387,6 +425,8 @@ impl Controller<'_> {
         }
         let mut errors = hooks.errors;
         errors.extend(volumes.errors.iter().cloned());
+        let mut warnings = hooks.warnings;
+        warnings.extend(volumes.warnings.iter().cloned());
         // The Backup as asked for (no status, no server fields), kept beside the backup.
         let mut asked = backup.clone();
         asked.status = None;
@@ -405,7 +445,8 @@ impl Controller<'_> {
             backup_object: Some(serde_json::to_vec(&asked).expect("a Backup is JSON")),
             extra_files: volumes_file(&volumes.ended),
             errors,
-            warnings: hooks.warnings,
+            warnings,
+            resource_policies: policies,
             left_out_pods: left_out,
             control,
             ..Default::default()

@@ -44,6 +44,9 @@ pub struct PodVolumes {
     pub errors: Vec<(String, String)>,
     /// Volumes skipped by the rules, with why (for the log).
     pub skipped: Vec<String>,
+    /// `(namespace, warning)`: volumes whose data is not in the backup by choice (a
+    /// volume policy's snapshot, not served yet).
+    pub warnings: Vec<(String, String)>,
 }
 
 pub(crate) fn is_final(p: &PodVolumeBackup) -> bool {
@@ -262,6 +265,7 @@ impl Controller<'_> {
         backup: &Backup,
         pods: &[Object],
         claims_excluded: bool,
+        volume_policies: Option<&repo_k8s::volume_policy::VolumePolicies>,
         cancel: &dyn Fn() -> bool,
         volumes_read: &mut dyn FnMut(&Object),
     ) -> PodVolumes {
@@ -287,12 +291,31 @@ impl Controller<'_> {
                 let pv = pvc.get(&["spec", "volumeName"])?.as_str()?.to_string();
                 get("persistentvolumes", None, &pv)
             };
+            // A pod volume as the policies see it: with its claim and the claim's volume.
+            let policy = |v: &Value| {
+                let vp = volume_policies?;
+                let claim = v["persistentVolumeClaim"]["claimName"].as_str();
+                let pvc = claim.and_then(|c| get("persistentvolumeclaims", Some(&ns), c));
+                let pv = claim.and_then(&volume_of_claim);
+                let volume = repo_k8s::volume_policy::Volume {
+                    pv: pv.as_ref(),
+                    pod_volume: Some(v),
+                    pvc: pvc.as_ref(),
+                };
+                vp.action_for(&volume).cloned()
+            };
             let cx = Context {
                 default_to_fs_backup: default_to_fs,
                 exclude_claims: claims_excluded,
                 volume_of_claim: &volume_of_claim,
+                policy: volume_policies.map(|_| &policy as &repo_k8s::podvolumes::select::PolicyOf),
             };
             let mut chosen = choose(pod, &cx);
+            for v in &chosen.snapshot {
+                out.warnings.push((ns.clone(), format!(
+                    "volume {} of pod {ns}/{}: a volume policy asks for a snapshot, which cairn does not take yet (CSI snapshot data movement); its data is not in this backup",
+                    v.name, pod.name())));
+            }
             claims.apply(pod, &mut chosen);
             out.skipped
                 .extend(chosen.skipped.iter().map(|(_, why)| why.clone()));

@@ -598,7 +598,7 @@ impl Controller<'_> {
     }
 
     /// The single value of ConfigMap `name` in the server's namespace, which `why` names.
-    fn config_map_text(&self, name: &str, why: &str) -> Result<String, String> {
+    pub(crate) fn config_map_text(&self, name: &str, why: &str) -> Result<String, String> {
         let ns = &self.namespace;
         let values = self.config_map_values(name)?.ok_or_else(|| {
             format!("ConfigMap {ns}/{name}, named by {why}, does not exist; create it in namespace {ns}")

@@ -11,6 +11,10 @@
 //!    volume no container mounts are skipped, each with its reason; a claim another pod
 //!    of the same backup already has is left to that pod ([`Claims`]).
 //!
+//! A volume policy ([`crate::volume_policy`]) that matches a volume decides before step 2:
+//! `skip` leaves it, `fs-backup` backs it up file by file whatever the annotations say (step
+//! 1 still holds), `snapshot` leaves it to the snapshot path ([`Chosen::snapshot`]).
+//!
 //! Unlike Velero, the annotations' lists are trimmed (`"a, b"` names `b`, not `" b"`), and
 //! a name the annotation gives that the pod has no volume of is reported, not silently
 //! dropped.
@@ -31,6 +35,8 @@ pub struct Chosen {
     pub opted_out: Vec<String>,
     /// Volumes chosen but not backed up, with why (for the backup's log and results).
     pub skipped: Vec<(String, String)>,
+    /// Volumes a volume policy sends to a snapshot instead.
+    pub snapshot: Vec<PodVolume>,
 }
 
 /// A pod volume to back up.
@@ -49,7 +55,13 @@ pub struct Context<'a> {
     pub exclude_claims: bool,
     /// The PersistentVolume bound to a claim of the pod's namespace, if any.
     pub volume_of_claim: &'a dyn Fn(&str) -> Option<Object>,
+    /// The action of the volume policy that matches a pod volume (`spec.volumes[]`), if
+    /// any.
+    pub policy: Option<&'a PolicyOf<'a>>,
 }
+
+/// The action of the volume policy that matches a pod volume, if any.
+pub type PolicyOf<'a> = dyn Fn(&Value) -> Option<crate::volume_policy::Action> + 'a;
 
 fn list(o: &Object, key: &str) -> Option<Vec<String>> {
     let v = o.get(&["metadata", "annotations", key])?.as_str()?;
@@ -132,10 +144,43 @@ pub fn choose(pod: &Object, cx: &Context) -> Chosen {
         .collect();
     let (ns, pod_name) = (pod.namespace().unwrap_or_default(), pod.name());
     let mut wanted: Vec<&str> = Vec::new();
+    // Volumes a policy decided; the annotations decide the others.
+    let mut decided: Vec<&str> = Vec::new();
+    if let Some(policy) = cx.policy {
+        use crate::volume_policy::Action;
+        for v in &volumes {
+            let name = v["name"].as_str().unwrap_or_default();
+            match policy(v) {
+                None | Some(Action::Custom(_)) => continue,
+                Some(Action::Skip) => out.skipped.push((
+                    name.to_string(),
+                    format!("volume {name} of pod {ns}/{pod_name}: a volume policy skips it"),
+                )),
+                Some(Action::Snapshot) => out.snapshot.push(PodVolume {
+                    name: name.to_string(),
+                    claim: v["persistentVolumeClaim"]["claimName"]
+                        .as_str()
+                        .map(str::to_string),
+                }),
+                Some(Action::FsBackup) => match never(v, cx.exclude_claims) {
+                    Some(why) => out.skipped.push((
+                        name.to_string(),
+                        format!("volume {name} of pod {ns}/{pod_name} is {why}, which is not backed up file by file (a volume policy asked for it)"),
+                    )),
+                    None => wanted.push(name),
+                },
+            }
+            decided.push(name);
+        }
+    }
+    let undecided = |name: &str| !decided.contains(&name);
     if cx.default_to_fs_backup {
         let excluded = list(pod, super::BACKUP_VOLUMES_EXCLUDES).unwrap_or_default();
         for v in &volumes {
             let name = v["name"].as_str().unwrap_or_default();
+            if !undecided(name) {
+                continue;
+            }
             if never(v, cx.exclude_claims).is_some() {
                 continue;
             }
@@ -147,6 +192,9 @@ pub fn choose(pod: &Object, cx: &Context) -> Chosen {
         }
     } else {
         for name in list(pod, super::BACKUP_VOLUMES).unwrap_or_default() {
+            if !undecided(&name) {
+                continue;
+            }
             match by_name.get(name.as_str()) {
                 None => out.skipped.push((
                     name.clone(),
@@ -315,6 +363,7 @@ mod tests {
             default_to_fs_backup: default,
             exclude_claims: false,
             volume_of_claim: NO_PV,
+            policy: None,
         }
     }
 
@@ -492,6 +541,52 @@ mod tests {
         assert!(
             c2.skipped[1].1.contains("backed up through pod shop/web-0"),
             "{c2:?}"
+        );
+    }
+
+    // Velero's volume helper: a matching policy decides before the annotations (skip,
+    // fs-backup without any annotation, snapshot); the never-list still holds.
+    #[test]
+    fn volume_policies_decide_before_the_annotations() {
+        use crate::volume_policy::Action;
+        let p = pod(
+            json!({"backup.velero.io/backup-volumes": "skipped"}),
+            json!([
+                {"name": "skipped", "emptyDir": {}},
+                {"name": "data", "persistentVolumeClaim": {"claimName": "data-0"}},
+                {"name": "logs", "hostPath": {"path": "/var/log"}},
+                {"name": "cache", "emptyDir": {}},
+                {"name": "other", "emptyDir": {}}
+            ]),
+            &["skipped", "data", "logs", "cache", "other"],
+        );
+        let policy = |v: &Value| match v["name"].as_str() {
+            Some("skipped") => Some(Action::Skip),
+            Some("data") => Some(Action::Snapshot),
+            Some("logs") | Some("cache") => Some(Action::FsBackup),
+            _ => None,
+        };
+        let cx = Context {
+            policy: Some(&policy),
+            ..cx(false)
+        };
+        let c = choose(&p, &cx);
+        assert_eq!(names(&c), ["cache"], "{c:?}");
+        assert_eq!(
+            c.snapshot,
+            [PodVolume {
+                name: "data".into(),
+                claim: Some("data-0".into())
+            }]
+        );
+        let reasons: Vec<&str> = c.skipped.iter().map(|(_, r)| r.as_str()).collect();
+        assert!(
+            reasons[0].contains("a volume policy skips it"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].contains("hostPath") && reasons[1].contains("a volume policy asked for it"),
+            "{reasons:?}"
         );
     }
 }
