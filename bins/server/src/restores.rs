@@ -132,7 +132,6 @@ impl Controller<'_> {
         let mut status = status;
         status["phase"] = phase.to_string().into();
         status["completionTimestamp"] = (self.now)().into();
-        self.patch_restore(name, status.clone());
         let (counter, level) = match phase {
             RestorePhase::Completed => ("velero_restore_success_total", Level::Normal),
             RestorePhase::PartiallyFailed => {
@@ -152,7 +151,6 @@ impl Controller<'_> {
             ),
         };
         tracing::info!(restore = %name, %phase, "{summary}");
-        self.event(restore, level, &phase.to_string(), &summary);
         let results = json!({"warnings": kept.as_ref().map(|r| &r.warnings), "errors": kept.as_ref().map(|r| &r.errors)});
         let mut log = format!("info: restore {name}: {summary}\n");
         if let Some(r) = &kept {
@@ -163,7 +161,11 @@ impl Controller<'_> {
             log.push_str(&r.warnings.log_lines("warning"));
             log.push_str(&r.errors.log_lines("error"));
         }
+        // Its log and results are kept before its phase says it ended: whoever sees the
+        // phase finds them.
         self.downloads.keep_restore(name, &log, &results);
+        self.patch_restore(name, status.clone());
+        self.event(restore, level, &phase.to_string(), &summary);
         Some(phase)
     }
 

@@ -53,7 +53,7 @@ pub fn definition<K: Kind>() -> Value {
             "names": names,
             "scope": "Namespaced",
             "versions": [{
-                "name": "v1",
+                "name": K::VERSION,
                 "served": true,
                 "storage": true,
                 "schema": {"openAPIV3Schema": schema},
@@ -77,6 +77,8 @@ pub fn all() -> Vec<(String, Value)> {
         one::<super::DownloadRequest>(),
         one::<super::PodVolumeBackup>(),
         one::<super::PodVolumeRestore>(),
+        one::<super::DataUpload>(),
+        one::<super::DataDownload>(),
     ]
 }
 
@@ -247,12 +249,12 @@ pub fn not_understood(velero: &Value, kind: &str, ours: &Value) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn velero_crd(plural: &str) -> Option<Value> {
+    fn velero_crd(plural: &str, version: &str) -> Option<Value> {
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/k8s-corpus/velero");
-        let text = std::fs::read_to_string(
-            dir.join(format!("config__crd__v1__bases__velero.io_{plural}.yaml")),
-        )
+        let text = std::fs::read_to_string(dir.join(format!(
+            "config__crd__{version}__bases__velero.io_{plural}.yaml"
+        )))
         .ok()?;
         Some(yaml_serde::from_str(&text).expect("Velero's CRD is YAML"))
     }
@@ -270,7 +272,8 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .to_string();
-            let Some(velero) = velero_crd(&plural) else {
+            let version = ours["spec"]["versions"][0]["name"].as_str().unwrap();
+            let Some(velero) = velero_crd(&plural, version) else {
                 problems.push(format!(
                     "{file}: Velero's CRD of {plural} is not in the corpus"
                 ));

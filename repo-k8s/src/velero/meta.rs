@@ -63,6 +63,8 @@ pub struct TypedLocalObjectReference {
 /// A Velero kind: its names, for the CRD and the API paths.
 pub trait Kind: JsonSchema + Serialize + for<'de> Deserialize<'de> {
     const KIND: &'static str;
+    /// The API version within `velero.io` (`v1`; the data movers' are `v2alpha1`).
+    const VERSION: &'static str = "v1";
     const PLURAL: &'static str;
     const SHORT_NAMES: &'static [&'static str];
     /// The object's metadata.
@@ -73,7 +75,7 @@ pub trait Kind: JsonSchema + Serialize + for<'de> Deserialize<'de> {
 pub fn resource<K: Kind>() -> crate::Resource {
     crate::Resource {
         group: "velero.io".into(),
-        version: "v1".into(),
+        version: K::VERSION.into(),
         kind: K::KIND.into(),
         plural: K::PLURAL.into(),
         singular: K::KIND.to_ascii_lowercase(),
@@ -90,6 +92,9 @@ pub(crate) fn is_zero(n: &i64) -> bool {
 /// names.
 macro_rules! velero_kind {
     ($(#[$doc:meta])* $kind:ident, $spec:ty, $status:ty, $plural:literal, [$($short:literal),*]) => {
+        $crate::velero::meta::velero_kind!($(#[$doc])* $kind, $spec, $status, $plural, [$($short),*], "v1");
+    };
+    ($(#[$doc:meta])* $kind:ident, $spec:ty, $status:ty, $plural:literal, [$($short:literal),*], $version:literal) => {
         $(#[$doc])*
         #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
         #[serde(rename_all = "camelCase")]
@@ -108,6 +113,7 @@ macro_rules! velero_kind {
 
         impl $crate::velero::Kind for $kind {
             const KIND: &'static str = stringify!($kind);
+            const VERSION: &'static str = $version;
             const PLURAL: &'static str = $plural;
             const SHORT_NAMES: &'static [&'static str] = &[$($short),*];
             fn metadata(&self) -> &$crate::velero::ObjectMeta {
@@ -119,7 +125,7 @@ macro_rules! velero_kind {
             /// A new object named `name` in `namespace`.
             pub fn new(name: &str, namespace: &str, spec: $spec) -> Self {
                 $kind {
-                    api_version: "velero.io/v1".into(),
+                    api_version: concat!("velero.io/", $version).into(),
                     kind: stringify!($kind).into(),
                     metadata: $crate::velero::ObjectMeta {
                         name: name.into(),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 mod backup;
 pub mod crd;
+mod data_mover;
 mod location;
 mod meta;
 mod pod_volume;
@@ -19,6 +20,7 @@ mod restore;
 mod schedule;
 
 pub use backup::*;
+pub use data_mover::*;
 pub use location::*;
 pub use meta::*;
 pub use pod_volume::*;
