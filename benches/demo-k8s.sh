@@ -4,7 +4,8 @@
 # serve run here in place of its Deployment (the simulated cluster runs no pods), and kubectl
 # as an operator would use it. It backs up a namespace with a Backup object, deletes the
 # namespace, restores it with a Restore object, shows the objects and a pod volume's data
-# back, a Schedule's first backup, and the server's metrics. The simulated cluster has two
+# back, a Schedule's first backup, a backup through the platform API (the console's
+# address is printed), and the server's metrics. The simulated cluster has two
 # nodes with stand-in kubelets whose pod directories are under $work/nodes; a
 # `node-agent serve` runs for each, as the DaemonSet would.
 #
@@ -44,8 +45,16 @@ spec: {provider: filesystem, default: true, objectStorage: {bucket: backups}, co
 YAML
 mkdir -p "$work/store"
 metrics=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+listen=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+token=demo-admin-token-$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+apply - >/dev/null <<YAML
+apiVersion: v1
+kind: Secret
+metadata: {name: cairn-api-tokens, namespace: velero}
+stringData: {admin: $token}
+YAML
 target/debug/cairn-server serve --namespace velero --cache-dir "$work/cache" \
-    --metrics-address "127.0.0.1:$metrics" 2>"$work/server.log" &
+    --metrics-address "127.0.0.1:$metrics" --listen "127.0.0.1:$listen" 2>"$work/server.log" &
 server_pid=$!
 agent_pids=""
 for node in node-a node-b; do
@@ -150,6 +159,27 @@ done
 [ -n "$made" ] || { echo "the schedule made no backup; see $work/server.log" >&2; exit 1; }
 wait_phase backups.velero.io "${made#*/}"
 k get schedules.velero.io shop-minutely -n velero -o jsonpath='{.status}'; echo
+
+echo "== the platform API: POST /v1/internal/backups, then GET it until it ends"
+api() { curl -s -H "Authorization: Bearer $token" "$@"; }
+# 409 while the Schedule's backup runs: asked again until it is accepted.
+for _ in $(seq 1 150); do
+    answer=$(api -XPOST "http://127.0.0.1:$listen/v1/internal/backups" -d '{"description": "from the API", "includedNamespaces": ["shop"]}')
+    name=$(printf '%s' "$answer" | python3 -c 'import json, sys; print(json.load(sys.stdin).get("name", ""))')
+    [ -n "$name" ] && break
+    sleep 0.2
+done
+[ -n "$name" ] || { echo "the API refused: $answer" >&2; exit 1; }
+echo "   202: backup $name"
+for _ in $(seq 1 300); do
+    phase=$(api "http://127.0.0.1:$listen/v1/internal/backups/$name" | python3 -c 'import json, sys; print(json.load(sys.stdin)["phase"])')
+    case $phase in Completed|PartiallyFailed|Failed|FailedValidation) break;; esac
+    sleep 0.2
+done
+echo "   $name: $phase"
+api "http://127.0.0.1:$listen/v1/internal/backups/$name/contents" |
+    python3 -c 'import json, sys; d = json.load(sys.stdin); print("   contents:", d["counts"], "volumes:", [v["pod"] + "/" + v["volume"] for v in d["volumes"]])'
+echo "   console: http://127.0.0.1:$listen/ (token: $token) while this runs"
 
 echo "== metrics (http://127.0.0.1:$metrics/metrics)"
 curl -s "http://127.0.0.1:$metrics/metrics" | grep -E '^velero_(backup|restore)_(success|attempt)_total' | sed 's/^/   /'
