@@ -41,6 +41,7 @@ use serde_json::{json, Map, Value};
 
 mod exec;
 pub mod nodes;
+pub mod snapshots;
 pub mod workloads;
 
 /// What a test wants of the server.

@@ -177,6 +177,17 @@ impl Controller<'_> {
         match ended {
             Ok(out) => {
                 let phase = out.phase();
+                // Its sizes are written before its phase says it ended: whoever sees the
+                // phase finds them.
+                let _ = self.cluster.merge_patch(
+                    &resource::<Backup>(),
+                    Some(&self.namespace),
+                    name,
+                    &json!({"metadata": {"annotations": {
+                        crate::api::operations::NEW_BYTES_ANNOTATION: out.new_bytes.to_string(),
+                        crate::api::operations::STORED_BYTES_ANNOTATION: out.stored_bytes.to_string()}}}),
+                );
+
                 let items = out.items as i64;
                 let (warnings, errors) = (out.results.warnings.len(), out.results.errors.len());
                 self.patch(
@@ -212,14 +223,6 @@ impl Controller<'_> {
                     out.stored_bytes as f64,
                 );
                 m.set("cairn_backup_new_bytes", schedule, out.new_bytes as f64);
-                let _ = self.cluster.merge_patch(
-                    &resource::<Backup>(),
-                    Some(&self.namespace),
-                    name,
-                    &json!({"metadata": {"annotations": {
-                        crate::api::operations::NEW_BYTES_ANNOTATION: out.new_bytes.to_string(),
-                        crate::api::operations::STORED_BYTES_ANNOTATION: out.stored_bytes.to_string()}}}),
-                );
                 let summary = format!(
                     "{phase}: {items} items, {} new bytes in the repository, {warnings} warnings, {errors} errors",
                     out.new_bytes

@@ -18,6 +18,8 @@
 //!   and the reason in its status; once Running, each container is running and ready
 //!   (`containerStatuses`). A deleted pod's directory is removed.
 //!
+//! - **CSI snapshots** ([`super::snapshots`]): VolumeSnapshots made ready with a copy of
+//!   their claim's volume; claims from a snapshot start as that copy.
 //! - **Workloads** ([`super::workloads`]): Deployments, ReplicaSets and StatefulSets get
 //!   their pods and claims.
 //!
@@ -85,6 +87,7 @@ impl State {
         }
         self.run_workloads();
         self.provision();
+        self.run_snapshots();
         let pods: Vec<Key> = self
             .objects
             .keys()
@@ -112,19 +115,47 @@ impl State {
             .collect();
         for key in waiting {
             let claim = self.objects[&key].value.clone();
+            // A claim from a snapshot waits until the snapshot is ready, then starts as its copy.
+            let from_snapshot = self.snapshot_source(&claim, &key.2);
+            if claim["spec"]["dataSource"]["kind"] == "VolumeSnapshot" && from_snapshot.is_none() {
+                continue;
+            }
             let uid = claim["metadata"]["uid"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
             let pv_name = format!("pvc-{uid}");
-            let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name},
+            let annotations = match &from_snapshot {
+                Some(d) => json!({super::snapshots::FROM_SNAPSHOT: d.display().to_string()}),
+                None => json!({}),
+            };
+            // A class whose provisioner is a CSI driver gives CSI volumes (which can be
+            // snapshotted); others local ones.
+            let class_key: Key = (
+                "storage.k8s.io".into(),
+                "storageclasses".into(),
+                String::new(),
+                claim["spec"]["storageClassName"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            );
+            let driver = self
+                .objects
+                .get(&class_key)
+                .and_then(|c| c.value["provisioner"].as_str().map(str::to_string));
+            let (source_key, source) = match &driver {
+                Some(d) => ("csi", json!({"driver": d, "volumeHandle": pv_name})),
+                None => ("local", json!({"path": format!("/simulated/{pv_name}")})),
+            };
+            let mut pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name, "annotations": annotations},
                 "spec": {"capacity": {"storage": claim["spec"]["resources"]["requests"]["storage"].as_str().unwrap_or("1Gi")},
                     "accessModes": claim["spec"]["accessModes"].clone(),
                     "storageClassName": claim["spec"]["storageClassName"].clone(),
                     "persistentVolumeReclaimPolicy": "Delete",
-                    "local": {"path": format!("/simulated/{pv_name}")},
                     "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": key.2, "name": key.3, "uid": uid}},
                 "status": {"phase": "Bound"}});
+            pv["spec"][source_key] = source;
             let pvs = self.served("", "persistentvolumes").expect("built in");
             let _ = self.create(&pvs, None, pv);
             let mut bound = claim;
@@ -171,7 +202,36 @@ impl State {
                     .get(&ckey)
                     .and_then(|c| c.value["spec"]["volumeName"].as_str().map(str::to_string))
                 {
-                    Some(pv) => format!("kubernetes.io~local-volume/{pv}"),
+                    Some(pv) => {
+                        let pv_key: Key = (
+                            String::new(),
+                            "persistentvolumes".into(),
+                            String::new(),
+                            pv.clone(),
+                        );
+                        let pv_object = self.objects.get(&pv_key).map(|p| p.value.clone());
+                        // A CSI volume is mounted at kubernetes.io~csi/<pv>/mount, as a kubelet does.
+                        let sub = match pv_object
+                            .as_ref()
+                            .is_some_and(|p| p["spec"]["csi"].is_object())
+                        {
+                            true => format!("kubernetes.io~csi/{pv}/mount"),
+                            false => format!("kubernetes.io~local-volume/{pv}"),
+                        };
+                        // A volume made from a snapshot starts as its copy.
+                        let dir = pods_dir.join(uid).join("volumes").join(&sub);
+                        let source = pv_object.as_ref().and_then(|p| {
+                            p["metadata"]["annotations"][super::snapshots::FROM_SNAPSHOT]
+                                .as_str()
+                                .map(PathBuf::from)
+                        });
+                        if let (false, Some(source)) = (dir.exists(), source) {
+                            if super::snapshots::copy_tree(&source, &dir).is_err() {
+                                return;
+                            }
+                        }
+                        sub
+                    }
                     // Not bound yet: the pod waits, as on a real node.
                     None => return,
                 }
