@@ -9,6 +9,7 @@ pub mod catalog;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod control;
+pub mod csi;
 pub mod discovery;
 pub mod error;
 #[cfg(feature = "cluster")]
