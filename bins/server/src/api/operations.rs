@@ -503,33 +503,8 @@ impl Operations<'_> {
             ));
         }
         let location = b.str_at(&["spec", "storageLocation"]).unwrap_or("default");
-        let r = resource::<repo_k8s::velero::BackupStorageLocation>();
-        let o = self
-            .cluster
-            .get(&r, Some(self.namespace), location)
-            .map_err(unavailable)?
-            .ok_or_else(|| {
-                Refusal::new(
-                    404,
-                    format!("backup {name}'s storage location {location:?} does not exist"),
-                )
-            })?;
-        let bsl: repo_k8s::velero::BackupStorageLocation = crate::typed(&o).ok_or_else(|| {
-            Refusal::new(500, format!("storage location {location} is not readable"))
-        })?;
-        let repo = crate::repository::open(
-            self.cluster,
-            &bsl,
-            self.namespace,
-            self.open_options,
-            self.unlocked,
-        )
-        .map_err(|e| {
-            Refusal::new(
-                502,
-                format!("the repository of {location} could not be opened: {e}"),
-            )
-        })?;
+        let missing = format!("backup {name}'s storage location {location:?} does not exist");
+        let repo = self.open_location(location, missing)?;
         let read =
             |e: repo_k8s::Error| Refusal::new(502, format!("backup {name} could not be read: {e}"));
         let snapshot = repo_k8s::catalog::backup_snapshot(&repo, name).map_err(read)?;
@@ -592,18 +567,21 @@ impl Operations<'_> {
             .collect())
     }
 
-    /// The health of location `name`'s repository: its maintenance (the last runs, the
-    /// next full one due), the space a garbage collection would free, and its size.
-    pub fn repository(&self, name: &str) -> Result<Value, Refusal> {
+    /// The repository of storage location `name` (404 with `missing` when there is none).
+    fn open_location(
+        &self,
+        name: &str,
+        missing: String,
+    ) -> Result<repo_core::IndexedRepository, Refusal> {
         let r = resource::<repo_k8s::velero::BackupStorageLocation>();
         let o = self
             .cluster
             .get(&r, Some(self.namespace), name)
             .map_err(unavailable)?
-            .ok_or_else(|| Refusal::new(404, format!("no storage location named {name:?}")))?;
+            .ok_or_else(|| Refusal::new(404, missing))?;
         let bsl: repo_k8s::velero::BackupStorageLocation = crate::typed(&o)
             .ok_or_else(|| Refusal::new(500, format!("storage location {name} is not readable")))?;
-        let repo = crate::repository::open(
+        crate::repository::open(
             self.cluster,
             &bsl,
             self.namespace,
@@ -615,7 +593,13 @@ impl Operations<'_> {
                 502,
                 format!("the repository of {name} could not be opened: {e}"),
             )
-        })?;
+        })
+    }
+
+    /// The health of location `name`'s repository: its maintenance (the last runs, the
+    /// next full one due), the space a garbage collection would free, and its size.
+    pub fn repository(&self, name: &str) -> Result<Value, Refusal> {
+        let repo = self.open_location(name, format!("no storage location named {name:?}"))?;
         let st = repo_core::maintenance::status(&repo, &Default::default()).map_err(|e| {
             Refusal::new(
                 502,
