@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod control;
 pub mod csi;
+pub mod data_move;
 pub mod discovery;
 pub mod error;
 #[cfg(feature = "cluster")]

@@ -591,9 +591,7 @@ impl State {
         let Some(s) = self.objects.remove(&key) else {
             return not_found(r, name);
         };
-        if r.group.is_empty() && r.plural == "pods" {
-            self.pod_gone(&s.value);
-        }
+        self.gone(&key, &s.value);
         // Its direct dependents go too (the garbage collector's background deletion).
         let uid = s.value["metadata"]["uid"].clone();
         let dependents: Vec<Key> = self
@@ -621,14 +619,23 @@ impl State {
                 .collect();
             for k in inside {
                 let gone = self.objects.remove(&k).unwrap();
-                if k.0.is_empty() && k.1 == "pods" {
-                    self.pod_gone(&gone.value);
-                }
+                self.gone(&k, &gone.value);
                 self.notify("DELETED", &k, gone.value);
             }
         }
         self.notify("DELETED", &key, s.value.clone());
         (StatusCode::OK, s.value)
+    }
+
+    /// What a node, the volume controllers or the snapshotter do when an object is deleted.
+    fn gone(&mut self, key: &Key, value: &Value) {
+        match (key.0.as_str(), key.1.as_str()) {
+            ("", "pods") => self.pod_gone(value),
+            ("", "persistentvolumeclaims") => self.claim_gone(value),
+            ("", "persistentvolumes") => self.volume_gone(value),
+            ("snapshot.storage.k8s.io", plural) => self.snapshot_gone(plural, value),
+            _ => {}
+        }
     }
 
     /// The resource served as `plural` in `group`.

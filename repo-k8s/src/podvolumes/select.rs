@@ -58,6 +58,10 @@ pub struct Context<'a> {
     /// The action of the volume policy that matches a pod volume (`spec.volumes[]`), if
     /// any.
     pub policy: Option<&'a PolicyOf<'a>>,
+    /// Whether claims that are neither backed up file by file nor skipped go to the
+    /// snapshot path (Velero's default when the Backup moves snapshot data and does not
+    /// turn `snapshotVolumes` off).
+    pub snapshot_claims: bool,
 }
 
 /// The action of the volume policy that matches a pod volume, if any.
@@ -132,6 +136,34 @@ pub fn not_running(pod: &Object) -> Option<String> {
 
 /// The volumes of `pod` to back up (see the module documentation).
 pub fn choose(pod: &Object, cx: &Context) -> Chosen {
+    let mut out = choose_files(pod, cx);
+    if !cx.snapshot_claims || cx.exclude_claims {
+        return out;
+    }
+    let decided: Vec<String> = (out.volumes.iter().chain(&out.snapshot))
+        .map(|v| v.name.clone())
+        .chain(out.skipped.iter().map(|(n, _)| n.clone()))
+        .collect();
+    let volumes = pod.get(&["spec", "volumes"]).and_then(Value::as_array);
+    for v in volumes.into_iter().flatten() {
+        let (Some(name), Some(claim)) = (
+            v["name"].as_str(),
+            v["persistentVolumeClaim"]["claimName"].as_str(),
+        ) else {
+            continue;
+        };
+        if !decided.iter().any(|d| d == name) {
+            out.snapshot.push(PodVolume {
+                name: name.to_string(),
+                claim: Some(claim.to_string()),
+            });
+        }
+    }
+    out
+}
+
+/// The volumes of `pod` to back up file by file, and those a policy decided otherwise.
+fn choose_files(pod: &Object, cx: &Context) -> Chosen {
     let mut out = Chosen::default();
     let volumes: Vec<&Value> = pod
         .get(&["spec", "volumes"])
@@ -364,6 +396,7 @@ mod tests {
             exclude_claims: false,
             volume_of_claim: NO_PV,
             policy: None,
+            snapshot_claims: false,
         }
     }
 
@@ -588,5 +621,39 @@ mod tests {
             reasons[1].contains("hostPath") && reasons[1].contains("a volume policy asked for it"),
             "{reasons:?}"
         );
+    }
+
+    // With snapshot data movement on, a claim that is neither backed up file by file nor
+    // skipped is snapshotted (an opted-out one too: opting out of the file-by-file backup
+    // is how Velero's users ask for a snapshot); other volumes never are.
+    #[test]
+    fn claims_left_over_go_to_snapshots_when_data_is_moved() {
+        let p = pod(
+            json!({"backup.velero.io/backup-volumes-excludes": "db"}),
+            json!([
+                {"name": "www", "persistentVolumeClaim": {"claimName": "www-0"}},
+                {"name": "db", "persistentVolumeClaim": {"claimName": "db-0"}},
+                {"name": "old", "persistentVolumeClaim": {"claimName": "old-0"}},
+                {"name": "cache", "emptyDir": {}}
+            ]),
+            &["www", "db", "old", "cache"],
+        );
+        use crate::volume_policy::Action;
+        let policy = |v: &Value| (v["name"] == "old").then_some(Action::Skip);
+        let moving = Context {
+            policy: Some(&policy),
+            snapshot_claims: true,
+            ..cx(true)
+        };
+        let c = choose(&p, &moving);
+        assert_eq!(names(&c), ["www", "cache"], "{c:?}");
+        let snapshots: Vec<&str> = c.snapshot.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(snapshots, ["db"]);
+        let excluded = Context {
+            exclude_claims: true,
+            snapshot_claims: true,
+            ..cx(false)
+        };
+        assert!(choose(&p, &excluded).snapshot.is_empty());
     }
 }

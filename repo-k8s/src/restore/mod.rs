@@ -110,6 +110,11 @@ pub struct RestoreOptions {
     pub pod_volumes: BTreeMap<(String, String), Vec<String>>,
     /// Claims (namespace, name, as backed up) whose data is in `pod_volumes`.
     pub claims_with_data: BTreeSet<(String, String)>,
+    /// Claims (namespace, name, as backed up) whose data a DataDownload brings back (CSI
+    /// snapshot data moved into the repository), with the value of their
+    /// `velero.io/dynamic-pv-restore` selector: such a claim is restored without its volume,
+    /// selecting the volume the data mover fills and binds to it (Velero's PV re-binding).
+    pub claims_moved: BTreeMap<(String, String), String>,
     /// The init container that holds a pod until its volumes' data is back.
     pub restore_wait: Option<actions::restore_wait::RestoreWait>,
     /// The Restore's hooks: their init containers are added to the pods they select.
@@ -357,7 +362,8 @@ impl<'a> Planner<'a> {
                     .to_string(),
             );
             let data = opts.volumes_with_data.contains(obj.name())
-                || opts.claims_with_data.contains(&claim);
+                || opts.claims_with_data.contains(&claim)
+                || opts.claims_moved.contains_key(&claim);
             let mappings = &opts.namespace_mappings;
             if let actions::pv::Decision::Provision(why) =
                 actions::pv::execute(&mut obj, data, mappings)
@@ -416,8 +422,11 @@ impl<'a> Planner<'a> {
                 // A claim whose data the node-agent restores gets a new volume, whether or
                 // not the backup has its old one.
                 let key = (ns.clone().unwrap_or_default(), obj.name().to_string());
-                if opts.claims_with_data.contains(&key) {
+                if opts.claims_with_data.contains(&key) || opts.claims_moved.contains_key(&key) {
                     self.provisioned.insert(volume.clone());
+                }
+                if let Some(label) = opts.claims_moved.get(&key) {
+                    crate::data_move::select_moved_volume(&mut obj, label);
                 }
                 self.claims.push((self.items.len(), volume));
             }

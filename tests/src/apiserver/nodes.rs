@@ -7,7 +7,10 @@
 //!   name always on the same node).
 //! - **DaemonSets**: one pod per node, named `<daemonset>-<node>`, from the template.
 //! - **Provisioner**: a claim without a volume gets a new PersistentVolume `pvc-<uid>` and
-//!   is Bound to it.
+//!   is Bound to it; a claim named by a volume's `claimRef` (and matching the claim's
+//!   selector) is bound to that one instead, and a claim with a selector is never
+//!   provisioned. A deleted claim's volume is deleted (reclaim policy `Delete`) or
+//!   `Released` (`Retain`).
 //! - **Kubelet** of each node, with its pods directory at `<nodes_dir>/<node>/pods`, laid
 //!   out as `/var/lib/kubelet/pods`: a pod on the node gets its volume directories
 //!   (`<uid>/volumes/kubernetes.io~empty-dir/<volume>` for emptyDir volumes,
@@ -115,6 +118,13 @@ impl State {
             .collect();
         for key in waiting {
             let claim = self.objects[&key].value.clone();
+            if self.bind_pre_bound(&key, &claim) {
+                continue;
+            }
+            // A claim with a selector is not provisioned: it waits for a volume that matches.
+            if claim["spec"]["selector"].is_object() {
+                continue;
+            }
             // A claim from a snapshot waits until the snapshot is ready, then starts as its copy.
             let from_snapshot = self.snapshot_source(&claim, &key.2);
             if claim["spec"]["dataSource"]["kind"] == "VolumeSnapshot" && from_snapshot.is_none() {
@@ -162,6 +172,82 @@ impl State {
             bound["spec"]["volumeName"] = json!(pv_name);
             bound["status"] = json!({"phase": "Bound", "capacity": bound["spec"]["resources"]["requests"].clone()});
             self.store_modified(&key, bound);
+        }
+    }
+
+    /// Binds a claim to a volume made for it (whose `claimRef` names it, as a data mover's
+    /// restore leaves one, and whose labels match the claim's selector), as the
+    /// PersistentVolume controller does. Whether it did.
+    fn bind_pre_bound(&mut self, key: &Key, claim: &Value) -> bool {
+        let uid = claim["metadata"]["uid"].clone();
+        let wanted = &claim["spec"]["selector"]["matchLabels"];
+        let found = self.objects.iter().find(|(k, s)| {
+            let r = &s.value["spec"]["claimRef"];
+            k.0.is_empty()
+                && k.1 == "persistentvolumes"
+                && r["namespace"] == key.2.as_str()
+                && r["name"] == key.3.as_str()
+                && (r["uid"].is_null() || r["uid"] == uid)
+                && s.value["status"]["phase"] != "Bound"
+                && wanted
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .all(|(l, v)| &s.value["metadata"]["labels"][l] == v)
+        });
+        let Some((pv_key, pv)) = found.map(|(k, s)| (k.clone(), s.value.clone())) else {
+            return false;
+        };
+        let mut bound_pv = pv.clone();
+        bound_pv["spec"]["claimRef"]["uid"] = uid;
+        bound_pv["status"] = json!({"phase": "Bound"});
+        self.store_modified(&pv_key, bound_pv);
+        let mut bound = claim.clone();
+        bound["spec"]["volumeName"] = json!(pv_key.3);
+        bound["status"] = json!({"phase": "Bound", "capacity": pv["spec"]["capacity"].clone()});
+        self.store_modified(key, bound);
+        true
+    }
+
+    /// Where a volume's data is kept while no pod mounts it.
+    fn kept_volume_dir(&self, pv: &str) -> Option<PathBuf> {
+        (!pv.is_empty() && !pv.contains('/'))
+            .then(|| Some(self.opts.nodes_dir.as_ref()?.join("volumes").join(pv)))
+            .flatten()
+    }
+
+    /// A deleted claim's volume goes if its reclaim policy is `Delete`; else it is
+    /// `Released`, its data kept.
+    pub(super) fn claim_gone(&mut self, claim: &Value) {
+        let Some(pv) = claim["spec"]["volumeName"].as_str() else {
+            return;
+        };
+        let key: Key = (
+            String::new(),
+            "persistentvolumes".into(),
+            String::new(),
+            pv.into(),
+        );
+        let Some(volume) = self.objects.get(&key).map(|s| s.value.clone()) else {
+            return;
+        };
+        if volume["spec"]["claimRef"]["uid"] != claim["metadata"]["uid"] {
+            return;
+        }
+        if volume["spec"]["persistentVolumeReclaimPolicy"] == "Delete" {
+            let r = self.served("", "persistentvolumes").expect("built in");
+            let _ = self.delete(&r, None, pv);
+        } else {
+            let mut released = volume;
+            released["status"] = json!({"phase": "Released"});
+            self.store_modified(&key, released);
+        }
+    }
+
+    /// A deleted volume's data goes.
+    pub(super) fn volume_gone(&mut self, pv: &Value) {
+        if let Some(dir) = self.kept_volume_dir(pv["metadata"]["name"].as_str().unwrap_or("")) {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 
@@ -218,8 +304,19 @@ impl State {
                             true => format!("kubernetes.io~csi/{pv}/mount"),
                             false => format!("kubernetes.io~local-volume/{pv}"),
                         };
-                        // A volume made from a snapshot starts as its copy.
                         let dir = pods_dir.join(uid).join("volumes").join(&sub);
+                        // A CSI volume's data follows it from pod to pod (network storage).
+                        let kept = self.kept_volume_dir(&pv).filter(|k| k.is_dir());
+                        if let (false, Some(kept)) = (dir.exists(), kept) {
+                            let moved = dir
+                                .parent()
+                                .is_some_and(|p| std::fs::create_dir_all(p).is_ok())
+                                && std::fs::rename(&kept, &dir).is_ok();
+                            if !moved {
+                                return;
+                            }
+                        }
+                        // A volume made from a snapshot starts as its copy.
                         let source = pv_object.as_ref().and_then(|p| {
                             p["metadata"]["annotations"][super::snapshots::FROM_SNAPSHOT]
                                 .as_str()
@@ -294,8 +391,10 @@ impl State {
         self.store_modified(key, with_status(pod, status));
     }
 
-    /// A deleted pod's directory goes, as its kubelet removes it (its emptyDir data with
-    /// it; a simulated claim's data lives there too).
+    /// A deleted pod's directory goes, as its kubelet removes it: its emptyDir data and
+    /// local volumes' data with it (a simplification); a CSI volume's data is kept under
+    /// `<nodes_dir>/volumes/<pv>` while the volume exists, and moves into the next pod
+    /// that mounts it.
     pub(super) fn pod_gone(&self, pod: &Value) {
         let (Some(node), Some(uid)) = (
             pod["spec"]["nodeName"].as_str(),
@@ -303,11 +402,34 @@ impl State {
         ) else {
             return;
         };
-        if let Some(dir) = self.pods_dir(node) {
-            if !uid.is_empty() && !uid.contains('/') {
-                let _ = std::fs::remove_dir_all(dir.join(uid));
+        let Some(dir) = self.pods_dir(node) else {
+            return;
+        };
+        if uid.is_empty() || uid.contains('/') {
+            return;
+        }
+        // The data of CSI volumes that still exist is kept for the next pod to mount them.
+        let csi = dir.join(uid).join("volumes").join("kubernetes.io~csi");
+        for entry in std::fs::read_dir(&csi).into_iter().flatten().flatten() {
+            let pv = entry.file_name().to_string_lossy().to_string();
+            let key: Key = (
+                String::new(),
+                "persistentvolumes".into(),
+                String::new(),
+                pv.clone(),
+            );
+            if let (true, Some(kept)) = (self.objects.contains_key(&key), self.kept_volume_dir(&pv))
+            {
+                let _ = std::fs::remove_dir_all(&kept);
+                if kept
+                    .parent()
+                    .is_some_and(|p| std::fs::create_dir_all(p).is_ok())
+                {
+                    let _ = std::fs::rename(entry.path().join("mount"), &kept);
+                }
             }
         }
+        let _ = std::fs::remove_dir_all(dir.join(uid));
     }
 
     /// Stores a changed object and tells the watches.

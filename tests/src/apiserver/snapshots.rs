@@ -9,8 +9,16 @@
 //!   a copy of the claim's volume directory at that moment, kept under
 //!   `<nodes_dir>/snapshots/<snapshot uid>`, with a VolumeSnapshotContent bound to it. A
 //!   class that does not exist is the snapshot's `status.error`.
+//! - **Pre-provisioned snapshots**: a VolumeSnapshot whose source is a
+//!   VolumeSnapshotContent (as a data mover makes to move a snapshot into its namespace) is
+//!   ready once that content exists; its data is the content's `snapshotHandle`.
+//! - **Deletion**: deleting a VolumeSnapshot deletes its bound content if the content's
+//!   `deletionPolicy` is `Delete`; deleting such a content deletes the snapshot's copy.
+//!   `Retain` keeps both, as a real snapshotter does.
 //! - **Provisioner**: a claim whose `dataSource` is a ready VolumeSnapshot gets a new
 //!   volume whose directory starts as a copy of the snapshot's, when a pod first mounts it.
+//! - **Class parameter `cairn.test/never-ready: "true"`**: snapshots of that class never
+//!   become ready (a driver that hangs), for tests of the timeout.
 //!
 //! A real driver snapshots blocks or a filesystem atomically; here the copy is made file by
 //! file while nothing writes (the tests do not write during a snapshot).
@@ -103,6 +111,10 @@ impl State {
             .map(|(k, s)| (k.clone(), s.value.clone()))
             .collect();
         for (key, snap) in waiting {
+            if let Some(content) = snap["spec"]["source"]["volumeSnapshotContentName"].as_str() {
+                self.bind_pre_provisioned(&key, snap.clone(), content);
+                continue;
+            }
             let Some(claim_name) = snap["spec"]["source"]["persistentVolumeClaimName"].as_str()
             else {
                 continue;
@@ -145,6 +157,9 @@ impl State {
                 self.store_modified(&key, updated);
                 continue;
             };
+            if class["parameters"]["cairn.test/never-ready"] == "true" {
+                continue;
+            }
             let uid = snap["metadata"]["uid"]
                 .as_str()
                 .unwrap_or_default()
@@ -177,6 +192,46 @@ impl State {
         }
     }
 
+    /// Makes a snapshot whose source is an existing content ready, bound to it.
+    fn bind_pre_provisioned(&mut self, key: &Key, mut snap: Value, content_name: &str) {
+        let content_key: Key = (
+            "snapshot.storage.k8s.io".into(),
+            "volumesnapshotcontents".into(),
+            String::new(),
+            content_name.into(),
+        );
+        let Some(content) = self.objects.get(&content_key).map(|c| c.value.clone()) else {
+            return;
+        };
+        let handle = content["spec"]["source"]["snapshotHandle"].clone();
+        if content["status"]["readyToUse"] != true {
+            let mut ready = content;
+            ready["status"] =
+                json!({"readyToUse": true, "snapshotHandle": handle, "restoreSize": 0});
+            self.store_modified(&content_key, ready);
+        }
+        snap["status"] = json!({"readyToUse": true, "boundVolumeSnapshotContentName": content_name,
+            "creationTime": super::now_rfc3339()});
+        self.store_modified(key, snap);
+    }
+
+    /// The directory holding the data of a ready snapshot (its content's handle).
+    fn snapshot_data(&self, snap: &Value) -> Option<PathBuf> {
+        if snap["status"]["readyToUse"] != true {
+            return None;
+        }
+        let content = self.find(
+            "snapshot.storage.k8s.io",
+            "volumesnapshotcontents",
+            "",
+            snap["status"]["boundVolumeSnapshotContentName"].as_str()?,
+        )?;
+        let handle = content["status"]["snapshotHandle"]
+            .as_str()
+            .or(content["spec"]["source"]["snapshotHandle"].as_str())?;
+        Some(PathBuf::from(handle))
+    }
+
     /// The snapshot directory a claim's `dataSource` names, if it is a ready snapshot.
     pub(super) fn snapshot_source(&self, claim: &Value, ns: &str) -> Option<PathBuf> {
         let source = &claim["spec"]["dataSource"];
@@ -189,8 +244,46 @@ impl State {
             ns,
             source["name"].as_str()?,
         )?;
-        (snap["status"]["readyToUse"] == true)
-            .then(|| self.snapshot_dir(snap["metadata"]["uid"].as_str()?))
-            .flatten()
+        self.snapshot_data(&snap)
+    }
+
+    /// What deleting a snapshot object does beyond itself: a VolumeSnapshot takes its bound
+    /// content with it, a content its data, when the content's policy is `Delete`.
+    pub(super) fn snapshot_gone(&mut self, plural: &str, gone: &Value) {
+        let content_name = match plural {
+            "volumesnapshots" => gone["status"]["boundVolumeSnapshotContentName"].as_str(),
+            _ => None,
+        };
+        if let Some(name) = content_name {
+            let content_key: Key = (
+                "snapshot.storage.k8s.io".into(),
+                "volumesnapshotcontents".into(),
+                String::new(),
+                name.into(),
+            );
+            let delete = self
+                .objects
+                .get(&content_key)
+                .is_some_and(|c| c.value["spec"]["deletionPolicy"] == "Delete");
+            if let (true, Some(r)) = (
+                delete,
+                self.served("snapshot.storage.k8s.io", "volumesnapshotcontents"),
+            ) {
+                let _ = self.delete(&r, None, name);
+            }
+        }
+        if plural == "volumesnapshotcontents" && gone["spec"]["deletionPolicy"] == "Delete" {
+            let handle = gone["status"]["snapshotHandle"]
+                .as_str()
+                .or(gone["spec"]["source"]["snapshotHandle"].as_str());
+            let ours = self.opts.nodes_dir.as_ref().map(|d| d.join("snapshots"));
+            if let (Some(handle), Some(ours)) = (handle, ours) {
+                let dir = PathBuf::from(handle);
+                // Only a copy this stand-in made, never anything a name could point at.
+                if dir.parent() == Some(ours.as_path()) {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+        }
     }
 }
