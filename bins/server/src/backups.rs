@@ -46,6 +46,9 @@ pub struct Controller<'a> {
     pub health: Arc<crate::http::Health>,
     /// Velero's `--default-volumes-to-fs-backup`: for Backups that do not say.
     pub default_volumes_to_fs_backup: bool,
+    /// Velero's `--default-snapshot-move-data`: for Backups that do not set
+    /// snapshotMoveData.
+    pub default_snapshot_move_data: bool,
     /// Velero's `--fs-backup-timeout`: how long a backup waits for its pod volumes.
     pub fs_backup_timeout: Duration,
     /// The image of the `restore-wait` init container of restored pods (one with
@@ -74,6 +77,7 @@ impl<'a> Controller<'a> {
             downloads: Default::default(),
             health: Default::default(),
             default_volumes_to_fs_backup: false,
+            default_snapshot_move_data: false,
             fs_backup_timeout: Duration::from_secs(4 * 3600),
             restore_helper_image: DEFAULT_IMAGE.into(),
         }
@@ -446,7 +450,7 @@ impl Controller<'_> {
             ttl: Some(ttl),
             discovery: contents.discovery,
             backup_object: Some(serde_json::to_vec(&asked).expect("a Backup is JSON")),
-            extra_files: volumes_file(&volumes.ended),
+            extra_files: volumes_files(&volumes),
             errors,
             warnings,
             resource_policies: policies,
@@ -516,16 +520,22 @@ impl Controller<'_> {
     }
 }
 
-/// The PodVolumeBackups of a backup as a file stored beside it (none without volumes).
-fn volumes_file(ended: &[repo_k8s::velero::PodVolumeBackup]) -> Vec<(String, Vec<u8>)> {
-    if ended.is_empty() {
-        return Vec::new();
+/// The PodVolumeBackups and DataUploads of a backup as files stored beside it (none
+/// without any).
+fn volumes_files(v: &crate::pod_volumes::PodVolumes) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    if !v.ended.is_empty() {
+        let json = serde_json::to_vec(&v.ended).expect("JSON");
+        files.push((
+            crate::pod_volumes::POD_VOLUME_BACKUPS_FILE.to_string(),
+            json,
+        ));
     }
-    let json = serde_json::to_vec(ended).expect("JSON");
-    vec![(
-        crate::pod_volumes::POD_VOLUME_BACKUPS_FILE.to_string(),
-        json,
-    )]
+    if !v.uploads.is_empty() {
+        let json = serde_json::to_vec(&v.uploads).expect("JSON");
+        files.push((crate::snapshot_move::DATA_UPLOADS_FILE.to_string(), json));
+    }
+    files
 }
 
 /// The schedule an object came from (its `velero.io/schedule-name` label; empty for one

@@ -28,6 +28,7 @@ pub mod repository;
 pub mod restores;
 pub mod schedules;
 pub mod serve;
+pub mod snapshot_move;
 pub mod startup;
 pub mod status_requests;
 pub mod sync;

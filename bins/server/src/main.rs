@@ -104,6 +104,10 @@ struct ServeArgs {
     /// not set defaultVolumesToFsBackup; Velero's --default-volumes-to-fs-backup).
     #[arg(long)]
     default_volumes_to_fs_backup: bool,
+    /// Move the CSI snapshots of claims into the repository (for Backups that do not set
+    /// snapshotMoveData; Velero's --default-snapshot-move-data).
+    #[arg(long)]
+    default_snapshot_move_data: bool,
     /// How long a backup waits for its pod volumes (Velero's --fs-backup-timeout).
     #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
     fs_backup_timeout: std::time::Duration,
@@ -571,6 +575,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
         &now,
     );
     controller.default_volumes_to_fs_backup = a.default_volumes_to_fs_backup;
+    controller.default_snapshot_move_data = a.default_snapshot_move_data;
     controller.fs_backup_timeout = a.fs_backup_timeout;
     controller.restore_helper_image = a.restore_helper_image.clone();
     tracing::info!(

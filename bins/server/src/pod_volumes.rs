@@ -45,8 +45,10 @@ pub struct PodVolumes {
     /// Volumes skipped by the rules, with why (for the log).
     pub skipped: Vec<String>,
     /// `(namespace, warning)`: volumes whose data is not in the backup by choice (a
-    /// volume policy's snapshot, not served yet).
+    /// snapshot that cannot be taken or moved).
     pub warnings: Vec<(String, String)>,
+    /// The DataUploads of claims moved through CSI snapshots, as they ended.
+    pub uploads: Vec<repo_k8s::velero::DataUpload>,
 }
 
 pub(crate) fn is_final(p: &PodVolumeBackup) -> bool {
@@ -280,11 +282,17 @@ impl Controller<'_> {
             self.cluster.get(r, ns, name).ok().flatten()
         };
         let agents = self.nodes_with_agents();
+        let move_data = backup
+            .spec
+            .snapshot_move_data
+            .unwrap_or(self.default_snapshot_move_data);
+        let snapshot_claims = move_data && backup.spec.snapshot_volumes != Some(false);
         let mut claims = Claims::default();
         let mut created = Vec::new();
-        // The PodVolumeBackups of each pod, by the pod's place in `pods`.
-        let mut of_pod: Vec<Vec<String>> = vec![Vec::new(); pods.len()];
-        for (at, pod) in pods.iter().enumerate() {
+        // What each pod's volumes take, by the pod's place in `pods`.
+        let mut chosen_of: Vec<Vec<repo_k8s::podvolumes::select::PodVolume>> = Vec::new();
+        let mut snapshots = Vec::new();
+        for pod in pods {
             let ns = pod.namespace().unwrap_or_default().to_string();
             let volume_of_claim = |c: &str| {
                 let pvc = get("persistentvolumeclaims", Some(&ns), c)?;
@@ -309,17 +317,30 @@ impl Controller<'_> {
                 exclude_claims: claims_excluded,
                 volume_of_claim: &volume_of_claim,
                 policy: volume_policies.map(|_| &policy as &repo_k8s::podvolumes::select::PolicyOf),
+                snapshot_claims,
             };
             let mut chosen = choose(pod, &cx);
-            for v in &chosen.snapshot {
-                out.warnings.push((ns.clone(), format!(
-                    "volume {} of pod {ns}/{}: a volume policy asks for a snapshot, which cairn does not take yet (CSI snapshot data movement); its data is not in this backup",
-                    v.name, pod.name())));
-            }
+            let pod_name = pod.name().to_string();
+            snapshots.extend(
+                chosen
+                    .snapshot
+                    .drain(..)
+                    .map(|v| (ns.clone(), pod_name.clone(), v)),
+            );
             claims.apply(pod, &mut chosen);
             out.skipped
                 .extend(chosen.skipped.iter().map(|(_, why)| why.clone()));
-            if chosen.volumes.is_empty() {
+            chosen_of.push(chosen.volumes);
+        }
+        // The snapshots first: a pod's post hooks run once its snapshots are taken and its
+        // file-by-file volumes read.
+        let uploads = self.snapshot_claims(backup, &snapshots, cancel, &mut out);
+        // The PodVolumeBackups of each pod, by the pod's place in `pods`.
+        let mut of_pod: Vec<Vec<String>> = vec![Vec::new(); pods.len()];
+        for (at, pod) in pods.iter().enumerate() {
+            let ns = pod.namespace().unwrap_or_default().to_string();
+            let volumes = &chosen_of[at];
+            if volumes.is_empty() {
                 continue;
             }
             let node = pod
@@ -327,13 +348,13 @@ impl Controller<'_> {
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             if !agents.contains(node) {
-                let names: Vec<&str> = chosen.volumes.iter().map(|v| v.name.as_str()).collect();
+                let names: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
                 out.errors.push((ns.clone(), format!(
                     "no node-agent runs on node {node} (a Running pod labelled {NODE_AGENT_LABEL} in namespace {}): volumes {} of pod {ns}/{} were not backed up; run the node-agent DaemonSet (deploy/node-agent.yaml) on that node",
                     self.namespace, names.join(", "), pod.name())));
                 continue;
             }
-            for v in &chosen.volumes {
+            for v in volumes {
                 let claim_uid = v.claim.as_deref().and_then(|c| {
                     get("persistentvolumeclaims", Some(&ns), c)?
                         .get(&["metadata", "uid"])?
@@ -364,19 +385,19 @@ impl Controller<'_> {
             }
         };
         tell(&[]);
-        if created.is_empty() {
-            return out;
-        }
         let uid = backup.metadata.uid.clone().unwrap_or_default();
         let selector = format!("{BACKUP_UID_LABEL}={uid}");
-        let ended = self.wait_for_ended(
-            &selector,
-            &created,
-            is_final,
-            cancel,
-            &mut out.errors,
-            &mut tell,
-        );
+        let ended = match created.is_empty() {
+            true => Vec::new(),
+            false => self.wait_for_ended(
+                &selector,
+                &created,
+                is_final,
+                cancel,
+                &mut out.errors,
+                &mut tell,
+            ),
+        };
         // Whatever did not end (a timeout, a cancelled backup): the pods' post hooks run
         // all the same, as an application left quiesced is worse than a late resume.
         for (at, pod) in pods.iter().enumerate() {
@@ -405,6 +426,7 @@ impl Controller<'_> {
             }
         }
         out.ended = ended;
+        self.wait_for_uploads(backup, &uploads, cancel, &mut out);
         out
     }
 

@@ -311,6 +311,8 @@ impl Controller<'_> {
         opts.hooks = restore_hook_specs(restore)?;
         let volumes = crate::pod_volumes::backed_up(&repo, &snapshot)?;
         self.plan_pod_volumes(restore, &volumes, &mut opts);
+        let uploads = crate::snapshot_move::moved(&repo, &snapshot)?;
+        self.plan_moved_claims(restore, &uploads, &mut opts);
         let (plan, _notes) = repo_k8s::restore::plan_backup(&repo, &snapshot, &discovery, &opts)
             .map_err(|e| e.to_string())?;
         let policy = spec
@@ -329,8 +331,14 @@ impl Controller<'_> {
             TERMINATING_TIMEOUT,
             control,
         );
-        if !volumes.is_empty() && result.phase != RestorePhase::Failed {
-            let errors = self.restore_pod_volumes(restore, &volumes, &|| control.cancelled());
+        if result.phase != RestorePhase::Failed {
+            // The DataDownloads first: a pod whose claim they fill may also wait for its
+            // pod volumes.
+            let (downloads, mut errors) = self.start_downloads(restore, &uploads, &opts);
+            if !volumes.is_empty() {
+                errors.extend(self.restore_pod_volumes(restore, &volumes, &|| control.cancelled()));
+            }
+            errors.extend(self.wait_for_downloads(restore, &downloads, &|| control.cancelled()));
             if !errors.is_empty() && result.phase == RestorePhase::Completed {
                 result.phase = RestorePhase::PartiallyFailed;
             }

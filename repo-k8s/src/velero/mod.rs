@@ -210,9 +210,42 @@ pub fn go_duration(s: &str) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_secs_f64(total))
 }
 
+/// A duration as Go prints one (`4h0m0s`, `10m0s`, `2s`; below a second `500ms`), the
+/// form Velero's duration fields hold.
+pub fn go_duration_text(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_print_as_go_does_and_read_back() {
+        for (secs, text) in [
+            (14400, "4h0m0s"),
+            (600, "10m0s"),
+            (2, "2s"),
+            (3725, "1h2m5s"),
+        ] {
+            let d = std::time::Duration::from_secs(secs);
+            assert_eq!(go_duration_text(d), text);
+            assert_eq!(go_duration(text), Some(d));
+        }
+        assert_eq!(
+            go_duration_text(std::time::Duration::from_millis(500)),
+            "500ms"
+        );
+    }
 
     #[test]
     fn phases_are_spelled_as_velero_spells_them() {
