@@ -38,6 +38,7 @@ pub fn with_control_plane<T>(
             timeout: Duration::from_secs(600),
             now: &now,
             host_root: Some(host_root(server, node)),
+            mover_image: "cairn/node-agent:test".into(),
         })
         .collect();
     let (stop, leading) = (AtomicBool::new(false), AtomicBool::new(true));

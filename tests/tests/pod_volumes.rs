@@ -119,6 +119,7 @@ fn mover<'a>(
         timeout: Duration::from_secs(600),
         now,
         host_root: None,
+        mover_image: "cairn/node-agent:test".into(),
     }
 }
 

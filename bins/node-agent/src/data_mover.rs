@@ -21,6 +21,7 @@
 //! - at start, what this node left `InProgress` (the node-agent was killed) is `Failed`:
 //!   a backup's data was never committed, and nobody must wait for it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,8 +31,8 @@ use repo_core::OpenOptions;
 use repo_k8s::cluster::Cluster;
 use repo_k8s::informer::{Changes, Informer};
 use repo_k8s::velero::{
-    resource, BackupStorageLocation, Kind, PodVolumeBackup, PodVolumeBackupPhase, PodVolumeRestore,
-    PodVolumeRestorePhase,
+    resource, BackupStorageLocation, DataDownload, DataMovePhase, DataUpload, Kind,
+    PodVolumeBackup, PodVolumeBackupPhase, PodVolumeRestore, PodVolumeRestorePhase,
 };
 use repo_k8s::{Discovery, Object};
 use serde_json::{json, Value};
@@ -39,10 +40,15 @@ use serde_json::{json, Value};
 /// How often a running volume's progress is written.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
+/// How often what was made for moves that are gone is looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
 /// Velero's default `--fs-backup-timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
 
 use repo_k8s::podvolumes::objects::RESTORE_UID_LABEL;
+
+use crate::snapshot_mover::Move;
 
 /// The data mover of one node.
 pub struct DataMover<'a> {
@@ -65,6 +71,9 @@ pub struct DataMover<'a> {
     /// PodVolumeBackups and PodVolumeRestores whose `spec.pod` is this Node and whose
     /// `spec.volume` is an absolute path on it. `None`: such requests fail, saying so.
     pub host_root: Option<PathBuf>,
+    /// The image of the data-mover pods that hold a snapshot's temporary claim (one with
+    /// `/node-agent`: cairn's).
+    pub mover_image: String,
 }
 
 /// Whether a request is for a directory of the node itself (a workflow's hostPath step),
@@ -77,6 +86,7 @@ pub fn is_host_path(pod: &repo_k8s::velero::ObjectReference) -> bool {
 enum Work {
     Backup,
     Restore,
+    Move(crate::snapshot_mover::Direction),
 }
 
 /// A volume being moved.
@@ -89,12 +99,12 @@ struct Job<'s> {
 }
 
 /// Why a volume's move stopped.
-enum Stop {
+pub(crate) enum Stop {
     Canceled,
     Failed(String),
 }
 
-fn failed(e: impl ToString) -> Stop {
+pub(crate) fn failed(e: impl ToString) -> Stop {
     Stop::Failed(e.to_string())
 }
 
@@ -127,24 +137,41 @@ impl DataMover<'_> {
         let ns = Some(self.namespace.clone());
         let wanted = [
             (resource::<PodVolumeBackup>(), ns.clone()),
-            (resource::<PodVolumeRestore>(), ns),
+            (resource::<PodVolumeRestore>(), ns.clone()),
+            (resource::<DataUpload>(), ns.clone()),
+            (resource::<DataDownload>(), ns),
         ];
-        let Ok([pvbs, pvrs]) =
-            <[Informer; 2]>::try_from(self.cluster.informers(&wanted, changes.clone()))
+        let Ok([pvbs, pvrs, uploads, downloads]) =
+            <[Informer; 4]>::try_from(self.cluster.informers(&wanted, changes.clone()))
         else {
-            unreachable!("two informers asked for");
+            unreachable!("four informers asked for");
         };
-        let synced = || pvbs.is_synced() && pvrs.is_synced();
+        let synced =
+            || pvbs.is_synced() && pvrs.is_synced() && uploads.is_synced() && downloads.is_synced();
         while !synced() && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.fail_interrupted(&pvbs, &pvrs);
+        let moves = || -> Vec<Move> {
+            let up = uploads.objects();
+            let down = downloads.objects();
+            (up.iter().filter_map(typed).map(|d| Move::of_upload(&d)))
+                .chain(down.iter().filter_map(typed).map(|d| Move::of_download(&d)))
+                .collect()
+        };
+        self.fail_interrupted(&pvbs, &pvrs, &moves());
+        let mut accepted_at = BTreeMap::new();
+        let mut swept = Instant::now();
         std::thread::scope(|s| {
             let mut jobs: Vec<Job> = Vec::new();
             let mut seen = 0;
             while !stop.load(Ordering::Relaxed) {
                 seen = changes.wait_past(seen, Duration::from_secs(1));
                 jobs.retain(|j| !j.thread.is_finished());
+                let moves = moves();
+                if swept.elapsed() >= SWEEP_EVERY {
+                    swept = Instant::now();
+                    self.sweep(&moves);
+                }
                 let backups: Vec<PodVolumeBackup> = pvbs
                     .objects()
                     .iter()
@@ -163,12 +190,34 @@ impl DataMover<'_> {
                             .iter()
                             .find(|p| p.metadata.name == j.name)
                             .is_none_or(|p| p.spec.cancel),
+                        Work::Move(d) => moves
+                            .iter()
+                            .find(|m| m.direction == d && m.name == j.name)
+                            .is_none_or(|m| m.cancel),
                     };
                     if asked || j.started.elapsed() > self.timeout {
                         j.cancel.store(true, Ordering::Relaxed);
                     }
                 }
                 let busy = |jobs: &[Job], name: &str| jobs.iter().any(|j| j.name == name);
+                let idle: Vec<Move> = moves
+                    .into_iter()
+                    .filter(|m| !busy(&jobs, &m.name))
+                    .collect();
+                for m in self.step_moves(&idle, &mut accepted_at) {
+                    if jobs.len() >= self.load_concurrency.max(1) {
+                        break;
+                    }
+                    let cancel = Arc::new(AtomicBool::new(false));
+                    let c = cancel.clone();
+                    jobs.push(Job {
+                        work: Work::Move(m.direction),
+                        name: m.name.clone(),
+                        cancel,
+                        started: Instant::now(),
+                        thread: s.spawn(move || self.run_move(&m, &c)),
+                    });
+                }
                 let mut waiting: Vec<&PodVolumeBackup> = backups
                     .iter()
                     .filter(|p| {
@@ -234,8 +283,20 @@ impl DataMover<'_> {
         });
     }
 
-    /// Fails what this node left InProgress (a node-agent that stopped).
-    fn fail_interrupted(&self, pvbs: &Informer, pvrs: &Informer) {
+    /// Fails what this node left InProgress (a node-agent that stopped), and deletes what
+    /// was made for such moves and for moves that are gone.
+    fn fail_interrupted(&self, pvbs: &Informer, pvrs: &Informer, moves: &[Move]) {
+        for m in moves {
+            if m.node == self.node
+                && matches!(
+                    m.phase,
+                    DataMovePhase::InProgress | DataMovePhase::Canceling
+                )
+            {
+                self.end_move(m, "Failed", &format!("the node-agent on node {} stopped while it moved this volume's data; nothing of it was committed, and what was made for it is deleted: run the backup or restore again", self.node));
+            }
+        }
+        self.sweep(moves);
         let why = format!("the node-agent on node {} stopped while it moved this volume; nothing of it was committed: back it up again", self.node);
         for p in pvbs.objects().iter().filter_map(typed::<PodVolumeBackup>) {
             if p.spec.node == self.node
@@ -270,7 +331,7 @@ impl DataMover<'_> {
     /// Runs `work` for object `name` of kind `K` with Velero's status: InProgress, progress
     /// every [`PROGRESS_EVERY`], then Completed (with the fields `work` returns), Failed or
     /// Canceled.
-    fn run_job<K: Kind>(
+    pub(crate) fn run_job<K: Kind>(
         &self,
         name: &str,
         in_progress: Value,
@@ -481,7 +542,28 @@ impl DataMover<'_> {
         cancel: &AtomicBool,
         counters: &repo_fs::Counters,
     ) -> Result<Value, Stop> {
-        let repo = self.repository(&pvr.spec.backup_storage_location)?;
+        self.restore_snapshot(
+            &pvr.spec.backup_storage_location,
+            &pvr.spec.snapshot_id,
+            dir,
+            uid,
+            cancel,
+            counters,
+        )
+    }
+
+    /// Restores snapshot `snapshot_id` of location `location` into `dir`, then writes the
+    /// done file of restore `uid` if given.
+    pub(crate) fn restore_snapshot(
+        &self,
+        location: &str,
+        snapshot_id: &str,
+        dir: &Path,
+        uid: Option<&str>,
+        cancel: &AtomicBool,
+        counters: &repo_fs::Counters,
+    ) -> Result<Value, Stop> {
+        let repo = self.repository(location)?;
         let stop = Arc::new(AtomicBool::new(false));
         let opts = repo_fs::RestoreOptions {
             done_file_uid: uid.map(str::to_string),
@@ -489,15 +571,7 @@ impl DataMover<'_> {
             ..Default::default()
         };
         let out = forwarding_cancel(cancel, &stop, || {
-            repo_fs::restore(
-                &repo,
-                &pvr.spec.snapshot_id,
-                "",
-                dir,
-                &opts,
-                counters,
-                &|_| {},
-            )
+            repo_fs::restore(&repo, snapshot_id, "", dir, &opts, counters, &|_| {})
         });
         match out {
             Ok(o) if o.failures.is_empty() => Ok(json!({})),
@@ -512,15 +586,14 @@ impl DataMover<'_> {
             }
             Err(repo_core::Error::Cancelled) => Err(Stop::Canceled),
             Err(e) => Err(failed(format!(
-                "restoring snapshot {} into {}: {e}",
-                pvr.spec.snapshot_id,
+                "restoring snapshot {snapshot_id} into {}: {e}",
                 dir.display()
             ))),
         }
     }
 
     /// The directory of a pod's volume on this node, and the volume's claim if it is one.
-    fn volume_dir(
+    pub(crate) fn volume_dir(
         &self,
         pod_ref: &repo_k8s::velero::ObjectReference,
         volume: &str,
@@ -625,7 +698,7 @@ impl DataMover<'_> {
     }
 
     /// The repository of storage location `name`.
-    fn repository(&self, name: &str) -> Result<repo_core::IndexedRepository, Stop> {
+    pub(crate) fn repository(&self, name: &str) -> Result<repo_core::IndexedRepository, Stop> {
         let o = self
             .cluster
             .get(
@@ -654,7 +727,7 @@ impl DataMover<'_> {
 
     /// Merges `status` into the status of object `name` of kind `K` (Velero's CRDs have no
     /// status subresource: the status is written with the object).
-    fn patch<K: Kind>(&self, name: &str, status: Value) {
+    pub(crate) fn patch<K: Kind>(&self, name: &str, status: Value) {
         let _ = self.cluster.merge_patch(
             &resource::<K>(),
             Some(&self.namespace),
@@ -665,7 +738,11 @@ impl DataMover<'_> {
 }
 
 /// Runs `work` while a thread forwards `cancel` to `stop` (repo-fs watches its own flag).
-fn forwarding_cancel<T>(cancel: &AtomicBool, stop: &AtomicBool, work: impl FnOnce() -> T) -> T {
+pub(crate) fn forwarding_cancel<T>(
+    cancel: &AtomicBool,
+    stop: &AtomicBool,
+    work: impl FnOnce() -> T,
+) -> T {
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         let forwarder = s.spawn(|| {

@@ -4,3 +4,4 @@
 
 pub mod data_mover;
 pub mod restore_wait;
+pub mod snapshot_mover;

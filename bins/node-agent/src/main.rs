@@ -80,6 +80,10 @@ struct ServeArgs {
     /// The longest one volume may take (Velero's --fs-backup-timeout).
     #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
     timeout: std::time::Duration,
+    /// The image of the data-mover pods that hold a CSI snapshot's temporary claim while
+    /// its data moves (it must hold /node-agent; default: cairn's image).
+    #[arg(long, default_value = cairn_server::backups::DEFAULT_IMAGE)]
+    mover_image: String,
     /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -162,6 +166,9 @@ enum Command {
         #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Run in a data-mover pod: hold its volume mounted (the node-agent of the pod's node
+    /// moves the data) until the pod is deleted.
+    Pause,
     /// Verify the repository.
     Check {
         /// Also download and verify every pack.
@@ -356,9 +363,10 @@ fn serve(g: &Global, a: &ServeArgs) -> CliResult {
         timeout: a.timeout,
         now: &now,
         host_root: a.host_root.clone(),
+        mover_image: a.mover_image.clone(),
     };
     eprintln!(
-        "node-agent: moving the pod volumes of node {} (PodVolumeBackups in namespace {}), {} at once",
+        "node-agent: moving the pod volumes and snapshots of node {} (PodVolumeBackups, PodVolumeRestores, DataUploads and DataDownloads in namespace {}), {} at once",
         a.node, a.namespace, a.load_concurrency
     );
     mover.run(&std::sync::atomic::AtomicBool::new(false));
@@ -534,6 +542,9 @@ fn run(cli: Cli) -> CliResult {
                 Err(e) => return Err(fail(1, format!("restore-wait: {e}"))),
             }
         }
+        Command::Pause => loop {
+            std::thread::park();
+        },
         Command::Ls { spec, recursive } => files::ls(g, spec, *recursive)?,
         Command::Diff { a, b } => files::diff(g, a, b)?,
         Command::Snapshots(f) => {

@@ -184,7 +184,19 @@ impl State {
                 "status": {"readyToUse": true, "snapshotHandle": to.display().to_string(),
                     "restoreSize": 0}});
             if let Some(r) = self.served("snapshot.storage.k8s.io", "volumesnapshotcontents") {
+                // A create drops the status (a status subresource): the driver sets it after.
+                let status = content["status"].clone();
                 let _ = self.create(&r, None, content);
+                let key: Key = (
+                    r.group.clone(),
+                    r.plural.clone(),
+                    String::new(),
+                    content_name.clone(),
+                );
+                if let Some(mut made) = self.objects.get(&key).map(|c| c.value.clone()) {
+                    made["status"] = status;
+                    self.store_modified(&key, made);
+                }
             }
             updated["status"] = json!({"readyToUse": true, "boundVolumeSnapshotContentName": content_name,
                 "creationTime": super::now_rfc3339(), "restoreSize": pv["spec"]["capacity"]["storage"]});
