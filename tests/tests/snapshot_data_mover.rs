@@ -250,3 +250,272 @@ fn a_moved_snapshot_and_a_file_system_backup_round_trip_chosen_by_policy() {
         "the small claim was skipped"
     );
 }
+
+/// A namespace `edge` with pod `app` and a claim of each class `classes` names
+/// (`(claim, class, driver)`), whose StorageClasses are made.
+fn edge(server: &ApiServer, classes: &[(&str, &str, &str)]) -> Value {
+    let mut objects =
+        vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "edge"}})];
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    for (claim, class, driver) in classes {
+        objects.push(json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": class}, "provisioner": driver}));
+        objects.push(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": "edge"},
+            "spec": {"storageClassName": class, "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}));
+        volumes.push(json!({"name": claim, "persistentVolumeClaim": {"claimName": claim}}));
+        mounts.push(json!({"name": claim, "mountPath": format!("/{claim}")}));
+    }
+    objects.push(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app", "namespace": "edge"},
+        "spec": {"volumes": volumes, "containers": [{"name": "app", "image": "app", "volumeMounts": mounts}]}}));
+    server.seed(&objects);
+    running_pod(server, "edge", "app")
+}
+
+/// The errors in the results of backup `name`.
+fn backup_errors(store: &Path, name: &str) -> Vec<String> {
+    let repo = cairn_tests::location_repo(store)
+        .load_index(&repo_core::NoProgress)
+        .unwrap();
+    let snap = repo_k8s::catalog::backup_snapshot(&repo, name).unwrap();
+    repo_k8s::catalog::results(&repo, &snap)
+        .unwrap()
+        .errors
+        .messages()
+        .map(|(_, m)| m.to_string())
+        .collect()
+}
+
+/// Without policies, a Backup that moves snapshot data snapshots every claim. A driver
+/// without a VolumeSnapshotClass is an error naming the driver; a snapshot that is not
+/// ready within the Backup's csiSnapshotTimeout is an error saying so, and is deleted; a
+/// claim of another class is still moved.
+#[test]
+fn snapshots_that_cannot_be_taken_are_errors_that_say_why() {
+    let (nodes, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = cluster(nodes.path(), store.path());
+    server.seed(&[json!({"apiVersion": SNAPSHOT, "kind": "VolumeSnapshotClass",
+        "metadata": {"name": "stuck-snap", "labels": {"velero.io/csi-volumesnapshot-class": "true"}},
+        "driver": "csi.stuck", "deletionPolicy": "Delete", "parameters": {"cairn.test/never-ready": "true"}})]);
+    let app = edge(
+        &server,
+        &[
+            ("good", "fast-edge", DRIVER),
+            ("orphan", "other", "csi.other"),
+            ("stuck", "stuck", "csi.stuck"),
+        ],
+    );
+    std::fs::write(mount(&server, &app, "good").join("f"), "kept").unwrap();
+    with_control_plane(&server, &NODES, |_| {
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "b1", "namespace": "velero"},
+            "spec": {"includedNamespaces": ["edge"], "snapshotMoveData": true, "csiSnapshotTimeout": "2s"}})]);
+        let b = ended(&server, "Backup", "b1");
+        assert_eq!(b["status"]["phase"], "PartiallyFailed", "{b}");
+        let uploads = server.list("velero.io/v2alpha1", "DataUpload", Some("velero"));
+        let moved: Vec<(&str, &str)> = uploads
+            .iter()
+            .map(|u| {
+                (
+                    u["spec"]["sourcePVC"].as_str().unwrap(),
+                    u["status"]["phase"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(moved, [("good", "Completed")]);
+        nothing_left(&server, nodes.path());
+    });
+    let errors = backup_errors(store.path(), "b1");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("claim edge/orphan")
+            && e.contains("no VolumeSnapshotClass for CSI driver csi.other")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("claim edge/stuck") && e.contains("was not ready after 2s")),
+        "{errors:?}"
+    );
+}
+
+/// Large enough that its data is still moving when the test acts.
+fn fill_large(dir: &Path) {
+    for i in 0..12 {
+        let bytes = cairn_tests::random_bytes(8 << 20, 100 + i);
+        std::fs::write(dir.join(format!("part-{i}")), bytes).unwrap();
+    }
+}
+
+fn upload_in_progress(server: &ApiServer) -> Value {
+    eventually(120, "a DataUpload InProgress", || {
+        server
+            .list("velero.io/v2alpha1", "DataUpload", Some("velero"))
+            .into_iter()
+            .find(|u| u["status"]["phase"] == "InProgress")
+    })
+}
+
+/// The store's repository checks clean and holds no data of claim `claim`.
+fn nothing_of(store: &Path, claim: &str) {
+    let repo = cairn_tests::location_repo(store)
+        .load_index(&repo_core::NoProgress)
+        .unwrap();
+    let snaps = repo
+        .list_snapshots(&repo_core::SnapshotFilter::default())
+        .unwrap();
+    let tag = format!("pvc={claim}");
+    assert!(
+        snaps.iter().all(|(_, s)| !s.tags.contains(&tag)),
+        "nothing of the stopped upload committed"
+    );
+    let report = repo
+        .check(&repo_core::CheckOptions::read_all(), &repo_core::NoProgress)
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
+
+/// Deleting a Backup while its snapshot's data moves stops the upload: the DataUpload is
+/// cancelled (or deleted with its Backup), and the temporary claim, pod and snapshot go.
+#[test]
+fn deleting_a_backup_mid_upload_cancels_it_and_cleans_up() {
+    let (nodes, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = cluster(nodes.path(), store.path());
+    let db = running_pod(&server, "shop", "db");
+    fill_large(&mount(&server, &db, "data"));
+    with_control_plane(&server, &NODES, |_| {
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "big", "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"], "snapshotMoveData": true,
+                "resourcePolicy": {"kind": "configmap", "name": "volumes"}}})]);
+        let up = upload_in_progress(&server);
+        let name = up["metadata"]["name"].as_str().unwrap().to_string();
+        server.delete("velero.io/v1", "Backup", Some("velero"), "big");
+        let gone_or_ended = eventually(60, "the DataUpload deleted or ended", || {
+            match server.get("velero.io/v2alpha1", "DataUpload", Some("velero"), &name) {
+                None => Some(Value::Null),
+                Some(u) => matches!(
+                    u["status"]["phase"].as_str(),
+                    Some("Completed" | "Failed" | "Canceled")
+                )
+                .then(|| u["status"].clone()),
+            }
+        });
+        assert!(
+            gone_or_ended.is_null() || gone_or_ended["phase"] == "Canceled",
+            "{gone_or_ended}"
+        );
+        nothing_left(&server, nodes.path());
+    });
+    nothing_of(store.path(), "data");
+}
+
+/// A node-agent killed (SIGKILL) while it uploads a snapshot's data: started again, it
+/// fails the DataUpload with the reason and deletes what was made for it; the Backup is
+/// PartiallyFailed naming the claim, nothing of it is committed, the repository checks
+/// clean, and the next backup moves the claim.
+#[test]
+fn a_node_agent_killed_mid_upload_fails_it_and_cleans_up() {
+    use std::process::{Child, Command, Stdio};
+    let (nodes, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = cluster(nodes.path(), store.path());
+    let db = running_pod(&server, "shop", "db");
+    fill_large(&mount(&server, &db, "data"));
+    let work = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(work.path());
+    let bin = cairn_tests::node_agent();
+    let agent = |n: &str| -> Child {
+        Command::new(&bin)
+            .args(["--no-cache", "serve", "--node", n, "--kubeconfig"])
+            .arg(&kubeconfig)
+            .arg("--pods-dir")
+            .arg(server.pods_dir(n).unwrap())
+            .env_remove("CAIRN_REPO")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut serve = Command::new(bin.with_file_name("cairn-server"))
+        .args([
+            "--no-cache",
+            "serve",
+            "--identity",
+            "only",
+            "--metrics-address",
+            "127.0.0.1:0",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .env_remove("CAIRN_REPO")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut agents: Vec<(String, Child)> =
+        NODES.iter().map(|n| (n.to_string(), agent(n))).collect();
+    let backup = |name: &str| {
+        server.seed(&[json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": name, "namespace": "velero"},
+            "spec": {"includedNamespaces": ["shop"], "snapshotMoveData": true,
+                "resourcePolicy": {"kind": "configmap", "name": "volumes"}}})]);
+    };
+    backup("b1");
+    let up = upload_in_progress(&server);
+    let node = up["status"]["node"].as_str().unwrap().to_string();
+    let at = agents.iter().position(|(n, _)| *n == node).unwrap();
+    agents[at].1.kill().unwrap();
+    agents[at].1.wait().unwrap();
+    let name = up["metadata"]["name"].as_str().unwrap();
+    let killed = server
+        .get("velero.io/v2alpha1", "DataUpload", Some("velero"), name)
+        .unwrap();
+    assert_eq!(
+        killed["status"]["phase"], "InProgress",
+        "killed before it ended"
+    );
+    agents[at].1 = agent(&node);
+    let failed = eventually(60, "the DataUpload Failed", || {
+        let u = server.get("velero.io/v2alpha1", "DataUpload", Some("velero"), name)?;
+        (u["status"]["phase"] == "Failed").then_some(u)
+    });
+    assert!(
+        failed["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped while it moved this volume's data"),
+        "{failed}"
+    );
+    let b1 = ended(&server, "Backup", "b1");
+    assert_eq!(b1["status"]["phase"], "PartiallyFailed", "{b1}");
+    nothing_left(&server, nodes.path());
+    backup("b2");
+    let b2 = ended(&server, "Backup", "b2");
+    for (_, child) in agents.iter_mut().chain([(String::new(), serve)].iter_mut()) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(b2["status"]["phase"], "Completed", "{b2}");
+    let errors = backup_errors(store.path(), "b1");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("claim shop/data") && e.contains("failed")),
+        "{errors:?}"
+    );
+    let repo = cairn_tests::location_repo(store.path())
+        .load_index(&repo_core::NoProgress)
+        .unwrap();
+    let of = |backup: &str| {
+        repo.list_snapshots(&repo_core::SnapshotFilter {
+            tags: vec![format!("backup={backup}"), "pvc=data".into()],
+            ..Default::default()
+        })
+        .unwrap()
+        .len()
+    };
+    assert_eq!(
+        (of("b1"), of("b2")),
+        (0, 1),
+        "nothing of the killed upload committed"
+    );
+    let report = repo
+        .check(&repo_core::CheckOptions::read_all(), &repo_core::NoProgress)
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
