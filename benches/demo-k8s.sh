@@ -144,6 +144,73 @@ k get namespace shop -o jsonpath='{.metadata.labels}'; echo
 k get configmap settings -n shop -o jsonpath='{.data}'; echo
 k get deployments -n shop
 
+echo "== a CSI snapshot moved into the repository (Velero's snapshot data mover)"
+# A CSI driver's storage class with the VolumeSnapshotClass Velero picks by its label, and a
+# volume policy: claims of that class are snapshotted, the snapshot's data moved by a
+# node-agent through a data-mover pod (the simulation's snapshotter copies the volume).
+apply - <<'YAML'
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: fast}
+provisioner: csi.demo.cairn
+---
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshotClass
+metadata: {name: fast-snapshots, labels: {velero.io/csi-volumesnapshot-class: "true"}}
+driver: csi.demo.cairn
+deletionPolicy: Delete
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: volume-policies, namespace: velero}
+data:
+  policies.yaml: |
+    version: v1
+    volumePolicies:
+    - conditions: {storageClass: [fast]}
+      action: {type: snapshot}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: ledger}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: journal, namespace: ledger}
+spec: {storageClassName: fast, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ledger, namespace: ledger}
+spec:
+  volumes: [{name: journal, persistentVolumeClaim: {claimName: journal}}]
+  containers: [{name: ledger, image: ledger:1, volumeMounts: [{name: journal, mountPath: /journal}]}]
+YAML
+until [ "$(k get pod ledger -n ledger -o jsonpath='{.status.phase}')" = Running ]; do sleep 0.2; done
+journal() { ls -d "$work"/nodes/*/pods/"$(k get pod ledger -n ledger -o jsonpath='{.metadata.uid}')"/volumes/kubernetes.io~csi/*/mount; }
+printf 'entry 1\nentry 2\n' >"$(journal)/journal.log"
+apply - <<'YAML'
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: ledger-moved, namespace: velero}
+spec: {includedNamespaces: [ledger], snapshotMoveData: true, resourcePolicy: {kind: configmap, name: volume-policies}}
+YAML
+wait_phase backups.velero.io ledger-moved
+k get datauploads.velero.io -n velero -o custom-columns=CLAIM:.spec.sourcePVC,CLASS:.spec.csiSnapshot.snapshotClass,NODE:.status.node,PHASE:.status.phase,BYTES:.status.progress.bytesDone,SNAPSHOT:.status.snapshotID
+echo "   left behind: $(k get volumesnapshots.snapshot.storage.k8s.io -A -o name | wc -l) VolumeSnapshots, $(k get pvc -n velero -o name | wc -l) temporary claims"
+k delete namespace ledger   # its claim's volume goes with it (reclaim policy Delete)
+apply - <<'YAML'
+apiVersion: velero.io/v1
+kind: Restore
+metadata: {name: ledger-back, namespace: velero}
+spec: {backupName: ledger-moved}
+YAML
+wait_phase restores.velero.io ledger-back
+k get datadownloads.velero.io -n velero -o custom-columns=CLAIM:.spec.targetVolume.pvc,NODE:.status.node,PHASE:.status.phase
+until [ "$(k get pod ledger -n ledger -o jsonpath='{.status.phase}')" = Running ]; do sleep 0.2; done
+echo "   claim journal is $(k get pvc journal -n ledger -o jsonpath='{.status.phase}') to $(k get pvc journal -n ledger -o jsonpath='{.spec.volumeName}'); journal.log in it:"
+sed 's/^/     /' "$(journal)/journal.log"
+
 echo "== a Schedule: every minute, its backups kept an hour"
 apply - <<'YAML'
 apiVersion: velero.io/v1

@@ -433,7 +433,7 @@ fn a_node_agent_killed_mid_upload_fails_it_and_cleans_up() {
             .spawn()
             .unwrap()
     };
-    let mut serve = Command::new(bin.with_file_name("cairn-server"))
+    let serve = Command::new(bin.with_file_name("cairn-server"))
         .args([
             "--no-cache",
             "serve",

@@ -179,12 +179,11 @@ impl DataMover<'_> {
                 DataMovePhase::New if m.cancel => {
                     self.end_move(m, "Canceled", "canceled before it started")
                 }
-                DataMovePhase::New => {
-                    if self.accept(m) {
-                        accepted_at.insert(m.name.clone(), Instant::now());
-                        if let Err(why) = self.expose(m) {
-                            self.end_move(m, "Failed", &why);
-                        }
+                // Another node-agent may take it first: then this one leaves it be.
+                DataMovePhase::New if self.accept(m) => {
+                    accepted_at.insert(m.name.clone(), Instant::now());
+                    if let Err(why) = self.expose(m) {
+                        self.end_move(m, "Failed", &why);
                     }
                 }
                 DataMovePhase::Accepted | DataMovePhase::Prepared if m.cancel && mine => {
@@ -416,11 +415,27 @@ impl DataMover<'_> {
                     .unwrap_or_default();
                 for o in found {
                     let owner = o.label(label).unwrap_or_default().to_string();
-                    if !live(direction, &owner) {
+                    // What this loop saw may be older than the object: ask again.
+                    if !live(direction, &owner) && !self.is_live(direction, &owner) {
                         self.clean_up(direction, &owner);
                     }
                 }
             }
+        }
+    }
+
+    /// Whether move `name` exists now and has not ended (an error reading it: yes).
+    fn is_live(&self, direction: Direction, name: &str) -> bool {
+        match self
+            .cluster
+            .get(&Self::resource_of(direction), Some(&self.namespace), name)
+        {
+            Ok(Some(o)) => !matches!(
+                o.str_at(&["status", "phase"]),
+                Some("Completed" | "Failed" | "Canceled")
+            ),
+            Ok(None) => false,
+            Err(_) => true,
         }
     }
 

@@ -82,6 +82,10 @@ fn main() {
         nodes_dir: cli.nodes_dir.clone(),
         ..Default::default()
     });
+    // Simulated nodes come with the CSI snapshotter's CRDs (their stand-in serves them).
+    if !cli.nodes.is_empty() {
+        server.seed(&cairn_tests::apiserver::snapshots::crds());
+    }
     if let Some(dir) = &cli.seed {
         let objects = seed_objects(dir);
         server.seed(&objects);
