@@ -124,8 +124,8 @@ k get podvolumebackups.velero.io -n velero -o custom-columns=POD:.spec.pod.name,
 k get backups.velero.io shop-nightly -n velero -o jsonpath='{.status}'; echo
 
 echo "== disaster: the namespace is deleted, and the claim's volume with it"
-k delete namespace shop
-k delete persistentvolume "$(k get pv -o jsonpath='{.items[0].metadata.name}')"
+k delete namespace shop   # the claim's volume goes with it (reclaim policy Delete)
+echo "   persistent volumes left: $(k get pv -o name | wc -l)"
 k get configmap settings -n shop 2>&1 | sed 's/^/   /' || true
 
 echo "== restore it with a Restore object"
