@@ -139,15 +139,26 @@ impl DataMover<'_> {
             (resource::<PodVolumeBackup>(), ns.clone()),
             (resource::<PodVolumeRestore>(), ns.clone()),
             (resource::<DataUpload>(), ns.clone()),
-            (resource::<DataDownload>(), ns),
+            (resource::<DataDownload>(), ns.clone()),
+            // Only to wake up when a data-mover pod starts running.
+            (
+                Discovery::built_in()
+                    .resolve("pods")
+                    .expect("built in")
+                    .clone(),
+                ns,
+            ),
         ];
-        let Ok([pvbs, pvrs, uploads, downloads]) =
-            <[Informer; 4]>::try_from(self.cluster.informers(&wanted, changes.clone()))
+        let Ok([pvbs, pvrs, uploads, downloads, pods]) =
+            <[Informer; 5]>::try_from(self.cluster.informers(&wanted, changes.clone()))
         else {
-            unreachable!("four informers asked for");
+            unreachable!("five informers asked for");
         };
-        let synced =
-            || pvbs.is_synced() && pvrs.is_synced() && uploads.is_synced() && downloads.is_synced();
+        let synced = || {
+            [&pvbs, &pvrs, &uploads, &downloads, &pods]
+                .iter()
+                .all(|i| i.is_synced())
+        };
         while !synced() && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
         }
